@@ -1,0 +1,1 @@
+"""rnnserve's built-in backends, each a plugin discovered through the ``rnnserve`` entry-point group."""

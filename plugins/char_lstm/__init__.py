@@ -1,0 +1,1 @@
+"""Character-level recurrent language model backend (placeholder until the plugin lands)."""

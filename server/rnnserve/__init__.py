@@ -1,0 +1,19 @@
+"""rnnserve: a gRPC server for recurrent text models, with backends loaded as pluggy plugins.
+
+Plugin authors need only ``hookimpl`` (to mark hook implementations) and the backend
+contracts in :mod:`rnnserve.backends`.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+import pluggy
+
+try:
+    __version__ = version("rnnserve")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0"
+
+#: Marks a plugin's hook implementations: ``@hookimpl def register_backends(register): ...``
+hookimpl = pluggy.HookimplMarker("rnnserve")
+
+__all__ = ["__version__", "hookimpl"]

@@ -1,0 +1,253 @@
+"""Backend contracts: what a plugin implements so the host can serve its models.
+
+Three kinds of backend, one per API service:
+
+* :class:`LanguageModel` (``Generation``): implements only the model math, a batched
+  ``forward`` over token ids and a recurrent state. The host does everything else once
+  for every language model: prefill, continuous batching, sampling, stop sequences,
+  streaming, cancellation, scoring.
+* :class:`Translator` (``Translation``): translates a batch of texts.
+* :class:`Assistant` (``Assistant``): suggestions for the text before a cursor, and
+  incremental sessions.
+
+A backend factory (registered through the ``register_backends`` hook) builds one backend
+instance per configured model: ``factory(spec, context) -> backend``.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+if TYPE_CHECKING:
+    from rnnserve.config import ModelSpec
+
+#: A recurrent state: a tuple of tensors, each with a batch dimension declared by the
+#: backend in ``LanguageModel.state_batch_dims`` (e.g. an LSTM's (h, c), each
+#: [layers, batch, hidden] with batch dim 1).
+State = tuple[torch.Tensor, ...]
+
+
+class ModelKind(enum.Enum):
+    """Which service serves a backend's models."""
+
+    LANGUAGE_MODEL = "language-model"
+    TRANSLATOR = "translator"
+    ASSISTANT = "assistant"
+
+
+class Vocabulary(Protocol):
+    """Maps text to token ids and back.
+
+    Text outside the vocabulary never raises: ``encode`` maps it to ``unk_id`` and
+    reports the distinct unknown characters.
+    """
+
+    @property
+    def size(self) -> int:
+        """Number of token ids (the logits' last dimension)."""
+
+    @property
+    def bos_id(self) -> int:
+        """Token fed first, before any text: the model's start-of-text input."""
+
+    @property
+    def eos_id(self) -> int | None:
+        """Token that ends a generation (finish reason END_OF_TEXT), or None."""
+
+    def encode(self, text: str) -> tuple[list[int], list[str]]:
+        """Token ids of ``text`` and the distinct characters that were unknown."""
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of a sequence of token ids (special tokens decode to "")."""
+
+
+class LanguageModel(ABC):
+    """A recurrent language model. Implement ``forward`` (and optionally a faster ``step``).
+
+    All methods are called from the model's single scheduler thread, under
+    ``torch.inference_mode()``.
+    """
+
+    kind = ModelKind.LANGUAGE_MODEL
+    #: The batch dimension of each tensor of the state, in order.
+    state_batch_dims: tuple[int, ...]
+
+    @property
+    @abstractmethod
+    def vocab(self) -> Vocabulary:
+        """The model's vocabulary."""
+
+    @abstractmethod
+    def initial_state(self, batch_size: int) -> State:
+        """The state before any input, for ``batch_size`` sequences."""
+
+    @abstractmethod
+    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Read a block of tokens (prefill, scoring).
+
+        Args:
+            tokens: [batch, time] int64 token ids.
+            state: the state before ``tokens``, batch ``batch``.
+        Returns:
+            logits [batch, time, vocab] (float32; position t predicts token t+1) and the
+            state after the last token.
+        """
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Read one token per sequence (decoding). Override with a faster fused step.
+
+        Args:
+            tokens: [batch] int64 token ids.
+        Returns:
+            logits [batch, vocab] and the new state.
+        """
+        logits, state = self.forward(tokens[:, None], state)
+        return logits[:, 0], state
+
+    @abstractmethod
+    def parameter_count(self) -> int:
+        """Number of trainable parameters."""
+
+
+@dataclass(frozen=True)
+class TranslateOptions:
+    """Decoding options of one translate call (already validated and defaulted by the host)."""
+
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 1.0
+    max_length_ratio: float = 2.0
+    max_length: int = 256
+    return_attention: bool = False
+
+
+@dataclass
+class Hypothesis:
+    """One candidate translation. ``attention`` is [target pieces][source pieces] when requested."""
+
+    text: str
+    score: float
+    log_probability: float
+    tokens: list[str]
+    attention: list[list[float]] | None = None
+
+
+@dataclass
+class TranslationResult:
+    """The n-best hypotheses of one source text, best first."""
+
+    hypotheses: list[Hypothesis]
+    source_tokens: list[str] = field(default_factory=list)
+
+
+class Translator(ABC):
+    """A sequence-to-sequence translation model; the host batches texts from concurrent calls."""
+
+    kind = ModelKind.TRANSLATOR
+    #: Defaults the host applies when a request leaves an option unset.
+    default_options = TranslateOptions()
+
+    @abstractmethod
+    def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
+        """Translate a batch of texts with one set of options; one result per text, in order."""
+
+    @abstractmethod
+    def parameter_count(self) -> int:
+        """Number of trainable parameters."""
+
+
+class SuggestionKind(enum.Enum):
+    WORD = "word"
+    NEXT_WORDS = "next-words"
+    PHRASE = "phrase"
+
+
+@dataclass(frozen=True)
+class SuggestOptions:
+    """What to suggest (validated and defaulted by the host)."""
+
+    kinds: tuple[SuggestionKind, ...] = (SuggestionKind.WORD,)
+    max_suggestions: int = 3
+    max_phrase_chars: int = 0  # 0: the backend's default
+
+
+@dataclass
+class Suggestion:
+    """One suggestion; see ``rnnserve.v1.Suggestion`` for the meaning of each field."""
+
+    text: str
+    kind: SuggestionKind
+    probability: float
+    absolute_probability: float
+    insert_text: str
+    replace_chars: int = 0
+
+
+class AssistantSession(ABC):
+    """An incremental editing session over one document (text before the cursor)."""
+
+    @abstractmethod
+    def append(self, text: str) -> None:
+        """Append text at the cursor."""
+
+    @abstractmethod
+    def delete(self, chars: int) -> None:
+        """Delete up to ``chars`` characters before the cursor."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Clear the document."""
+
+    @abstractmethod
+    def suggestions(self) -> list[Suggestion]:
+        """Suggestions for the document as it stands."""
+
+    @property
+    @abstractmethod
+    def document_chars(self) -> int:
+        """Length of the document."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the session's resources."""
+
+
+class Assistant(ABC):
+    """A writing assistant."""
+
+    kind = ModelKind.ASSISTANT
+
+    @abstractmethod
+    def suggest(self, text: str, options: SuggestOptions) -> list[Suggestion]:
+        """Suggestions for ``text`` (the text before the cursor)."""
+
+    @abstractmethod
+    def open_session(self, options: SuggestOptions, text: str = "") -> AssistantSession:
+        """Start an incremental session."""
+
+    @abstractmethod
+    def parameter_count(self) -> int:
+        """Number of trainable parameters (of the models it owns or uses)."""
+
+
+Backend = LanguageModel | Translator | Assistant
+
+
+class LoadContext(Protocol):
+    """What a backend factory may ask of the host while loading a model."""
+
+    def resolve_path(self, spec: ModelSpec) -> Path:
+        """The model's directory (``spec.path`` resolved against the config file)."""
+
+    def language_model(self, name: str, timeout: float = 300.0) -> LanguageModel:
+        """Another configured language model, waiting until it is READY (plugins building on plugins)."""
+
+
+#: ``factory(spec, context) -> backend``, registered under a backend name.
+BackendFactory = Callable[["ModelSpec", LoadContext], Backend]

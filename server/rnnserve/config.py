@@ -1,0 +1,140 @@
+"""Server configuration: the TOML file, its defaults, and the per-request limits.
+
+Example (every key optional)::
+
+    [server]
+    host = "127.0.0.1"
+    port = 50051
+    default_models = true        # also serve the models installed plugins ship
+
+    [limits]
+    max_prompt_chars = 8192
+    max_new_tokens = 2048
+
+    [[models]]
+    name = "my-lstm"
+    backend = "char-lstm"
+    path = "models/my-lstm"      # relative to this file
+    [models.options]             # passed to the backend factory
+    quantize = true
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnserve.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Documentation of a trained model; mirrors ``rnnserve.v1.ModelCard``."""
+
+    description: str = ""
+    data: str = ""
+    split: str = ""
+    training_command: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    license: str = ""
+    limitations: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelCard:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to serve: a name, the backend that loads it, and where its files are."""
+
+    name: str
+    backend: str
+    path: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    card: ModelCard | None = None
+    #: Name of the plugin that registered the spec ("config" for the config file).
+    source: str = "config"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request and per-server bounds, checked before any model work."""
+
+    max_prompt_chars: int = 8192
+    max_new_tokens: int = 2048
+    default_max_new_tokens: int = 256
+    max_n: int = 16
+    max_stop_sequences: int = 8
+    max_stop_chars: int = 64
+    max_texts_per_call: int = 64
+    max_text_chars: int = 2000
+    max_beam_size: int = 16
+    max_suggestions: int = 10
+    max_message_bytes: int = 4 * 1024 * 1024
+    #: Sequences decoded together in one step.
+    max_batch_size: int = 128
+    #: Requests waiting per model beyond the running batch; more are RESOURCE_EXHAUSTED.
+    max_queue: int = 256
+    max_sessions: int = 256
+    session_idle_timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``rnnserve serve`` needs."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    #: Serve the models that installed plugins ship, besides those configured here.
+    default_models: bool = True
+    models: tuple[ModelSpec, ...] = ()
+    limits: Limits = Limits()
+    #: Seconds in-flight calls get to finish after SIGTERM.
+    grace_seconds: float = 10.0
+    #: Directory relative model paths are resolved against.
+    base_dir: Path = Path(".")
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigurationError(f"unknown key(s) {unknown} in [{where}]; valid keys: {sorted(names)}")
+    return cls(**raw)
+
+
+def load_config(path: str | Path | None) -> ServerConfig:
+    """Read a TOML config file; None gives the defaults."""
+    if path is None:
+        return ServerConfig()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read config {path}: {exc}") from exc
+    unknown = sorted(set(raw) - {"server", "limits", "models"})
+    if unknown:
+        raise ConfigurationError(f"unknown section(s) {unknown} in {path}; valid: server, limits, models")
+    server = dict(raw.get("server", {}))
+    limits = _build(Limits, raw.get("limits", {}), "limits")
+    models = []
+    for entry in raw.get("models", []):
+        entry = dict(entry)
+        if "name" not in entry or "backend" not in entry:
+            raise ConfigurationError(f"each [[models]] entry needs 'name' and 'backend' (got {entry})")
+        card = entry.pop("card", None)
+        spec = _build(ModelSpec, entry, "models")
+        models.append(dataclasses.replace(spec, card=ModelCard.from_dict(card) if card else None))
+    names = [m.name for m in models]
+    if len(names) != len(set(names)):
+        raise ConfigurationError(f"duplicate model names in {path}: {names}")
+    return _build(ServerConfig, {**server, "limits": limits, "models": tuple(models),
+                                 "base_dir": path.resolve().parent}, "server")

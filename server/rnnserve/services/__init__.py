@@ -1,0 +1,1 @@
+"""gRPC servicers: thin adapters from protobuf messages to the scheduler and back."""

@@ -1,0 +1,1 @@
+"""Test kit for plugin authors: fixtures and a backend conformance suite."""
