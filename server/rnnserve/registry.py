@@ -1,0 +1,177 @@
+"""The model repository: which models are configured, their state, and their schedulers.
+
+Each model loads on its own thread (LOADING -> READY or FAILED with the reason); a model
+that fails to load never stops the others. A READY model has one scheduler thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnserve.backends import Assistant, Backend, LanguageModel, ModelKind, Translator
+from rnnserve.config import ModelCard, ModelSpec, ServerConfig
+from rnnserve.errors import ModelNotFound, ModelUnavailable
+from rnnserve.plugins import PluginHost, PluginInfo
+from rnnserve.scheduler import LanguageModelScheduler, SchedulerStats
+from rnnserve.workers import SerialWorker, TranslationScheduler
+
+log = logging.getLogger("rnnserve.registry")
+
+CARD_FILE = "model_card.json"
+
+
+class ModelState:
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+Worker = LanguageModelScheduler | TranslationScheduler | SerialWorker
+
+
+@dataclass
+class ModelEntry:
+    """One configured model and, once READY, its backend and scheduler."""
+
+    spec: ModelSpec
+    plugin: PluginInfo | None
+    state: str = ModelState.LOADING
+    reason: str = ""
+    kind: ModelKind | None = None
+    backend: Backend | None = None
+    worker: Worker | None = None
+    card: ModelCard | None = None
+    parameter_count: int = 0
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def stats(self) -> SchedulerStats:
+        return self.worker.stats if self.worker is not None else SchedulerStats()
+
+
+class ModelRegistry:
+    """Name -> model, for every model the config and the plugins provide."""
+
+    def __init__(self, host: PluginHost, config: ServerConfig,
+                 on_change: Callable[[ModelEntry], None] | None = None) -> None:
+        self.host = host
+        self.config = config
+        self._on_change = on_change
+        specs: dict[str, ModelSpec] = {}
+        if config.default_models:
+            specs.update((s.name, s) for s in host.models)
+        specs.update((s.name, s) for s in config.models)  # the config file wins
+        self._entries = {
+            name: ModelEntry(spec, host.backends[spec.backend][1] if spec.backend in host.backends else None)
+            for name, spec in specs.items()
+        }
+
+    # -- loading ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load every model on its own thread."""
+        for entry in self._entries.values():
+            threading.Thread(target=self._load, args=(entry,), name=f"load:{entry.name}", daemon=True).start()
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Block until every model is READY or FAILED; False on timeout."""
+        return all(entry.ready.wait(timeout) for entry in self._entries.values())
+
+    def stop(self) -> None:
+        for entry in self._entries.values():
+            if entry.worker is not None:
+                entry.worker.stop()
+
+    def resolve_path(self, spec: ModelSpec) -> Path:
+        if spec.path is None:
+            raise ValueError(f"model {spec.name!r} has no path")
+        path = Path(spec.path)
+        return path if path.is_absolute() else (self.config.base_dir / path).resolve()
+
+    def language_model(self, name: str, timeout: float = 300.0) -> LanguageModel:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise ValueError(f"language model {name!r} is not configured")
+        entry.ready.wait(timeout)
+        if entry.state != ModelState.READY or not isinstance(entry.backend, LanguageModel):
+            raise ValueError(f"language model {name!r} is not ready ({entry.state}: {entry.reason})")
+        return entry.backend
+
+    def _load(self, entry: ModelEntry) -> None:
+        spec = entry.spec
+        try:
+            if spec.backend not in self.host.backends:
+                raise ValueError(f"unknown backend {spec.backend!r}; available: {sorted(self.host.backends) or 'none'}")
+            factory, _ = self.host.backends[spec.backend]
+            backend = factory(spec, self)
+            entry.kind = _kind_of(backend)
+            entry.card = spec.card or self._read_card(spec)
+            entry.parameter_count = int(backend.parameter_count())
+            entry.worker = self._make_worker(entry.name, backend)
+            entry.worker.start()
+            entry.backend = backend
+            entry.state = ModelState.READY
+            log.info("model %s ready (%s, %s parameters)", entry.name, spec.backend, f"{entry.parameter_count:,}")
+        except Exception as exc:
+            entry.state, entry.reason = ModelState.FAILED, f"{type(exc).__name__}: {exc}"
+            log.error("model %s failed to load: %s", entry.name, entry.reason, exc_info=exc)
+        finally:
+            entry.ready.set()
+            if self._on_change is not None:
+                self._on_change(entry)
+
+    def _read_card(self, spec: ModelSpec) -> ModelCard | None:
+        if spec.path is None:
+            return None
+        path = self.resolve_path(spec) / CARD_FILE
+        return ModelCard.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+    def _make_worker(self, name: str, backend: Backend) -> Worker:
+        limits = self.config.limits
+        if isinstance(backend, LanguageModel):
+            return LanguageModelScheduler(name, backend, max_batch_size=limits.max_batch_size,
+                                          max_queue=limits.max_queue)
+        if isinstance(backend, Translator):
+            return TranslationScheduler(name, backend, max_batch_texts=limits.max_batch_size,
+                                        max_queue=limits.max_queue)
+        return SerialWorker(name, max_queue=limits.max_queue)
+
+    # -- lookup ----------------------------------------------------------------------
+
+    def entries(self) -> list[ModelEntry]:
+        return sorted(self._entries.values(), key=lambda e: e.name)
+
+    def find(self, name: str) -> ModelEntry:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise ModelNotFound(name, "configured", [e.name for e in self.entries()])
+        return entry
+
+    def get(self, name: str, kind: ModelKind) -> ModelEntry:
+        """The READY model ``name`` of ``kind``; NOT_FOUND lists the models of that kind."""
+        entry = self._entries.get(name)
+        if entry is None or (entry.kind is not None and entry.kind != kind):
+            available = [e.name for e in self.entries() if e.kind == kind]
+            raise ModelNotFound(name, kind.value, available)
+        if entry.state == ModelState.LOADING:
+            raise ModelUnavailable(f"model {name!r} is still loading; retry shortly")
+        if entry.state == ModelState.FAILED:
+            raise ModelUnavailable(f"model {name!r} failed to load: {entry.reason}")
+        return entry
+
+
+def _kind_of(backend: object) -> ModelKind:
+    for cls in (LanguageModel, Translator, Assistant):
+        if isinstance(backend, cls):
+            return cls.kind
+    raise TypeError(f"backend factory returned {type(backend).__name__}, not a LanguageModel, Translator "
+                    "or Assistant (see rnnserve.backends)")

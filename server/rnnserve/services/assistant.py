@@ -1,0 +1,118 @@
+"""``rnnserve.v1.Assistant``: suggestions and incremental typing sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc import aio
+
+from rnnserve import validation
+from rnnserve.backends import Assistant, AssistantSession, ModelKind, Suggestion, SuggestionKind
+from rnnserve.config import Limits
+from rnnserve.errors import InvalidArgument, Overloaded, RnnserveError, SessionError, grpc_errors
+from rnnserve.registry import ModelRegistry
+from rnnserve.workers import SerialWorker
+from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
+
+KINDS = {kind: raw for raw, kind in validation.SUGGESTION_KINDS.items()}
+
+
+class SessionExpired(RnnserveError):
+    """A session saw no event for longer than the idle timeout."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def _suggestion_pb(s: Suggestion) -> assistant_pb2.Suggestion:
+    return assistant_pb2.Suggestion(text=s.text, kind=KINDS[SuggestionKind(s.kind)], probability=s.probability,
+                                    absolute_probability=s.absolute_probability, insert_text=s.insert_text,
+                                    replace_chars=s.replace_chars)
+
+
+class AssistantService(assistant_pb2_grpc.AssistantServicer):
+    def __init__(self, registry: ModelRegistry, limits: Limits) -> None:
+        self.registry = registry
+        self.limits = limits
+        self.open_sessions = 0
+
+    def _assistant(self, model: str) -> tuple[Assistant, SerialWorker]:
+        validation.check_model_name(model)
+        entry = self.registry.get(model, ModelKind.ASSISTANT)
+        assert isinstance(entry.backend, Assistant) and isinstance(entry.worker, SerialWorker)
+        return entry.backend, entry.worker
+
+    @grpc_errors
+    async def Suggest(self, request: assistant_pb2.SuggestRequest,
+                      context: aio.ServicerContext) -> assistant_pb2.SuggestResponse:
+        validation.check_chars("text", request.text, "max_prompt_chars", self.limits.max_prompt_chars)
+        backend, worker = self._assistant(request.model)
+        options = validation.suggest_options(request.options, self.limits)
+        suggestions = await worker.run(lambda: backend.suggest(request.text, options))
+        return assistant_pb2.SuggestResponse(model=request.model,
+                                             suggestions=[_suggestion_pb(s) for s in suggestions])
+
+    @grpc_errors
+    async def Session(self, request_iterator: AsyncIterator[assistant_pb2.SessionRequest],
+                      context: aio.ServicerContext) -> AsyncIterator[assistant_pb2.SessionResponse]:
+        requests = aiter(request_iterator)
+        first = await self._next(requests)
+        if first is None:
+            return
+        if first.WhichOneof("event") != "open":
+            raise SessionError("the first message of a Session must be 'open'")
+        validation.check_chars("text", first.open.text, "max_prompt_chars", self.limits.max_prompt_chars)
+        backend, worker = self._assistant(first.open.model)
+        options = validation.suggest_options(first.open.options, self.limits)
+        if self.open_sessions >= self.limits.max_sessions:
+            raise Overloaded(f"{self.open_sessions} sessions are open (limit max_sessions="
+                             f"{self.limits.max_sessions}); retry later")
+        self.open_sessions += 1
+        session_id = uuid.uuid4().hex
+        session: AssistantSession | None = None
+        try:
+            session = await worker.run(lambda: backend.open_session(options, first.open.text))
+            event_index = 0
+            while True:
+                current = session
+                suggestions = await worker.run(current.suggestions)
+                yield assistant_pb2.SessionResponse(
+                    session_id=session_id, event_index=event_index,
+                    suggestions=[_suggestion_pb(s) for s in suggestions], document_chars=current.document_chars)
+                message = await self._next(requests)
+                if message is None:
+                    return
+                event_index += 1
+                await worker.run(lambda m=message: self._apply(current, m))
+        finally:
+            self.open_sessions -= 1
+            if session is not None:
+                closing = session
+                await worker.run(closing.close)
+
+    async def _next(self, requests: AsyncIterator[assistant_pb2.SessionRequest]
+                    ) -> assistant_pb2.SessionRequest | None:
+        """The next client message; None when the client closed its side."""
+        try:
+            return await asyncio.wait_for(anext(requests), self.limits.session_idle_timeout_s)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as exc:
+            raise SessionExpired(f"session idle for more than {self.limits.session_idle_timeout_s:g} s "
+                                 "(limit session_idle_timeout_s)") from exc
+
+    def _apply(self, session: AssistantSession, message: assistant_pb2.SessionRequest) -> None:
+        event = message.WhichOneof("event")
+        if event == "append":
+            if session.document_chars + len(message.append.text) > self.limits.max_prompt_chars:
+                raise InvalidArgument(f"document would exceed the server limit max_prompt_chars="
+                                      f"{self.limits.max_prompt_chars}")
+            session.append(message.append.text)
+        elif event == "delete":
+            session.delete(message.delete.chars)
+        elif event == "reset":
+            session.reset()
+        else:
+            raise SessionError(f"unexpected Session event {event!r}: 'open' only comes first")

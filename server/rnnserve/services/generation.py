@@ -1,0 +1,142 @@
+"""``rnnserve.v1.Generation``: thin adapter from protobuf to the language-model scheduler."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+
+from grpc import aio
+
+from rnnserve import validation
+from rnnserve.backends import ModelKind
+from rnnserve.config import Limits
+from rnnserve.errors import grpc_errors
+from rnnserve.registry import ModelRegistry
+from rnnserve.scheduler import Event, FinishReason, LanguageModelScheduler, RequestHandle
+from rnnserve_client.v1 import generation_pb2, generation_pb2_grpc
+
+FINISH_REASONS = {
+    FinishReason.LENGTH: generation_pb2.FINISH_REASON_LENGTH,
+    FinishReason.STOP_SEQUENCE: generation_pb2.FINISH_REASON_STOP_SEQUENCE,
+    FinishReason.END_OF_TEXT: generation_pb2.FINISH_REASON_END_OF_TEXT,
+    FinishReason.CANCELLED: generation_pb2.FINISH_REASON_CANCELLED,
+}
+
+
+def _logprobs_pb(pairs: list[tuple[str, float]]) -> list[generation_pb2.TokenLogprob]:
+    return [generation_pb2.TokenLogprob(token=t, logprob=lp) for t, lp in pairs]
+
+
+class GenerationService(generation_pb2_grpc.GenerationServicer):
+    def __init__(self, registry: ModelRegistry, limits: Limits) -> None:
+        self.registry = registry
+        self.limits = limits
+
+    def _scheduler(self, model: str) -> LanguageModelScheduler:
+        worker = self.registry.get(model, ModelKind.LANGUAGE_MODEL).worker
+        assert isinstance(worker, LanguageModelScheduler)
+        return worker
+
+    def _submit(self, request: generation_pb2.GenerateRequest,
+                context: aio.ServicerContext) -> tuple[RequestHandle, list[str]]:
+        params = validation.sampling_params(request, self.limits)
+        scheduler = self._scheduler(request.model)
+        ids, unknown = scheduler.vocab.encode(request.prompt)
+        handle = scheduler.submit(ids, params)
+        # Client cancel or deadline: the scheduler drops the request at its next step.
+        context.add_done_callback(lambda _: handle.cancel())
+        return handle, unknown
+
+    @grpc_errors
+    async def Generate(self, request: generation_pb2.GenerateRequest,
+                       context: aio.ServicerContext) -> generation_pb2.GenerateResponse:
+        handle, unknown = self._submit(request, context)
+        completions = [generation_pb2.Completion(index=i, seed=handle.seed + i) for i in range(handle.params.n)]
+        try:
+            async for events in handle.events():
+                for event in events:
+                    completion = completions[event.index]
+                    completion.text += event.text
+                    completion.logprobs.extend(_logprobs_pb(event.logprobs))
+                    if event.finish_reason is not None:
+                        completion.finish_reason = FINISH_REASONS[event.finish_reason]
+                        completion.generated_tokens = event.generated_tokens
+                        completion.stop_sequence = event.stop_sequence
+        finally:
+            handle.cancel()
+        return generation_pb2.GenerateResponse(
+            model=request.model,
+            completions=completions,
+            prompt_tokens=len(handle.prompt_ids),
+            unknown_characters=unknown,
+            timing=_timing(handle),
+        )
+
+    @grpc_errors
+    async def GenerateStream(self, request: generation_pb2.GenerateRequest,
+                             context: aio.ServicerContext) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
+        handle, unknown = self._submit(request, context)
+        first = set(range(handle.params.n))
+        try:
+            async for events in handle.events():
+                for event in _coalesce(events):
+                    chunk = generation_pb2.GenerateStreamResponse(
+                        index=event.index, text=event.text, logprobs=_logprobs_pb(event.logprobs), seed=event.seed)
+                    if event.index in first:
+                        first.discard(event.index)
+                        chunk.unknown_characters.extend(unknown)
+                    if event.finish_reason is not None:
+                        chunk.finish_reason = FINISH_REASONS[event.finish_reason]
+                        chunk.generated_tokens = event.generated_tokens
+                        chunk.stop_sequence = event.stop_sequence
+                    yield chunk
+        finally:
+            handle.cancel()
+
+    @grpc_errors
+    async def Score(self, request: generation_pb2.ScoreRequest,
+                    context: aio.ServicerContext) -> generation_pb2.ScoreResponse:
+        validation.score_inputs(request, self.limits)
+        scheduler = self._scheduler(request.model)
+        text_ids, unknown_text = scheduler.vocab.encode(request.text)
+        context_ids, unknown_context = scheduler.vocab.encode(request.context)
+        result = await scheduler.score(text_ids, context_ids)
+        if len(text_ids) == len(request.text):  # one token per character: report the real characters
+            tokens = [(ch, lp) for ch, (_, lp) in zip(request.text, result.tokens, strict=True)]
+        else:
+            tokens = result.tokens
+        nats = result.nats_per_token
+        return generation_pb2.ScoreResponse(
+            model=request.model,
+            logprobs=_logprobs_pb(tokens),
+            total_logprob=result.total,
+            nats_per_char=nats,
+            bits_per_char=nats / math.log(2),
+            perplexity=math.exp(nats),
+            unknown_characters=list(dict.fromkeys(unknown_context + unknown_text)),
+        )
+
+
+def _coalesce(events: list[Event]) -> list[Event]:
+    """Merge consecutive events of the same sample into one chunk (fewer, larger messages)."""
+    merged: dict[int, Event] = {}
+    for event in events:
+        last = merged.get(event.index)
+        if last is None:
+            merged[event.index] = Event(event.index, event.seed, event.text, list(event.logprobs),
+                                        event.finish_reason, event.generated_tokens, event.stop_sequence)
+        else:
+            last.text += event.text
+            last.logprobs.extend(event.logprobs)
+            last.finish_reason = event.finish_reason
+            last.generated_tokens = event.generated_tokens
+            last.stop_sequence = event.stop_sequence
+    return list(merged.values())
+
+
+def _timing(handle: RequestHandle) -> generation_pb2.Timing:
+    admitted = handle.admitted_at or handle.submitted_at
+    finished = handle.finished_at or admitted
+    return generation_pb2.Timing(queue_seconds=admitted - handle.submitted_at,
+                                 prefill_seconds=handle.prefill_seconds,
+                                 generation_seconds=finished - admitted)

@@ -1,0 +1,64 @@
+"""A real rnnserve server on a free loopback port, run on a background thread.
+
+Used by rnnserve's own tests and by plugin authors' tests (see ``rnnserve.testing``)::
+
+    with running_server(config, host) as server:
+        client = Client(server.target)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from rnnserve.app import App, create_server
+from rnnserve.config import ServerConfig
+from rnnserve.plugins import PluginHost
+
+T = TypeVar("T")
+
+
+class ServerThread:
+    """An event loop on its own thread hosting one started ``App``."""
+
+    def __init__(self, config: ServerConfig, host: PluginHost | None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="rnnserve-test-server", daemon=True)
+        self._thread.start()
+        self.app: App = self.call(self._start(config, host))
+
+    async def _start(self, config: ServerConfig, host: PluginHost | None) -> App:
+        app = create_server("127.0.0.1:0", config, host)
+        await app.start()
+        return app
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.app.port}"
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        """Run a coroutine on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self, grace: float = 0.5) -> None:
+        try:
+            self.call(self.app.stop(grace))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+            self.loop.close()
+
+
+@contextmanager
+def running_server(config: ServerConfig | None = None, host: PluginHost | None = None,
+                   wait_loaded: float = 120) -> Iterator[ServerThread]:
+    """Start a server on 127.0.0.1:0, wait until every model is loaded, stop it afterwards."""
+    server = ServerThread(config or ServerConfig(), host)
+    try:
+        server.app.registry.wait_loaded(wait_loaded)
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,121 @@
+"""Request validation: protobuf requests -> checked parameter objects, before any model work.
+
+Every violation raises InvalidArgument (or LimitExceeded, whose message names the limit).
+"""
+
+from __future__ import annotations
+
+import math
+
+from rnnserve.backends import SuggestionKind, SuggestOptions, TranslateOptions
+from rnnserve.config import Limits
+from rnnserve.errors import InvalidArgument, LimitExceeded
+from rnnserve.sampling import MAX_SEED, SamplingParams
+from rnnserve_client.v1 import assistant_pb2, generation_pb2, translation_pb2
+
+SUGGESTION_KINDS = {
+    assistant_pb2.SUGGESTION_KIND_WORD: SuggestionKind.WORD,
+    assistant_pb2.SUGGESTION_KIND_NEXT_WORDS: SuggestionKind.NEXT_WORDS,
+    assistant_pb2.SUGGESTION_KIND_PHRASE: SuggestionKind.PHRASE,
+}
+
+
+def _in_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
+    if math.isnan(value) or value > high or value < low or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise InvalidArgument(f"{name} must be in {bracket}{low}, {high}], got {value}")
+    return value
+
+
+def check_chars(what: str, text: str, limit_name: str, limit: int) -> None:
+    if len(text) > limit:
+        raise LimitExceeded(f"{what} length", len(text), limit_name, limit)
+
+
+def check_model_name(name: str) -> None:
+    if not name:
+        raise InvalidArgument("model is required (see Models.ListModels)")
+
+
+def sampling_params(request: generation_pb2.GenerateRequest, limits: Limits) -> SamplingParams:
+    """Checked SamplingParams of a GenerateRequest."""
+    check_model_name(request.model)
+    check_chars("prompt", request.prompt, "max_prompt_chars", limits.max_prompt_chars)
+    max_new = request.max_new_tokens or limits.default_max_new_tokens
+    if max_new > limits.max_new_tokens:
+        raise LimitExceeded("max_new_tokens", max_new, "max_new_tokens", limits.max_new_tokens)
+    n = request.n or 1
+    if n > limits.max_n:
+        raise LimitExceeded("n", n, "max_n", limits.max_n)
+    stops = tuple(request.stop)
+    if len(stops) > limits.max_stop_sequences:
+        raise LimitExceeded("number of stop sequences", len(stops), "max_stop_sequences", limits.max_stop_sequences)
+    for stop in stops:
+        if not stop:
+            raise InvalidArgument("stop sequences must not be empty")
+        check_chars("stop sequence", stop, "max_stop_chars", limits.max_stop_chars)
+    temperature = request.temperature if request.HasField("temperature") else 1.0
+    top_p = request.top_p if request.HasField("top_p") else 1.0
+    penalty = request.repetition_penalty if request.HasField("repetition_penalty") else 1.0
+    seed = request.seed if request.HasField("seed") else None
+    if seed is not None and seed > MAX_SEED - limits.max_n:
+        raise InvalidArgument(f"seed must be below {MAX_SEED - limits.max_n}, got {seed}")
+    return SamplingParams(
+        max_new_tokens=max_new,
+        temperature=_in_range("temperature", temperature, 0.0, 100.0),
+        top_k=request.top_k,
+        top_p=_in_range("top_p", top_p, 0.0, 1.0, low_open=True),
+        repetition_penalty=_in_range("repetition_penalty", penalty, 0.0, 10.0, low_open=True),
+        n=n,
+        stop=stops,
+        seed=seed,
+        logprobs=request.logprobs,
+    )
+
+
+def score_inputs(request: generation_pb2.ScoreRequest, limits: Limits) -> None:
+    check_model_name(request.model)
+    if not request.text:
+        raise InvalidArgument("text to score must not be empty")
+    check_chars("context + text", request.context + request.text, "max_prompt_chars", limits.max_prompt_chars)
+
+
+def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
+                      defaults: TranslateOptions) -> TranslateOptions:
+    """Checked TranslateOptions of a TranslateRequest, defaults from the model."""
+    check_model_name(request.model)
+    if not request.texts:
+        raise InvalidArgument("texts must hold at least one text")
+    if len(request.texts) > limits.max_texts_per_call:
+        raise LimitExceeded("number of texts", len(request.texts), "max_texts_per_call", limits.max_texts_per_call)
+    for text in request.texts:
+        check_chars("text", text, "max_text_chars", limits.max_text_chars)
+    beam = request.beam_size or defaults.beam_size
+    if beam > limits.max_beam_size:
+        raise LimitExceeded("beam_size", beam, "max_beam_size", limits.max_beam_size)
+    n_best = request.n_best or 1
+    if n_best > beam:
+        raise InvalidArgument(f"n_best ({n_best}) must not exceed beam_size ({beam})")
+    return TranslateOptions(
+        beam_size=beam,
+        n_best=n_best,
+        length_penalty=_in_range("length_penalty", request.length_penalty, 0.0, 5.0)
+        if request.HasField("length_penalty") else defaults.length_penalty,
+        max_length_ratio=_in_range("max_length_ratio", request.max_length_ratio, 0.0, 10.0, low_open=True)
+        if request.HasField("max_length_ratio") else defaults.max_length_ratio,
+        max_length=min(request.max_length or defaults.max_length, defaults.max_length),
+        return_attention=request.return_attention,
+    )
+
+
+def suggest_options(options: assistant_pb2.SuggestOptions, limits: Limits) -> SuggestOptions:
+    """Checked SuggestOptions."""
+    kinds = []
+    for raw in options.kinds:
+        if raw not in SUGGESTION_KINDS:
+            raise InvalidArgument(f"unknown suggestion kind {raw}; valid: WORD, NEXT_WORDS, PHRASE")
+        kinds.append(SUGGESTION_KINDS[raw])
+    count = options.max_suggestions or 3
+    if count > limits.max_suggestions:
+        raise LimitExceeded("max_suggestions", count, "max_suggestions", limits.max_suggestions)
+    return SuggestOptions(tuple(dict.fromkeys(kinds)) or (SuggestionKind.WORD,), count, options.max_phrase_chars)
