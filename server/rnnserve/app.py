@@ -19,16 +19,6 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
-from rnnserve.backends import ModelKind
-from rnnserve.config import ServerConfig
-from rnnserve.errors import Draining, status_for
-from rnnserve.plugins import PluginHost, load_plugins
-from rnnserve.registry import ModelEntry, ModelRegistry, ModelState
-from rnnserve.services.assistant import AssistantService
-from rnnserve.services.generation import GenerationService
-from rnnserve.services.models import ModelsService
-from rnnserve.services.translation import TranslationService
 from rnnserve_client.v1 import (
     assistant_pb2,
     assistant_pb2_grpc,
@@ -39,6 +29,16 @@ from rnnserve_client.v1 import (
     translation_pb2,
     translation_pb2_grpc,
 )
+
+from rnnserve.backends import ModelKind
+from rnnserve.config import ServerConfig
+from rnnserve.errors import Draining, status_for
+from rnnserve.plugins import PluginHost, load_plugins
+from rnnserve.registry import ModelEntry, ModelRegistry, ModelState
+from rnnserve.services.assistant import AssistantService
+from rnnserve.services.generation import GenerationService
+from rnnserve.services.models import ModelsService
+from rnnserve.services.translation import TranslationService
 
 log = logging.getLogger("rnnserve.app")
 
@@ -53,30 +53,73 @@ EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
 class DrainInterceptor(aio.ServerInterceptor):
-    """Refuses new calls with UNAVAILABLE once the server is draining (health and reflection exempt)."""
+    """Counts in-flight calls and, once draining, refuses new ones with UNAVAILABLE.
+
+    Health and reflection are exempt: a draining server keeps answering NOT_SERVING.
+    """
 
     def __init__(self) -> None:
         self.draining = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is in flight; False if ``timeout`` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def _enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if not self.draining or handler is None or details.method.startswith(EXEMPT_PREFIXES):
+        if handler is None or details.method.startswith(EXEMPT_PREFIXES):
             return handler
-        code, message = status_for(Draining())
-
-        async def refuse(request: Any, context: aio.ServicerContext) -> None:
-            await context.abort(code, message)
-
-        if handler.request_streaming and handler.response_streaming:
-            return grpc.stream_stream_rpc_method_handler(refuse)
-        if handler.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(refuse)
         if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(refuse)
-        return grpc.unary_unary_rpc_method_handler(refuse)
+            behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
+
+            async def streaming(request: Any, context: aio.ServicerContext) -> Any:
+                if self.draining:
+                    await context.abort(*status_for(Draining()))
+                self._enter()
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                finally:
+                    self._leave()
+
+            make = grpc.stream_stream_rpc_method_handler if handler.request_streaming \
+                else grpc.unary_stream_rpc_method_handler
+            return make(streaming, request_deserializer=handler.request_deserializer,
+                        response_serializer=handler.response_serializer)
+        behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
+
+        async def unary(request: Any, context: aio.ServicerContext) -> Any:
+            if self.draining:
+                await context.abort(*status_for(Draining()))
+            self._enter()
+            try:
+                return await behavior(request, context)
+            finally:
+                self._leave()
+
+        make = grpc.stream_unary_rpc_method_handler if handler.request_streaming \
+            else grpc.unary_unary_rpc_method_handler
+        return make(unary, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)
 
 
 @dataclass
@@ -99,10 +142,18 @@ class App:
         self.registry.start()
 
     async def stop(self, grace: float | None = None) -> None:
-        """Drain: NOT_SERVING, refuse new calls, let in-flight ones finish, stop."""
+        """Drain, then stop.
+
+        Health turns NOT_SERVING and new calls get UNAVAILABLE while the port stays open,
+        so load balancers see the change; in-flight calls get ``grace`` seconds to finish;
+        then the server stops (cancelling whatever is left) and the schedulers exit.
+        """
+        grace = self.config.grace_seconds if grace is None else grace
         self.drain.draining = True
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.config.grace_seconds if grace is None else grace)
+        if not await self.drain.wait_idle(grace):
+            log.warning("grace period over with %d calls in flight; cancelling them", self.drain.in_flight)
+        await self.server.stop(0.5)
         self.registry.stop()
 
     async def _refresh_health(self) -> None:

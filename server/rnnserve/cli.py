@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from rnnserve_client.errors import RnnserveError as ClientError
+
 from rnnserve import __version__
 from rnnserve.commands import GROUPS
 from rnnserve.config import load_config
@@ -179,15 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RnnserveError as exc:
         print(f"rnnserve: {exc}", file=sys.stderr)
         return 2
+    except ClientError as exc:
+        print(f"rnnserve: {exc.code.name}: {exc.details}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        import grpc
-
-        if isinstance(exc, grpc.RpcError):
-            print(f"rnnserve: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
-        raise
 
 
 if __name__ == "__main__":

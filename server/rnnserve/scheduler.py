@@ -17,6 +17,7 @@ a gather/scatter of a few KB per sequence.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import math
@@ -419,10 +420,8 @@ class LanguageModelScheduler:
                 handle.finished_at = now
             by_loop.setdefault(handle.loop, []).append((handle, items))
         for loop, batch in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
                 loop.call_soon_threadsafe(_deliver, batch)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                pass
 
     def _fail(self, handles: list[RequestHandle], exc: Exception) -> None:
         self._post({h: [exc] for h in handles})

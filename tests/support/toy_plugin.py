@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 
 import torch
-
 from rnnserve import hookimpl
 from rnnserve.backends import (
     Assistant,

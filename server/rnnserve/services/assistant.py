@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 from grpc import aio
+from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
 from rnnserve import validation
 from rnnserve.backends import Assistant, AssistantSession, ModelKind, Suggestion, SuggestionKind
@@ -15,7 +16,6 @@ from rnnserve.config import Limits
 from rnnserve.errors import InvalidArgument, Overloaded, RnnserveError, SessionError, grpc_errors
 from rnnserve.registry import ModelRegistry
 from rnnserve.workers import SerialWorker
-from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
 KINDS = {kind: raw for raw, kind in validation.SUGGESTION_KINDS.items()}
 
@@ -73,24 +73,22 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
         session_id = uuid.uuid4().hex
         session: AssistantSession | None = None
         try:
-            session = await worker.run(lambda: backend.open_session(options, first.open.text))
+            session = opened = await worker.run(lambda: backend.open_session(options, first.open.text))
             event_index = 0
             while True:
-                current = session
-                suggestions = await worker.run(current.suggestions)
+                suggestions = await worker.run(opened.suggestions)
                 yield assistant_pb2.SessionResponse(
                     session_id=session_id, event_index=event_index,
-                    suggestions=[_suggestion_pb(s) for s in suggestions], document_chars=current.document_chars)
+                    suggestions=[_suggestion_pb(s) for s in suggestions], document_chars=opened.document_chars)
                 message = await self._next(requests)
                 if message is None:
                     return
                 event_index += 1
-                await worker.run(lambda m=message: self._apply(current, m))
+                await worker.run(lambda m=message: self._apply(opened, m))
         finally:
             self.open_sessions -= 1
             if session is not None:
-                closing = session
-                await worker.run(closing.close)
+                await worker.run(session.close)
 
     async def _next(self, requests: AsyncIterator[assistant_pb2.SessionRequest]
                     ) -> assistant_pb2.SessionRequest | None:

@@ -1,0 +1,84 @@
+"""Plugin discovery through entry points, the allowlist, and isolation of broken plugins."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rnnserve.config import ModelSpec, ServerConfig
+from rnnserve.plugins import load_plugins
+from rnnserve.testing.server import running_server
+from rnnserve_client import Client
+
+
+def _install_fake_distribution(root: Path, name: str, version: str, entry_points: dict[str, str]) -> None:
+    """Write a real .dist-info so importlib.metadata discovers the entry points."""
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[rnnserve]\n{lines}\n")
+
+
+@pytest.fixture
+def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _install_fake_distribution(tmp_path, "rnnserve-toy", "1.2.3", {"toy": "tests.support.toy_plugin"})
+    _install_fake_distribution(tmp_path, "rnnserve-broken", "0.0.1", {"broken": "tests.support.broken_plugin"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("RNNSERVE_PLUGINS", raising=False)
+
+
+def test_entry_points_are_discovered_with_their_distribution(fake_plugins: None) -> None:
+    host = load_plugins()
+    toy = host.plugin("toy")
+    assert toy is not None and toy.state == "loaded"
+    assert (toy.distribution, toy.version) == ("rnnserve-toy", "1.2.3")
+    assert "toy-lm" in host.backends and toy.models == ["toy"]
+    assert host.plugin("char-lstm") is not None  # the built-in plugin comes the same way
+
+
+def test_a_plugin_failing_to_import_is_reported_and_the_rest_serve(fake_plugins: None) -> None:
+    host = load_plugins()
+    broken = host.plugin("broken")
+    assert broken is not None and broken.state == "failed"
+    assert "broken on purpose" in broken.reason
+    with running_server(ServerConfig(default_models=False, models=(ModelSpec("t", "toy-lm"),)), host) as srv, \
+            Client(srv.target, timeout=10) as client:
+        assert client.generate("t", "the qu", temperature=0, max_new_tokens=3).text == "ick"
+
+
+def test_allowlist_env_var_limits_what_loads(fake_plugins: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RNNSERVE_PLUGINS", "broken")
+    host = load_plugins()
+    assert host.plugin("toy").state == "not allowed"
+    assert "toy-lm" not in host.backends
+    monkeypatch.setenv("RNNSERVE_PLUGINS", "")
+    assert all(p.state == "not allowed" for p in load_plugins().plugins)
+
+
+def test_a_model_of_an_unknown_backend_fails_alone(toy_host) -> None:  # type: ignore[no-untyped-def]
+    config = ServerConfig(models=(ModelSpec("ghost", "no-such-backend"),))
+    with running_server(config, toy_host) as srv, Client(srv.target, timeout=10) as client:
+        ghost = client.get_model("ghost")
+        assert ghost.state == "failed" and "unknown backend 'no-such-backend'" in ghost.reason
+        assert "toy-lm" in ghost.reason  # lists what is available
+        assert client.get_model("toy").state == "ready"
+
+
+def test_duplicate_backend_names_fail_the_second_plugin() -> None:
+    from tests.support import toy_plugin
+
+    class Again:
+        register_backends = staticmethod(toy_plugin.register_backends)
+
+    host = load_plugins(extra=[("toy", toy_plugin), ("again", Again())], discover=False)
+    assert host.plugin("again").state == "failed" and "already registered" in host.plugin("again").reason
+
+
+def test_rnnserve_plugins_lists_the_built_in_plugins_with_versions() -> None:
+    out = subprocess.run([sys.executable, "-m", "rnnserve.cli", "plugins"], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert "char-lstm (rnnserve 0.1.0): loaded" in out
+    assert "backends: char-lstm" in out

@@ -1,0 +1,68 @@
+"""Unit tests of the batched sampler, the penalty and the per-sequence random streams."""
+
+from __future__ import annotations
+
+import torch
+from rnnserve.sampling import SequenceRng, apply_repetition_penalty, sample, seen_mask
+
+
+def _row_params(n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
+    return (torch.full((n,), temperature), torch.full((n,), top_k, dtype=torch.long), torch.full((n,), top_p))
+
+
+def test_greedy_rows_take_the_argmax() -> None:
+    logits = torch.tensor([[0.1, 3.0, 0.2], [5.0, 0.0, 1.0]])
+    t, k, p = _row_params(2, temperature=0.0)
+    assert sample(logits, t, k, p, torch.rand(2, dtype=torch.float64)).tolist() == [1, 0]
+
+
+def test_top_k_one_and_tiny_top_p_are_greedy_whatever_the_draw() -> None:
+    logits = torch.randn(8, 50, generator=torch.Generator().manual_seed(0))
+    for u in (0.0, 0.5, 0.999999):
+        uniforms = torch.full((8,), u, dtype=torch.float64)
+        assert torch.equal(sample(logits, *_row_params(8, top_k=1), uniforms), logits.argmax(-1))
+        assert torch.equal(sample(logits, *_row_params(8, top_p=1e-6), uniforms), logits.argmax(-1))
+
+
+def test_top_k_never_picks_outside_the_k_best() -> None:
+    logits = torch.randn(1, 30, generator=torch.Generator().manual_seed(1))
+    best = set(logits[0].topk(3).indices.tolist())
+    for u in torch.linspace(0, 0.999, 200, dtype=torch.float64):
+        token = sample(logits, *_row_params(1, top_k=3), u.reshape(1))
+        assert int(token) in best
+
+
+def test_inverse_cdf_matches_the_softmax_distribution() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    draws = torch.rand(20000, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    tokens = sample(logits.expand(20000, -1), *_row_params(20000, temperature=1.0), draws)
+    freq = torch.bincount(tokens, minlength=4).double() / 20000
+    assert torch.allclose(freq, torch.softmax(logits[0].double(), -1), atol=0.015)
+
+
+def test_rows_are_independent_of_their_batch_neighbours() -> None:
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(6, 40, generator=gen)
+    temps = torch.tensor([0.0, 0.7, 1.0, 1.3, 0.5, 2.0])
+    top_k = torch.tensor([0, 5, 0, 10, 1, 0])
+    top_p = torch.tensor([1.0, 0.9, 0.5, 1.0, 1.0, 0.95])
+    uniforms = torch.rand(6, generator=gen, dtype=torch.float64)
+    batched = sample(logits, temps, top_k, top_p, uniforms)
+    for i in range(6):
+        alone = sample(logits[i : i + 1], temps[i : i + 1], top_k[i : i + 1], top_p[i : i + 1], uniforms[i : i + 1])
+        assert int(alone) == int(batched[i])
+
+
+def test_repetition_penalty_lowers_seen_tokens_only() -> None:
+    logits = torch.tensor([[2.0, -1.0, 2.0, -1.0]])
+    seen = seen_mask([{0, 1}], 4)
+    out = apply_repetition_penalty(logits, torch.tensor([2.0]), seen)
+    assert out.tolist() == [[1.0, -2.0, 2.0, -1.0]]
+
+
+def test_sequence_rng_depends_only_on_the_seed() -> None:
+    a, b = SequenceRng(7), SequenceRng(7)
+    draws_a = [a.uniform() for _ in range(200)]
+    SequenceRng(8).uniform()  # another stream in between changes nothing
+    assert draws_a == [b.uniform() for _ in range(200)]
+    assert draws_a != [SequenceRng(8).uniform() for _ in range(200)]
