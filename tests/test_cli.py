@@ -1,0 +1,68 @@
+"""The ``rnnserve`` command line: client commands against a running server, and ``serve`` as a process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from rnnserve.cli import main
+from rnnserve.testing.server import ServerThread
+
+
+def test_generate_streams_to_the_terminal(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--target", server.target, "toy", "the qu", "--temperature", "0",
+                 "--max-new-tokens", "9"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "the quick brown\n"
+    assert "finish: length" in out.err
+
+
+def test_models_lists_states(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--target", server.target]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"toy\s+language-model\s+toy-lm\s+ready", out)
+    assert re.search(r"toy-broken\s+\S*\s*toy-broken\s+failed", out)
+
+
+def test_translate_and_suggest(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["translate", "--target", server.target, "toy-tr", "good day", "--n-best", "2"]) == 0
+    assert "GOOD DAY !" in capsys.readouterr().out
+    assert main(["suggest", "--target", server.target, "toy-assist", "Eli"]) == 0
+    assert "Elizabeth" in capsys.readouterr().out
+
+
+def test_client_errors_become_a_message_and_exit_status(server: ServerThread,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--target", server.target, "nope", "x"]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_serve_process_reports_listening_serves_health_and_drains_on_sigterm() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "rnnserve.cli", "serve", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.time() + 120
+        line = ""
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if "listening on" in line or not line:
+                break
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        with grpc.insecure_channel(f"127.0.0.1:{match.group(1)}") as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "draining" in proc.stdout.read()
+    finally:
+        proc.kill()
