@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client
-
 from tests.support import toy_plugin
 
 TOY_MODELS = (

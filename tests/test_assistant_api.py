@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client, errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from rnnserve.config import load_config
 from rnnserve.errors import ConfigurationError
 

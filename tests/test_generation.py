@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 import torch
+
 from rnnserve.testing.server import ServerThread
 from rnnserve_client import Client, errors
-
 from tests.conftest import backend
 from tests.support.toy_plugin import TEXT, RecitingLM
 

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from rnnserve.config import ModelSpec, ServerConfig
 from rnnserve.plugins import load_plugins
 from rnnserve.testing.server import running_server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from rnnserve.sampling import SequenceRng, apply_repetition_penalty, sample, seen_mask
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from rnnserve.testing.server import ServerThread
 from rnnserve_client import Client, errors
 

@@ -19,16 +19,6 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from rnnserve_client.v1 import (
-    assistant_pb2,
-    assistant_pb2_grpc,
-    generation_pb2,
-    generation_pb2_grpc,
-    models_pb2,
-    models_pb2_grpc,
-    translation_pb2,
-    translation_pb2_grpc,
-)
 
 from rnnserve.backends import ModelKind
 from rnnserve.config import ServerConfig
@@ -39,6 +29,16 @@ from rnnserve.services.assistant import AssistantService
 from rnnserve.services.generation import GenerationService
 from rnnserve.services.models import ModelsService
 from rnnserve.services.translation import TranslationService
+from rnnserve_client.v1 import (
+    assistant_pb2,
+    assistant_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+    translation_pb2,
+    translation_pb2_grpc,
+)
 
 log = logging.getLogger("rnnserve.app")
 

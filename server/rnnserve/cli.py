@@ -14,13 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from rnnserve_client.errors import RnnserveError as ClientError
-
 from rnnserve import __version__
 from rnnserve.commands import GROUPS
 from rnnserve.config import load_config
 from rnnserve.errors import RnnserveError
 from rnnserve.plugins import PluginHost, load_plugins
+from rnnserve_client.errors import RnnserveError as ClientError
 
 DEFAULT_TARGET = os.environ.get("RNNSERVE_TARGET", "127.0.0.1:50051")
 

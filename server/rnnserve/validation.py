@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import math
 
-from rnnserve_client.v1 import assistant_pb2, generation_pb2, translation_pb2
-
 from rnnserve.backends import SuggestionKind, SuggestOptions, TranslateOptions
 from rnnserve.config import Limits
 from rnnserve.errors import InvalidArgument, LimitExceeded
 from rnnserve.sampling import MAX_SEED, SamplingParams
+from rnnserve_client.v1 import assistant_pb2, generation_pb2, translation_pb2
 
 SUGGESTION_KINDS = {
     assistant_pb2.SUGGESTION_KIND_WORD: SuggestionKind.WORD,

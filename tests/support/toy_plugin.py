@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 import torch
+
 from rnnserve import hookimpl
 from rnnserve.backends import (
     Assistant,

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 from grpc import aio
-from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
 from rnnserve import validation
 from rnnserve.backends import Assistant, AssistantSession, ModelKind, Suggestion, SuggestionKind
@@ -16,6 +15,7 @@ from rnnserve.config import Limits
 from rnnserve.errors import InvalidArgument, Overloaded, RnnserveError, SessionError, grpc_errors
 from rnnserve.registry import ModelRegistry
 from rnnserve.workers import SerialWorker
+from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
 KINDS = {kind: raw for raw, kind in validation.SUGGESTION_KINDS.items()}
 

@@ -6,7 +6,6 @@ import math
 from collections.abc import AsyncIterator
 
 from grpc import aio
-from rnnserve_client.v1 import generation_pb2, generation_pb2_grpc
 
 from rnnserve import validation
 from rnnserve.backends import ModelKind
@@ -14,6 +13,7 @@ from rnnserve.config import Limits
 from rnnserve.errors import grpc_errors
 from rnnserve.registry import ModelRegistry
 from rnnserve.scheduler import Event, FinishReason, LanguageModelScheduler, RequestHandle
+from rnnserve_client.v1 import generation_pb2, generation_pb2_grpc
 
 FINISH_REASONS = {
     FinishReason.LENGTH: generation_pb2.FINISH_REASON_LENGTH,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from grpc import aio
-from rnnserve_client.v1 import models_pb2, models_pb2_grpc
 
 from rnnserve.backends import ModelKind
 from rnnserve.errors import InvalidArgument, grpc_errors
 from rnnserve.registry import ModelEntry, ModelRegistry, ModelState
+from rnnserve_client.v1 import models_pb2, models_pb2_grpc
 
 KINDS = {
     ModelKind.LANGUAGE_MODEL: models_pb2.MODEL_KIND_LANGUAGE_MODEL,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from grpc import aio
-from rnnserve_client.v1 import translation_pb2, translation_pb2_grpc
 
 from rnnserve import validation
 from rnnserve.backends import Hypothesis, ModelKind, Translator
@@ -11,6 +10,7 @@ from rnnserve.config import Limits
 from rnnserve.errors import grpc_errors
 from rnnserve.registry import ModelRegistry
 from rnnserve.workers import TranslationScheduler
+from rnnserve_client.v1 import translation_pb2, translation_pb2_grpc
 
 
 def _hypothesis_pb(hyp: Hypothesis, source_tokens: list[str]) -> translation_pb2.Hypothesis:
