@@ -133,6 +133,7 @@ class App:
     registry: ModelRegistry
     health: health.aio.HealthServicer
     drain: DrainInterceptor
+    services: list[object]
 
     async def start(self) -> None:
         await self.server.start()
@@ -187,17 +188,19 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
             asyncio.run_coroutine_threadsafe(app_ref[0]._refresh_health(), loop)
 
     registry = ModelRegistry(host, config, on_change=on_model_change)
-    generation_pb2_grpc.add_GenerationServicer_to_server(GenerationService(registry, limits), server)
-    translation_pb2_grpc.add_TranslationServicer_to_server(TranslationService(registry, limits), server)
-    assistant_pb2_grpc.add_AssistantServicer_to_server(AssistantService(registry, limits), server)
-    models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(registry), server)
+    services: list[object] = [GenerationService(registry, limits), TranslationService(registry, limits),
+                              AssistantService(registry, limits), ModelsService(registry)]
+    generation_pb2_grpc.add_GenerationServicer_to_server(services[0], server)
+    translation_pb2_grpc.add_TranslationServicer_to_server(services[1], server)
+    assistant_pb2_grpc.add_AssistantServicer_to_server(services[2], server)
+    models_pb2_grpc.add_ModelsServicer_to_server(services[3], server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*SERVICE_KINDS, MODELS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    app = App(server, port, config, host, registry, health_servicer, drain)
+    app = App(server, port, config, host, registry, health_servicer, drain, services)
     app_ref.append(app)
     return app
 

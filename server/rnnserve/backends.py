@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -239,14 +239,27 @@ class Assistant(ABC):
 Backend = LanguageModel | Translator | Assistant
 
 
+@dataclass(frozen=True)
+class SharedLanguageModel:
+    """A language model served by the host, lent to another backend (plugins building on plugins).
+
+    ``call(fn)`` runs ``fn`` on the model's scheduler thread between two decoding steps
+    and returns its result, keeping the rule that a model's math runs on one thread.
+    """
+
+    name: str
+    model: LanguageModel
+    call: Callable[[Callable[[], Any]], Any]
+
+
 class LoadContext(Protocol):
     """What a backend factory may ask of the host while loading a model."""
 
     def resolve_path(self, spec: ModelSpec) -> Path:
         """The model's directory (``spec.path`` resolved against the config file)."""
 
-    def language_model(self, name: str, timeout: float = 300.0) -> LanguageModel:
-        """Another configured language model, waiting until it is READY (plugins building on plugins)."""
+    def language_model(self, name: str, timeout: float = 300.0) -> SharedLanguageModel:
+        """Another configured language model, waiting until it is READY."""
 
 
 #: ``factory(spec, context) -> backend``, registered under a backend name.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnserve.backends import Assistant, Backend, LanguageModel, ModelKind, Translator
+from rnnserve.backends import Assistant, Backend, LanguageModel, ModelKind, SharedLanguageModel, Translator
 from rnnserve.config import ModelCard, ModelSpec, ServerConfig
 from rnnserve.errors import ModelNotFound, ModelUnavailable
 from rnnserve.plugins import PluginHost, PluginInfo
@@ -97,14 +97,15 @@ class ModelRegistry:
         path = Path(spec.path)
         return path if path.is_absolute() else (self.config.base_dir / path).resolve()
 
-    def language_model(self, name: str, timeout: float = 300.0) -> LanguageModel:
+    def language_model(self, name: str, timeout: float = 300.0) -> SharedLanguageModel:
         entry = self._entries.get(name)
         if entry is None:
             raise ValueError(f"language model {name!r} is not configured")
         entry.ready.wait(timeout)
         if entry.state != ModelState.READY or not isinstance(entry.backend, LanguageModel):
             raise ValueError(f"language model {name!r} is not ready ({entry.state}: {entry.reason})")
-        return entry.backend
+        assert isinstance(entry.worker, LanguageModelScheduler)
+        return SharedLanguageModel(name, entry.backend, entry.worker.call)
 
     def _load(self, entry: ModelEntry) -> None:
         spec = entry.spec

@@ -244,8 +244,7 @@ class LanguageModelScheduler:
             self._cv.notify()
         return handle
 
-    async def run_job(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the scheduler thread between two steps and return its result."""
+    def _enqueue_job(self, fn: Callable[[], Any]) -> Future[Any]:
         future: Future[Any] = Future()
         with self._cv:
             if len(self._jobs) >= self.max_queue:
@@ -253,7 +252,17 @@ class LanguageModelScheduler:
                 raise Overloaded(f"model {self.name!r} is busy (limit max_queue={self.max_queue}); retry later")
             self._jobs.append((fn, future))
             self._cv.notify()
-        return await asyncio.wrap_future(future)
+        return future
+
+    async def run_job(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the scheduler thread between two steps and return its result."""
+        return await asyncio.wrap_future(self._enqueue_job(fn))
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Like ``run_job``, for callers on other threads (e.g. an assistant's worker): blocks."""
+        if threading.current_thread() is self._thread:
+            return fn()
+        return self._enqueue_job(fn).result()
 
     async def score(self, text_ids: list[int], context_ids: list[int]) -> ScoreResult:
         """Log-probability of each token of ``text_ids`` after start-of-text and ``context_ids``."""

@@ -202,9 +202,43 @@ def register_backends(register) -> None:  # type: ignore[no-untyped-def]
     register("toy-translator", lambda spec, ctx: ToyTranslator(**spec.options))
     register("toy-assistant", lambda spec, ctx: ToyAssistant())
     register("toy-broken", _failing_factory)
+    register("tiny-gru", lambda spec, ctx: TinyGRULM(**spec.options))
 
 
 @hookimpl
 def register_models(register) -> None:  # type: ignore[no-untyped-def]
     register(ModelSpec(name="toy", backend="toy-lm", card=ModelCard(
         description="reciting toy model", metrics={"test_bits_per_char": 0.5})))
+
+
+class TinyGRULM(LanguageModel):
+    """A seeded random one-layer GRU over the toy vocabulary: a real recurrent state to test caching.
+
+    State: (h,) with h [1, batch, hidden] (batch dim 1).
+    """
+
+    state_batch_dims = (1,)
+
+    def __init__(self, hidden: int = 16, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self._vocab = ToyVocab()
+        self.embed = torch.nn.Embedding(self._vocab.size, 8)
+        self.rnn = torch.nn.GRU(8, hidden, batch_first=True)
+        self.head = torch.nn.Linear(hidden, self._vocab.size)
+        self.hidden = hidden
+        for module in (self.embed, self.rnn, self.head):
+            module.requires_grad_(False)
+
+    @property
+    def vocab(self) -> ToyVocab:
+        return self._vocab
+
+    def initial_state(self, batch_size: int) -> State:
+        return (torch.zeros(1, batch_size, self.hidden),)
+
+    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        out, h = self.rnn(self.embed(tokens), state[0])
+        return self.head(out), (h,)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in (*self.embed.parameters(), *self.rnn.parameters(), *self.head.parameters()))

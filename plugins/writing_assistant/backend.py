@@ -1,0 +1,87 @@
+"""The ``writing-assistant`` backend: suggestions and sessions on top of a served language model.
+
+It owns no weights: it borrows a language model the host already serves (by name, option
+``language_model``, default ``austen-char-lstm``) and runs its math on that model's
+scheduler thread (``SharedLanguageModel.call``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rnnserve.backends import Assistant, AssistantSession, LoadContext, SharedLanguageModel, Suggestion, SuggestOptions
+from rnnserve.config import ModelSpec
+from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache
+from rnnserve_plugins.writing_assistant.suggest import Suggester
+
+DEFAULTS: dict[str, Any] = {
+    "language_model": "austen-char-lstm",
+    "beam": 8,               # live hypotheses per step of the character beam search
+    "max_word_chars": 20,    # longest word completion
+    "phrase_chars": 60,      # longest phrase suggestion
+    "cache_entries": 1024,   # prefix cache size (a few KB each)
+    "checkpoint_every": 32,  # session checkpoint spacing, in characters
+    "checkpoints": 64,       # session checkpoints kept (backspace reach: every * checkpoints)
+}
+
+
+class WritingAssistant(Assistant):
+    def __init__(self, shared: SharedLanguageModel, **options: Any) -> None:
+        unknown = sorted(set(options) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown writing-assistant option(s) {unknown}; valid: {sorted(DEFAULTS)}")
+        self.options = {**DEFAULTS, **options}
+        self.shared = shared
+        self.suggester = Suggester(shared.model, beam=self.options["beam"],
+                                   max_word_chars=self.options["max_word_chars"],
+                                   phrase_chars=self.options["phrase_chars"])
+        self.cache = PrefixCache(shared.model, self.options["cache_entries"])
+
+    def suggest(self, text: str, options: SuggestOptions) -> list[Suggestion]:
+        return self.shared.call(lambda: self.suggester.suggest(text, options, lambda n: self.cache.state(text[:n])))
+
+    def open_session(self, options: SuggestOptions, text: str = "") -> AssistantSession:
+        return WritingSession(self, options, text)
+
+    def parameter_count(self) -> int:
+        return self.shared.model.parameter_count()
+
+    def counters(self) -> dict[str, float]:
+        return {"prefix_cache_hits": self.cache.hits, "prefix_cache_misses": self.cache.misses,
+                "prefix_cache_entries": len(self.cache), "prefix_cache_chars_read": self.cache.chars_read}
+
+
+class WritingSession(AssistantSession):
+    """A document typed at its end; its state lives in a checkpoint ring."""
+
+    def __init__(self, assistant: WritingAssistant, options: SuggestOptions, text: str) -> None:
+        self.assistant = assistant
+        self.options = options
+        call = assistant.shared.call
+        self.ring: CheckpointRing = call(lambda: CheckpointRing(assistant.shared.model,
+                                                                assistant.options["checkpoint_every"],
+                                                                assistant.options["checkpoints"]))
+        call(lambda: self.ring.append(text))
+
+    def append(self, text: str) -> None:
+        self.assistant.shared.call(lambda: self.ring.append(text))
+
+    def delete(self, chars: int) -> None:
+        self.assistant.shared.call(lambda: self.ring.delete(chars))
+
+    def reset(self) -> None:
+        self.assistant.shared.call(self.ring.reset)
+
+    def suggestions(self) -> list[Suggestion]:
+        suggester = self.assistant.suggester
+        return self.assistant.shared.call(lambda: suggester.suggest(self.ring.text, self.options, self.ring.state_at))
+
+    @property
+    def document_chars(self) -> int:
+        return len(self.ring.text)
+
+
+def create_backend(spec: ModelSpec, context: LoadContext) -> WritingAssistant:
+    options = dict(spec.options)
+    shared = context.language_model(options.pop("language_model", DEFAULTS["language_model"]))
+    return WritingAssistant(shared, **options)

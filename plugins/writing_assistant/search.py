@@ -1,0 +1,107 @@
+"""Beam search over characters with a recurrent language model.
+
+Used for word completion (extend with word characters; a hypothesis *ends* with the
+probability mass of a word boundary after it, without consuming it) and for phrase
+continuation (extend with any character; a hypothesis ends when it emits a clause end).
+All live hypotheses advance together in one batched ``step``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from rnnserve.backends import LanguageModel, State
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A finished continuation: its text and natural-log probability."""
+
+    text: str
+    logprob: float
+
+
+def select_state(model: LanguageModel, state: State, index: torch.Tensor) -> State:
+    """Rows ``index`` [k] of a batched state (along each tensor's declared batch dim)."""
+    return tuple(t.index_select(d, index) for t, d in zip(state, model.state_batch_dims, strict=True))
+
+
+def concat_states(model: LanguageModel, states: list[State]) -> State:
+    """Concatenate batched states along their batch dims."""
+    return tuple(torch.cat(parts, dim=d) for parts, d in zip(zip(*states, strict=True), model.state_batch_dims,
+                                                               strict=True))
+
+
+def beam_search(
+    model: LanguageModel,
+    token_text: list[str],
+    state: State,
+    logits: torch.Tensor,
+    *,
+    extend: torch.Tensor,
+    beam: int,
+    max_chars: int,
+    results: int,
+    end_mass: torch.Tensor | None = None,
+    end_on: torch.Tensor | None = None,
+    first: torch.Tensor | None = None,
+    finish_at_limit: bool = False,
+) -> list[Hypothesis]:
+    """Most likely continuations from one state.
+
+    Args:
+        state: the state after the text so far, batch 1.
+        logits: [vocab] next-token logits in that state.
+        extend: [vocab] bool, tokens a hypothesis may grow by.
+        end_mass: [vocab] bool; a non-empty hypothesis finishes with log P(any of these next).
+        end_on: [vocab] bool; a hypothesis finishes (consuming it) when it emits one of these.
+        first: [vocab] bool, extra restriction on the first token.
+        finish_at_limit: hypotheses still live after ``max_chars`` count as finished.
+        beam: live hypotheses kept per step; max_chars: longest continuation.
+        results: how many finished hypotheses to return.
+    Returns:
+        Up to ``results`` hypotheses, most likely first.
+    """
+    live_text = [""]
+    live_lp = torch.zeros(1, dtype=torch.float64)
+    live_logits = logits[None].float()
+    live_state = state
+    finished: list[Hypothesis] = []
+    allowed = extend | end_on if end_on is not None else extend
+    for length in range(max_chars):
+        logp = torch.log_softmax(live_logits, dim=-1).double()  # [live, vocab]
+        if end_mass is not None and length > 0:
+            done = live_lp + torch.logsumexp(logp[:, end_mass], dim=-1)
+            finished.extend(Hypothesis(t, float(lp)) for t, lp in zip(live_text, done, strict=True))
+        mask = allowed & first if (first is not None and length == 0) else allowed
+        scores = (live_lp[:, None] + logp).masked_fill(~mask, -math.inf)
+        flat = scores.flatten()
+        k = min(beam, int(torch.isfinite(flat).sum()))
+        if k == 0:
+            break
+        top_lp, top_idx = flat.topk(k)
+        rows, tokens = top_idx // logp.shape[1], top_idx % logp.shape[1]
+        next_text, keep = [], []
+        for i, (row, token, lp) in enumerate(zip(rows.tolist(), tokens.tolist(), top_lp.tolist(), strict=True)):
+            text = live_text[row] + token_text[token]
+            if end_on is not None and bool(end_on[token]):
+                finished.append(Hypothesis(text, lp))
+            else:
+                next_text.append(text)
+                keep.append(i)
+        if finish_at_limit and length + 1 == max_chars:
+            finished.extend(Hypothesis(next_text[j], float(top_lp[i])) for j, i in enumerate(keep))
+        finished.sort(key=lambda h: -h.logprob)
+        if not keep or length + 1 == max_chars:
+            break
+        keep_t = torch.tensor(keep)
+        # Prune: probabilities only shrink as a hypothesis grows.
+        if len(finished) >= results and float(top_lp[keep_t].max()) < finished[results - 1].logprob:
+            break
+        live_state = select_state(model, live_state, rows[keep_t])
+        live_logits, live_state = model.step(tokens[keep_t], live_state)
+        live_text, live_lp = next_text, top_lp[keep_t].double()
+    return finished[:results]

@@ -1,0 +1,158 @@
+"""Recurrent states of texts: reading text, an LRU prefix cache, and a session's checkpoint ring.
+
+An RNN's whole context is its fixed-size state, so a typed document costs a few KB to
+remember: appending k characters costs k steps, and going back (backspace) restores a
+checkpoint instead of re-reading the document.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import torch
+
+from rnnserve.backends import LanguageModel, State
+
+
+@dataclass(frozen=True)
+class TextState:
+    """The model state after reading some text, and the next-token logits [vocab] there."""
+
+    state: State
+    logits: torch.Tensor
+
+
+def start_state(model: LanguageModel) -> TextState:
+    """The state after the start-of-text token."""
+    logits, state = model.forward(torch.tensor([[model.vocab.bos_id]]), model.initial_state(1))
+    return TextState(state, logits[0, -1])
+
+
+def read(model: LanguageModel, start: TextState, text: str) -> TextState:
+    """Continue ``start`` by reading ``text`` (one whole-sequence call)."""
+    if not text:
+        return start
+    ids, _ = model.vocab.encode(text)
+    logits, state = model.forward(torch.tensor([ids]), start.state)
+    return TextState(state, logits[0, -1])
+
+
+class PrefixCache:
+    """LRU map text -> TextState; a lookup reuses the longest cached prefix of the text."""
+
+    #: Besides word boundaries, prefixes this many characters shorter are tried.
+    NEAR = 64
+
+    def __init__(self, model: LanguageModel, capacity: int) -> None:
+        self.model = model
+        self.capacity = capacity
+        self.hits = 0
+        self.misses = 0
+        self.chars_read = 0
+        self._entries: OrderedDict[str, TextState] = OrderedDict()
+        self._start: TextState | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def state(self, text: str) -> TextState:
+        """The state after ``text``, reading only what no cached prefix covers; caches the result."""
+        cached, length = self._longest_prefix(text)
+        if length == len(text) and cached is not None:
+            self.hits += 1
+            self._entries.move_to_end(text)
+            return cached
+        if cached is None:
+            self.misses += 1
+            if self._start is None:
+                self._start = start_state(self.model)
+            cached = self._start
+        else:
+            self.hits += 1
+        result = read(self.model, cached, text[length:])
+        self.chars_read += len(text) - length
+        self._put(text, result)
+        return result
+
+    def _longest_prefix(self, text: str) -> tuple[TextState | None, int]:
+        candidates = range(len(text), max(0, len(text) - self.NEAR) - 1, -1)
+        for length in candidates:
+            entry = self._entries.get(text[:length])
+            if entry is not None:
+                return entry, length
+        for length in range(max(0, len(text) - self.NEAR) - 1, 0, -1):
+            if not text[length - 1].isalnum():
+                entry = self._entries.get(text[:length])
+                if entry is not None:
+                    return entry, length
+        return None, 0
+
+    def _put(self, text: str, state: TextState) -> None:
+        self._entries[text] = state
+        self._entries.move_to_end(text)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+class CheckpointRing:
+    """The state of a document being edited at its end, with a ring of earlier states.
+
+    A checkpoint is kept every ``every`` characters, the newest ``size`` of them. Appending
+    reads only the new text; deleting restores the nearest checkpoint at or before the new
+    end and re-reads fewer than ``every`` characters.
+    """
+
+    def __init__(self, model: LanguageModel, every: int = 32, size: int = 64) -> None:
+        self.model = model
+        self.every = every
+        self.size = size
+        self.text = ""
+        self.chars_read = 0
+        self._start = start_state(model)
+        self.current = self._start
+        self._ring: deque[tuple[int, TextState]] = deque(maxlen=size)
+
+    def append(self, text: str) -> None:
+        pos = len(self.text)
+        self.text += text
+        while pos < len(self.text):
+            stop = min(len(self.text), (pos // self.every + 1) * self.every)
+            self.current = read(self.model, self.current, self.text[pos:stop])
+            self.chars_read += stop - pos
+            pos = stop
+            if pos % self.every == 0:
+                self._ring.append((pos, self.current))
+
+    def delete(self, chars: int) -> None:
+        self.truncate(max(0, len(self.text) - chars))
+
+    def truncate(self, length: int) -> None:
+        """Cut the document to ``length`` characters."""
+        if length >= len(self.text):
+            return
+        while self._ring and self._ring[-1][0] > length:
+            self._ring.pop()
+        # Past the ring's reach (more than size * every characters back) it re-reads from the start.
+        base_pos, base = self._ring[-1] if self._ring else (0, self._start)
+        rest = self.text[base_pos:length]
+        self.text = self.text[:base_pos]
+        self.current = base
+        self.append(rest)
+
+    def reset(self) -> None:
+        self.text = ""
+        self.current = self._start
+        self._ring.clear()
+
+    def state_at(self, length: int) -> TextState:
+        """The state after the first ``length`` characters (from the nearest checkpoint)."""
+        if length == len(self.text):
+            return self.current
+        base_pos, base = (0, self._start)
+        for pos, state in reversed(self._ring):
+            if pos <= length:
+                base_pos, base = pos, state
+                break
+        self.chars_read += length - base_pos
+        return read(self.model, base, self.text[base_pos:length])

@@ -1,0 +1,205 @@
+"""Writing assistant: search, casing, probabilities, state caching and sessions over loopback."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from rnnserve.backends import SuggestionKind, SuggestOptions
+from rnnserve.config import Limits, ModelSpec, ServerConfig
+from rnnserve.plugins import PluginHost, load_plugins
+from rnnserve.testing.server import ServerThread, running_server
+from rnnserve_client import Client, errors
+from rnnserve_plugins import writing_assistant
+from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache, read, start_state
+from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char
+from tests.support import toy_plugin
+from tests.support.toy_plugin import RecitingLM, TinyGRULM
+
+
+@pytest.fixture(scope="module")
+def host() -> PluginHost:
+    return load_plugins(extra=[("toy", toy_plugin), ("wa", writing_assistant)], discover=False)
+
+
+@pytest.fixture(scope="module")
+def server(host: PluginHost) -> Iterator[ServerThread]:
+    config = ServerConfig(default_models=False, limits=Limits(max_sessions=4, session_idle_timeout_s=1.0), models=(
+        ModelSpec("toy", "toy-lm"),
+        ModelSpec("wa", "writing-assistant", options={"language_model": "toy"}),
+        ModelSpec("gru", "tiny-gru"),
+        ModelSpec("wa-gru", "writing-assistant", options={"language_model": "gru", "checkpoint_every": 4}),
+        ModelSpec("wa-orphan", "writing-assistant", options={"language_model": "missing"}),
+    ))
+    with running_server(config, host) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: ServerThread) -> Iterator[Client]:
+    with Client(server.target, timeout=30) as c:
+        yield c
+
+
+def _boundary_logprob(model: RecitingLM, text: str) -> float:
+    """log P(next char is a word boundary | text) under the toy model."""
+    ids = [model.vocab.bos_id, *model.vocab.encode(text)[0]]
+    logits, _ = model.forward(torch.tensor([ids]), model.initial_state(1))
+    logp = torch.log_softmax(logits[0, -1].double(), -1)
+    suggester = Suggester(model)
+    return float(torch.logsumexp(logp[suggester.boundary], -1))
+
+
+def _logprob(model: RecitingLM, context: str, continuation: str) -> float:
+    ids = [model.vocab.bos_id, *model.vocab.encode(context + continuation)[0]]
+    logits, _ = model.forward(torch.tensor([ids[:-1]]), model.initial_state(1))
+    logp = torch.log_softmax(logits[0].double(), -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
+    return float(logp[len(ids) - 1 - len(continuation):].sum())
+
+
+def test_word_completion_ends_at_a_word_boundary_with_the_model_probability(client: Client) -> None:
+    suggestions = client.suggest("wa", "the quick brown fox ju", max_suggestions=3)
+    assert suggestions[0].text == "jumps" and suggestions[0].insert_text == "mps"
+    assert suggestions[0].replace_chars == 2
+    model = RecitingLM()
+    for s in suggestions:
+        assert s.kind == "word" and s.text != "ju" and all(is_word_char(c) for c in s.text)
+        expected = _logprob(model, "the quick brown fox ju", s.insert_text) + \
+            _boundary_logprob(model, "the quick brown fox ju" + s.insert_text)
+        assert math.log(s.absolute_probability) == pytest.approx(expected, abs=1e-4)
+    assert sum(s.probability for s in suggestions) == pytest.approx(1.0, abs=1e-5)
+    assert [s.absolute_probability for s in suggestions] == sorted((s.absolute_probability for s in suggestions),
+                                                                   reverse=True)
+
+
+def test_casing_follows_what_was_typed(client: Client) -> None:
+    lower = client.suggest("wa", "the qu")
+    shout = client.suggest("wa", "THE QU")
+    assert lower[0].text == "quick" and shout[0].text == "QUICK" and shout[0].insert_text == "ICK"
+    assert all(s.text.isupper() for s in shout)
+
+
+def test_after_a_space_the_next_word_is_predicted(client: Client) -> None:
+    (word, *_) = client.suggest("wa", "the quick brown ", max_suggestions=5)
+    assert word.replace_chars == 0 and word.insert_text == word.text and word.text.isalpha()
+    next_words = client.suggest("wa", "the quick brown", kinds=("next_words",), max_suggestions=5)
+    assert all(s.insert_text == " " + s.text for s in next_words)
+    assert "fox" in [s.text for s in next_words]
+
+
+def test_phrases_end_at_a_clause_end_or_the_length_bound(client: Client) -> None:
+    phrases = client.suggest("wa", "the quick brown fox jumps over the lazy ", kinds=("phrase",),
+                             max_suggestions=2, max_phrase_chars=30)
+    assert phrases
+    for p in phrases:
+        assert p.kind == "phrase" and len(p.text) <= 30
+        assert p.text[-1] in ".,;:!?\n" or len(p.text) == 30
+
+
+def test_unknown_language_model_fails_the_assistant_with_the_reason(client: Client) -> None:
+    orphan = client.get_model("wa-orphan")
+    assert orphan.state == "failed" and "'missing' is not configured" in orphan.reason
+    assert client.get_model("wa").state == "ready"
+
+
+def test_prefix_cache_reuses_the_longest_cached_prefix() -> None:
+    model = TinyGRULM()
+    cache = PrefixCache(model, capacity=8)
+    with torch.inference_mode():
+        first = cache.state("it is a truth univ")
+        second = cache.state("it is a truth unive")
+        assert (cache.misses, cache.hits) == (1, 1)
+        assert cache.chars_read == len("it is a truth unive")  # one more character, not the whole text
+        scratch = read(model, start_state(model), "it is a truth unive")
+        assert torch.allclose(second.state[0], scratch.state[0], atol=1e-5)
+        assert torch.allclose(second.logits, scratch.logits, atol=1e-5)
+        assert cache.state("it is a truth univ") is first
+        for i in range(20):
+            cache.state(f"text {i}")
+    assert len(cache) == 8
+
+
+def test_session_state_after_edits_equals_reading_the_final_text() -> None:
+    model = TinyGRULM(seed=3)
+    with torch.inference_mode():
+        ring = CheckpointRing(model, every=4, size=3)
+        ring.append("the quick brown fox ")
+        ring.delete(7)
+        reads_before = ring.chars_read
+        ring.append("jumps over")
+        ring.delete(3)
+        assert ring.chars_read - reads_before < len("jumps over") + 4  # no re-read of the document
+        ring.append(" the lazy dog")
+        final = "the quick brojumps o the lazy dog"
+        assert ring.text == final
+        scratch = read(model, start_state(model), final)
+        assert torch.allclose(ring.current.state[0], scratch.state[0], atol=1e-5)
+        assert torch.allclose(ring.current.logits, scratch.logits, atol=1e-5)
+        for n in (0, 5, 17, len(final)):
+            assert torch.allclose(ring.state_at(n).state[0], read(model, start_state(model), final[:n]).state[0],
+                                  atol=1e-5)
+        ring.delete(1000)  # past the ring's reach: re-read from the start
+        assert ring.text == "" and torch.allclose(ring.current.logits, start_state(model).logits)
+
+
+def _same(a: list, b: list) -> bool:  # type: ignore[type-arg]
+    """Same suggestions; probabilities equal to float tolerance (states come by different paths)."""
+    return [(s.text, s.kind, s.insert_text, s.replace_chars) for s in a] == \
+        [(s.text, s.kind, s.insert_text, s.replace_chars) for s in b] and \
+        all(math.isclose(x.absolute_probability, y.absolute_probability, rel_tol=1e-4) for x, y in zip(a, b))
+
+
+def test_session_over_loopback_matches_suggest(client: Client) -> None:
+    kinds = ("word", "next_words")
+    with client.session("wa-gru", kinds=kinds, max_suggestions=3) as session:
+        session.append("the qu")
+        session.append("ick br")
+        after_delete = session.delete(1)
+        assert _same(after_delete, client.suggest("wa-gru", "the quick b", kinds=kinds, max_suggestions=3))
+        typed = session.append("rown fox ju")
+        assert _same(typed, client.suggest("wa-gru", "the quick brown fox ju", kinds=kinds, max_suggestions=3))
+        assert typed[0].replace_chars == 2
+        assert _same(session.reset(), client.suggest("wa-gru", "", kinds=kinds, max_suggestions=3))
+
+
+def test_disconnected_session_is_freed_at_once(server: ServerThread, client: Client) -> None:
+    sessions = _assistant_service(server)
+    session = client.session("wa")
+    session.open()
+    session.append("the")
+    assert sessions.open_sessions == 1
+    session.cancel()
+    deadline = time.time() + 5
+    while sessions.open_sessions and time.time() < deadline:
+        time.sleep(0.01)
+    assert sessions.open_sessions == 0
+
+
+def test_idle_session_expires(client: Client) -> None:
+    with client.session("wa") as session:
+        time.sleep(1.5)
+        with pytest.raises(errors.DeadlineExceeded, match="idle"):
+            session.append("x")
+
+
+def test_suggester_completes_the_typed_word_with_a_raw_state_function() -> None:
+    model = TinyGRULM()
+    with torch.inference_mode():
+        suggester = Suggester(model)
+        state = start_state(model)
+        found = suggester.suggest("abc", SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=2),
+                                  lambda n: read(model, state, "abc"[:n]))
+    assert len(found) <= 2 and all(s.text.startswith("abc") for s in found)
+
+
+def _assistant_service(server: ServerThread):  # type: ignore[no-untyped-def]
+    from rnnserve.services.assistant import AssistantService
+
+    for service in server.app.services:
+        if isinstance(service, AssistantService):
+            return service
+    raise AssertionError("no assistant service")
