@@ -175,8 +175,8 @@ def test_unknown_model_is_not_found_naming_the_available_ones(client: Client) ->
         client.translate("toy", ["hello"])
 
 
-def test_failed_model_is_unavailable_with_its_reason(client: Client) -> None:
-    with pytest.raises(errors.Unavailable, match="weights are corrupt"):
+def test_failed_model_is_failed_precondition_with_its_reason(client: Client) -> None:
+    with pytest.raises(errors.FailedPrecondition, match="weights are corrupt"):
         client.generate("toy-broken", "the")
 
 

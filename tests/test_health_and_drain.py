@@ -69,7 +69,8 @@ def test_stop_drains_in_flight_calls_and_refuses_new_ones(toy_host) -> None:  # 
     srv.app.registry.wait_loaded(30)
     client = Client(srv.target, timeout=30)
     result: dict[str, object] = {}
-    in_flight = threading.Thread(target=lambda: result.update(r=client.generate("slow", "", max_new_tokens=100)))
+    in_flight = threading.Thread(target=lambda: result.update(
+        r=client.generate("slow", "", max_new_tokens=100, temperature=0)))
     in_flight.start()
     time.sleep(0.2)
     stopping = threading.Thread(target=lambda: srv.call(srv.app.stop(grace=10)))
@@ -90,7 +91,7 @@ def test_draining_server_answers_health_not_serving(toy_host) -> None:  # type: 
     srv = ServerThread(config, toy_host)
     srv.app.registry.wait_loaded(30)
     with Client(srv.target, timeout=30) as client:
-        stream = client.generate_stream("slow", "", max_new_tokens=60)
+        stream = client.generate_stream("slow", "", max_new_tokens=100, temperature=0)  # ~1 s
         next(stream)
         stopping = threading.Thread(target=lambda: srv.call(srv.app.stop(grace=10)))
         stopping.start()

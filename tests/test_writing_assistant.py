@@ -150,7 +150,8 @@ def _same(a: list, b: list) -> bool:  # type: ignore[type-arg]
     """Same suggestions; probabilities equal to float tolerance (states come by different paths)."""
     return [(s.text, s.kind, s.insert_text, s.replace_chars) for s in a] == \
         [(s.text, s.kind, s.insert_text, s.replace_chars) for s in b] and \
-        all(math.isclose(x.absolute_probability, y.absolute_probability, rel_tol=1e-4) for x, y in zip(a, b))
+        all(math.isclose(x.absolute_probability, y.absolute_probability, rel_tol=1e-4)
+            for x, y in zip(a, b, strict=True))
 
 
 def test_session_over_loopback_matches_suggest(client: Client) -> None:

@@ -1,1 +1,45 @@
-"""Character-level recurrent language model backend (placeholder until the plugin lands)."""
+"""Character-level recurrent language model backend (``char-lstm``), a plugin of the ``rnnserve`` group.
+
+Registers the ``char-lstm`` backend factory, the shipped ``austen-char-lstm`` model (when
+its checkpoint is present in ``models/``), and the commands ``data austen``,
+``train char-lstm`` and ``eval char-lstm``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rnnserve import hookimpl
+from rnnserve.backends import BackendFactory
+from rnnserve.commands import Command
+from rnnserve.config import ModelSpec
+
+BACKEND = "char-lstm"
+SHIPPED_MODEL = "austen-char-lstm"
+SHIPPED_DIR = Path(__file__).resolve().parent / "models" / SHIPPED_MODEL
+
+
+def _create_backend(spec: ModelSpec, context) -> object:
+    from .backend import create_backend  # torch-heavy imports only when a model is loaded
+
+    return create_backend(spec, context)
+
+
+@hookimpl
+def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
+    register(BACKEND, _create_backend)
+
+
+@hookimpl
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    if (SHIPPED_DIR / "config.json").exists() and (SHIPPED_DIR / "model.safetensors").exists():
+        register(ModelSpec(name=SHIPPED_MODEL, backend=BACKEND, path=str(SHIPPED_DIR)))
+
+
+@hookimpl
+def register_commands(register: Callable[[Command], None]) -> None:
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        register(command)

@@ -75,6 +75,8 @@ class Limits:
     max_text_chars: int = 2000
     max_beam_size: int = 16
     max_suggestions: int = 10
+    #: Assistant texts (Suggest text, Session document): recurrent state makes long documents cheap.
+    max_document_chars: int = 100_000
     max_message_bytes: int = 4 * 1024 * 1024
     #: Sequences decoded together in one step.
     max_batch_size: int = 128

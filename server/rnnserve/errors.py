@@ -51,9 +51,15 @@ class ModelNotFound(RnnserveError):
 
 
 class ModelUnavailable(RnnserveError):
-    """The model exists but is not READY (loading, or failed: the reason is included)."""
+    """The model exists but is still loading; retrying shortly will work."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class ModelFailed(RnnserveError):
+    """The model failed to load (the reason is included); retrying will not help."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class Overloaded(RnnserveError):

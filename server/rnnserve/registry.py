@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rnnserve.backends import Assistant, Backend, LanguageModel, ModelKind, SharedLanguageModel, Translator
 from rnnserve.config import ModelCard, ModelSpec, ServerConfig
-from rnnserve.errors import ModelNotFound, ModelUnavailable
+from rnnserve.errors import ModelFailed, ModelNotFound, ModelUnavailable
 from rnnserve.plugins import PluginHost, PluginInfo
 from rnnserve.scheduler import LanguageModelScheduler, SchedulerStats
 from rnnserve.workers import SerialWorker, TranslationScheduler
@@ -166,7 +166,7 @@ class ModelRegistry:
         if entry.state == ModelState.LOADING:
             raise ModelUnavailable(f"model {name!r} is still loading; retry shortly")
         if entry.state == ModelState.FAILED:
-            raise ModelUnavailable(f"model {name!r} failed to load: {entry.reason}")
+            raise ModelFailed(f"model {name!r} failed to load: {entry.reason}")
         return entry
 
 

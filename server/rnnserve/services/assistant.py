@@ -47,7 +47,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
     @grpc_errors
     async def Suggest(self, request: assistant_pb2.SuggestRequest,
                       context: aio.ServicerContext) -> assistant_pb2.SuggestResponse:
-        validation.check_chars("text", request.text, "max_prompt_chars", self.limits.max_prompt_chars)
+        validation.check_chars("text", request.text, "max_document_chars", self.limits.max_document_chars)
         backend, worker = self._assistant(request.model)
         options = validation.suggest_options(request.options, self.limits)
         suggestions = await worker.run(lambda: backend.suggest(request.text, options))
@@ -63,7 +63,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
             return
         if first.WhichOneof("event") != "open":
             raise SessionError("the first message of a Session must be 'open'")
-        validation.check_chars("text", first.open.text, "max_prompt_chars", self.limits.max_prompt_chars)
+        validation.check_chars("text", first.open.text, "max_document_chars", self.limits.max_document_chars)
         backend, worker = self._assistant(first.open.model)
         options = validation.suggest_options(first.open.options, self.limits)
         if self.open_sessions >= self.limits.max_sessions:
@@ -104,9 +104,9 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
     def _apply(self, session: AssistantSession, message: assistant_pb2.SessionRequest) -> None:
         event = message.WhichOneof("event")
         if event == "append":
-            if session.document_chars + len(message.append.text) > self.limits.max_prompt_chars:
-                raise InvalidArgument(f"document would exceed the server limit max_prompt_chars="
-                                      f"{self.limits.max_prompt_chars}")
+            if session.document_chars + len(message.append.text) > self.limits.max_document_chars:
+                raise InvalidArgument(f"document would exceed the server limit max_document_chars="
+                                      f"{self.limits.max_document_chars}")
             session.append(message.append.text)
         elif event == "delete":
             session.delete(message.delete.chars)

@@ -1,0 +1,143 @@
+"""Writing assistant: keystroke savings and per-keystroke latency, against baselines in the same run.
+
+Keystroke savings rate (KSR): a simulated typist types held-out text (Persuasion, the
+char-LSTM's test novel) left to right through an ``Assistant.Session``; whenever one of
+the top-k word suggestions is exactly the word being typed, it accepts it for one
+keystroke. KSR = 1 - keystrokes / characters. The baseline completes words from unigram
+frequencies of the training split only.
+
+Latency: per-keystroke time through a Session on a long document, against re-sending the
+whole text to ``Suggest`` at every keystroke (with the prefix cache, as shipped, and with
+it switched off).
+
+    python -m benchmarks.assistant --data runs/austen/data [--chars 4000] [--doc-chars 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.common import percentile, server, table
+from rnnserve.config import ModelSpec
+from rnnserve_client import Client
+from rnnserve_plugins.writing_assistant.suggest import is_word_char, typed_word
+
+
+def simulate(text: str, k: int, start: Callable[[], tuple[list[str], Callable[[str], list[str]]]]) -> float:
+    """KSR of a typist with top-``k`` suggestions; ``start()`` -> (initial words, append(text) -> words)."""
+    suggestions, append = start()
+    keystrokes, pos = 0, 0
+    while pos < len(text):
+        if is_word_char(text[pos]):
+            begin = pos
+            while begin > 0 and is_word_char(text[begin - 1]):
+                begin -= 1
+            end = pos
+            while end < len(text) and is_word_char(text[end]):
+                end += 1
+            if text[begin:end] in suggestions[:k]:
+                keystrokes += 1
+                suggestions = append(text[pos:end])
+                pos = end
+                continue
+        keystrokes += 1
+        suggestions = append(text[pos])
+        pos += 1
+    return 1 - keystrokes / len(text)
+
+
+class UnigramCompleter:
+    """Baseline: the k most frequent training words that start with the typed prefix."""
+
+    def __init__(self, corpus: str) -> None:
+        counts = collections.Counter(re.findall(r"[A-Za-z']+", corpus))
+        self.words = [w for w, _ in counts.most_common()]
+
+    def start(self, k: int) -> tuple[list[str], Callable[[str], list[str]]]:
+        """A fresh typist's (initial suggestions, append) pair."""
+        typed: list[str] = []
+
+        def append(chunk: str) -> list[str]:
+            typed.append(chunk)
+            prefix = typed_word("".join(typed[-64:]))
+            found = []
+            for w in self.words:
+                if w.startswith(prefix) and w != prefix:
+                    found.append(w)
+                    if len(found) == k:
+                        break
+            return found
+
+        return append(""), append
+
+
+def assistant_typist(client: Client, model: str, k: int) -> Callable[[], tuple[list[str], Callable[[str], list[str]]]]:
+    def start() -> tuple[list[str], Callable[[str], list[str]]]:
+        session = client.session(model, kinds=("word",), max_suggestions=k).open()
+        return [s.text for s in session.suggestions], lambda chunk: [s.text for s in session.append(chunk)]
+
+    return start
+
+
+def latency(client: Client, model: str, document: str, keystrokes: int) -> dict[str, list[float]]:
+    """Per-keystroke seconds: through a Session, and re-sending the whole text to Suggest."""
+    typed = document[-keystrokes:]
+    base = document[:-keystrokes]
+    out: dict[str, list[float]] = {"session": [], "suggest": []}
+    with client.session(model, kinds=("word",), max_suggestions=3, text=base) as session:
+        for ch in typed:
+            t = time.perf_counter()
+            session.append(ch)
+            out["session"].append(time.perf_counter() - t)
+    for i in range(1, len(typed) + 1):
+        t = time.perf_counter()
+        client.suggest(model, base + typed[:i], kinds=("word",), max_suggestions=3)
+        out["suggest"].append(time.perf_counter() - t)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="output of `rnnserve data austen`")
+    parser.add_argument("--config", help="server config (default: the installed plugins' models)")
+    parser.add_argument("--model", default="writing-assistant")
+    parser.add_argument("--chars", type=int, default=4000, help="characters of test text to type")
+    parser.add_argument("--doc-chars", type=int, default=20000, help="document length for the latency test")
+    parser.add_argument("--keystrokes", type=int, default=100, help="keystrokes timed per latency variant")
+    args = parser.parse_args(argv)
+
+    test = (args.data / "test.txt").read_text()
+    train = (args.data / "train.txt").read_text()
+    text = test[: args.chars]
+    unigram = UnigramCompleter(train)
+    no_cache = ModelSpec("assistant-no-cache", "writing-assistant", options={"cache_entries": 0})
+    with server(args.config, extra_models=(no_cache,)) as srv, Client(srv.target, timeout=120) as client:
+        rows = []
+        for k in (1, 3):
+            t = time.perf_counter()
+            lm = simulate(text, k, assistant_typist(client, args.model, k))
+            elapsed = time.perf_counter() - t
+            base = simulate(text, k, lambda k=k: unigram.start(k))
+            rows.append((f"KSR@{k}", lm, base, lm / base if base else float("nan"), elapsed))
+        print(f"Keystroke savings on {len(text):,} characters of Persuasion (held out)")
+        print(table(["metric", "assistant", "unigram", "ratio", "assistant s"], rows))
+        document = (test * (args.doc_chars // len(test) + 1))[: args.doc_chars]
+        times = latency(client, args.model, document, args.keystrokes)
+        # Re-reading the whole document per keystroke is slow: a few keystrokes tell the story.
+        cold = latency(client, "assistant-no-cache", document, max(2, args.keystrokes // 10))
+        times["suggest, no prefix cache"] = cold["suggest"]
+    base_p50 = percentile(times["session"], 50)
+    print(f"\nPer-keystroke latency on a {len(document):,}-character document ({args.keystrokes} keystrokes)")
+    print(table(["path", "p50 ms", "p99 ms", "p50 vs session"],
+                [(name, percentile(v, 50) * 1e3, percentile(v, 99) * 1e3, percentile(v, 50) / base_p50)
+                 for name, v in times.items()]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""Channel settings shared by the sync and asyncio clients.
+
+The service config sets ``round_robin`` load balancing (so a multi-address target such
+as ``ipv4:127.0.0.1:50051,127.0.0.1:50052`` or a ``dns:///`` name with several records
+spreads calls over every backend) and gRPC's built-in retry policy for the unary methods
+only: a call that fails with UNAVAILABLE is retried up to ``MAX_ATTEMPTS`` attempts in
+total, with exponential backoff, within the call's deadline. Streaming methods get no
+retry policy, because a stream may already have delivered part of its output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from rnnserve_client.v1 import assistant_pb2, generation_pb2, models_pb2, translation_pb2
+
+#: Attempts per unary call, the first included.
+MAX_ATTEMPTS = 4
+#: Retry policy of the unary methods (gRPC service config syntax).
+RETRY_POLICY = {
+    "maxAttempts": MAX_ATTEMPTS,
+    "initialBackoff": "0.1s",
+    "maxBackoff": "2s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+
+_FILES = (models_pb2, generation_pb2, translation_pb2, assistant_pb2)
+
+
+def unary_methods() -> list[dict[str, str]]:
+    """Every unary-unary method of the API, as service config ``name`` entries."""
+    return [
+        {"service": service.full_name, "method": method.name}
+        for module in _FILES
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+        if not method.client_streaming and not method.server_streaming
+    ]
+
+
+def service_config() -> str:
+    """The channel's service config as JSON: round_robin, and retries for unary methods."""
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "methodConfig": [{"name": unary_methods(), "retryPolicy": RETRY_POLICY}],
+        }
+    )
+
+
+def channel_options(max_message_bytes: int | None, options: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Channel arguments: the service config, message size limits, then ``options``.
+
+    Entries of ``options`` replace the defaults of the same name.
+    """
+    merged: dict[str, Any] = {"grpc.enable_retries": 1, "grpc.service_config": service_config()}
+    if max_message_bytes is not None:
+        merged["grpc.max_send_message_length"] = max_message_bytes
+        merged["grpc.max_receive_message_length"] = max_message_bytes
+    merged.update(options)
+    return list(merged.items())
+
+
+def channel_credentials(
+    credentials: grpc.ChannelCredentials | None, root_certificates: bytes | None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials for the channel, or None for a plaintext channel."""
+    if credentials is not None and root_certificates is not None:
+        raise ValueError("pass either credentials or root_certificates, not both")
+    if root_certificates is not None:
+        return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return credentials
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """The default timeout and the metadata sent with every call."""
+
+    timeout: float | None
+    metadata: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def create(cls, timeout: float | None, token: str | None) -> CallSettings:
+        metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        return cls(timeout=timeout, metadata=metadata)
+
+    def kwargs(self, timeout: float | None) -> dict[str, Any]:
+        """Keyword arguments for a stub call; ``timeout`` None means the client default."""
+        return {
+            "timeout": self.timeout if timeout is None else timeout,
+            "metadata": self.metadata or None,
+        }

@@ -1,0 +1,133 @@
+"""Model cards: ``MODEL_CARD.md`` (for people) and ``model_card.json`` (``rnnserve.config.ModelCard``).
+
+:func:`write_card_for` evaluates a model directory itself (validation and test loss in
+nats and bits per character, the int8-quantized test loss, decoding-step latency of the
+fused step and of the plain ``nn.LSTM`` path) and documents the data, split, training
+command, wall time, hardware and a few samples from the ``config.json`` training record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from rnnserve.config import ModelCard
+
+from .backend import CharLSTMBackend
+from .checkpoint import load_model
+from .data import read_split
+from .evaluate import NATS_TO_BITS, evaluate_loss, sample_text, step_latency_ms
+from .model import CharRNN
+
+SAMPLE_PROMPTS = ("It is a truth universally acknowledged", "Captain Wentworth", "\"My dear Miss")
+LICENSE = ("Model weights: MIT (as rnnserve). Training text: Jane Austen's novels, public domain, as "
+           "packaged by the janeaustenr R package (MIT) in Debian's r-cran-janeaustenr.")
+LIMITATIONS = ("A character-level model of early-19th-century English prose: it imitates Austen's style but "
+               "has no knowledge or reasoning, invents names, facts and plots, and loses coherence after a "
+               "sentence or two. Characters outside its vocabulary become <unk> (reported by the server). "
+               "No end-of-text token: generation stops only on length or stop sequences. Trained on five "
+               "novels only; loss on other text is far higher. No content filtering.")
+
+
+def _measure(model: CharRNN, backend: CharLSTMBackend) -> dict[str, float]:
+    """Step latency in ms at batch 1 and 64: the fused step vs the default (``forward`` with T=1) path."""
+    metrics = {}
+    for batch in (1, 64):
+        state = backend.initial_state(batch)
+        metrics[f"step_ms_batch{batch}_fused"] = step_latency_ms(backend.step, state, model.config.vocab_size)
+        metrics[f"step_ms_batch{batch}_default"] = step_latency_ms(
+            lambda tokens, s: (lambda out: (out[0][:, 0], out[1]))(model(tokens[:, None], s)),
+            state, model.config.vocab_size)
+    return {k: round(v, 3) for k, v in metrics.items()}
+
+
+def _describe_source(source: dict | str | None) -> str:
+    """The corpus origin as recorded by ``data.prepare`` (a dict) or by hand (a string)."""
+    if isinstance(source, dict):
+        return (f"Jane Austen's six novels from the Debian package {source.get('debian_package')} "
+                f"({source.get('deb_file')}, sha256 {source.get('deb_sha256')}), cleaned and split by "
+                "`rnnserve data austen` (one paragraph per line, whitespace normalised)")
+    return source or "unknown corpus"
+
+
+def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None = None,
+                   extra_metrics: dict[str, float] | None = None, streams: int = 32) -> ModelCard:
+    """Evaluate ``model_dir`` on ``data_dir``'s val and test splits and write both card files there.
+
+    ``wall_time_s`` defaults to the elapsed time recorded in ``model_dir/../last`` (a training run).
+    """
+    model, vocab, config = load_model(model_dir)
+    training = config.get("training", {})
+    backend = CharLSTMBackend(model, vocab)
+    val = evaluate_loss(model, vocab.encode_tensor(read_split(data_dir, "val")), vocab.bos_id, streams=streams)
+    test_tokens = vocab.encode_tensor(read_split(data_dir, "test"))
+    test = evaluate_loss(model, test_tokens, vocab.bos_id, streams=streams)
+    quantized = CharLSTMBackend(model, vocab, quantized=True)
+    test_int8 = evaluate_loss(quantized, test_tokens, vocab.bos_id, streams=streams)
+    metrics = {"val_nats_per_char": round(val, 4), "val_bits_per_char": round(val * NATS_TO_BITS, 4),
+               "test_nats_per_char": round(test, 4), "test_bits_per_char": round(test * NATS_TO_BITS, 4),
+               "test_nats_per_char_int8": round(test_int8, 4), **(extra_metrics or {}), **_measure(model, backend)}
+    run_state = model_dir.parent / "last" / "trainer_state.json"  # the layout train() writes
+    if wall_time_s is None and run_state.exists():
+        wall_time_s = json.loads(run_state.read_text())["elapsed_s"]
+    if wall_time_s is not None:
+        metrics["training_wall_time_min"] = round(wall_time_s / 60, 1)
+    manifest = training.get("data", {})
+    files = manifest.get("files", {})
+    hashes = ", ".join(f"{name} sha256 {info['sha256']} ({info['chars']:,} chars)" for name, info in files.items())
+    cfg = model.config
+    card = ModelCard(
+        description=(f"Character-level language model: {cfg.num_layers}-layer {cfg.cell} with {cfg.hidden_size} "
+                     f"units, {cfg.embedding_dim}-d embeddings, {vocab.size} tokens, "
+                     f"{backend.parameter_count():,} parameters; predicts the next character of Jane Austen-style "
+                     "prose."),
+        data=f"{_describe_source(manifest.get('source'))}." + (f" {hashes}." if hashes else ""),
+        split=manifest.get("split", ""),
+        training_command=training.get("command", ""),
+        metrics=metrics, license=LICENSE, limitations=LIMITATIONS)
+    (model_dir / "model_card.json").write_text(json.dumps(dataclasses.asdict(card), indent=2) + "\n")
+    samples = [(p, sample_text(backend, p, 300, temperature=0.7, seed=i)) for i, p in enumerate(SAMPLE_PROMPTS)]
+    (model_dir / "MODEL_CARD.md").write_text(_markdown(card, training, config, samples, streams))
+    return card
+
+
+def _markdown(card: ModelCard, training: dict, config: dict, samples: list[tuple[str, str]], streams: int) -> str:
+    m = card.metrics
+    lines = [
+        f"# Model card: {card.description.split(':')[0]}", "", card.description, "",
+        "## Data", "", card.data, "",
+        "## Split", "", card.split, "",
+        "## Training", "",
+        "Exact command:", "", "```", card.training_command, "```", "",
+        f"- Hyper-parameters: `{json.dumps(training.get('train', {}))}`",
+        f"- Model config: `{json.dumps(config['model'])}`",
+        f"- Best checkpoint at step {training.get('step', '?')}; weights stored as {config.get('storage_dtype')}",
+        f"- Wall time: {m.get('training_wall_time_min', '?')} min",
+        f"- Hardware: {training.get('hardware', '?')}",
+        "", "## Metrics", "",
+        f"Loss per character, reading the text after `<bos>` from the zero state ({streams} parallel pieces, "
+        "512 characters of burn-in context each; every character of the split is scored once).", "",
+        "| split | nats/char | bits/char |", "|---|---|---|",
+        f"| validation | {m['val_nats_per_char']:.4f} | {m['val_bits_per_char']:.4f} |",
+        f"| test (Persuasion) | {m['test_nats_per_char']:.4f} | {m['test_bits_per_char']:.4f} |",
+        f"| test, int8 dynamic quantization (`quantize = true`) | {m['test_nats_per_char_int8']:.4f} | "
+        f"{m['test_nats_per_char_int8'] * 1.4426950408889634:.4f} |",
+    ]
+    if "test_nats_per_char_float32" in m:
+        lines.append(f"| test, float32 weights before float16 storage | {m['test_nats_per_char_float32']:.4f} | "
+                     f"{m['test_nats_per_char_float32'] * 1.4426950408889634:.4f} |")
+    lines += [
+        "", f"Decoding step latency (median, ms; {torch.get_num_threads()} torch threads, "
+        f"{platform.machine()}, measured when the card was written):", "",
+        "| batch | fused step | default nn.LSTM path |", "|---|---|---|",
+        *(f"| {b} | {m[f'step_ms_batch{b}_fused']:.3f} | {m[f'step_ms_batch{b}_default']:.3f} |" for b in (1, 64)),
+        "", "## Samples", "", "Temperature 0.7, 300 characters, fixed seeds.", "",
+    ]
+    for prompt, text in samples:
+        lines += [f"> **{prompt}**{text}".replace("\n", "\n>\n> "), ""]
+    lines += ["## License", "", card.license, "", "## Limitations", "", card.limitations, ""]
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""Checkpoint directories, written and read without pickle (safetensors + JSON only).
+
+A model directory (what the backend serves) holds:
+
+* ``config.json``: ``{"format": FORMAT, "model": CharRNNConfig fields, "training": {...}}``
+  (the training section is informational: data manifest, hyper-parameters, step, losses);
+* ``model.safetensors``: the ``CharRNN`` state dict, float32 or float16 storage (loading
+  always computes in float32);
+* ``vocab.json``: the :class:`~.vocab.CharVocab`;
+* after evaluation, ``MODEL_CARD.md`` and ``model_card.json``.
+
+A training directory's ``last/`` checkpoint adds ``optimizer.safetensors`` (every
+optimizer state tensor plus the torch RNG state) and ``trainer_state.json`` (param
+groups, step, epoch, history), so a killed run resumes without unpickling anything.
+Directories are written to a temporary sibling and swapped in by rename, so a kill
+mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .model import CharRNN, CharRNNConfig
+from .vocab import CharVocab
+
+FORMAT = "rnnserve-char-lstm/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory is missing files or is not in this backend's format."""
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Atomically (as far as the filesystem allows) move the finished ``tmp`` directory to ``final``."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def fresh_tmp(final: Path) -> Path:
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def write_model_files(directory: Path, model: CharRNN, vocab: CharVocab, training: dict | None = None,
+                      dtype: torch.dtype = torch.float32) -> None:
+    """Write config.json, model.safetensors and vocab.json into an existing ``directory``."""
+    config = {"format": FORMAT, "model": model.config.to_dict(), "training": training or {},
+              "storage_dtype": str(dtype).removeprefix("torch.")}
+    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": FORMAT})
+    vocab.save(directory / "vocab.json")
+
+
+def save_model(directory: Path, model: CharRNN, vocab: CharVocab, training: dict | None = None,
+               dtype: torch.dtype = torch.float32) -> None:
+    """Write a complete model directory, replacing ``directory`` if it exists."""
+    tmp = fresh_tmp(directory)
+    write_model_files(tmp, model, vocab, training, dtype)
+    replace_dir(tmp, directory)
+
+
+def read_config(directory: Path) -> dict:
+    path = directory / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{directory} is not a char-lstm model directory (no config.json)")
+    config = json.loads(path.read_text())
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: format {config.get('format')!r}, expected {FORMAT!r}")
+    return config
+
+
+def load_model(directory: Path) -> tuple[CharRNN, CharVocab, dict]:
+    """Rebuild the model (float32, eval mode) and vocabulary; also returns config.json."""
+    config = read_config(directory)
+    for name in ("model.safetensors", "vocab.json"):
+        if not (directory / name).exists():
+            raise CheckpointError(f"{directory} lacks {name}")
+    model = CharRNN(CharRNNConfig.from_dict(config["model"]))
+    tensors = {k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()}
+    model.load_state_dict(tensors, strict=True)
+    vocab = CharVocab.load(directory / "vocab.json")
+    if vocab.size != model.config.vocab_size:
+        raise CheckpointError(f"{directory}: vocab.json has {vocab.size} ids, the model {model.config.vocab_size}")
+    return model.eval(), vocab, config
+
+
+def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Write optimizer tensors + RNG (safetensors) and ``state`` + param groups (JSON) into ``directory``."""
+    opt = optimizer.state_dict()
+    tensors = {"rng.torch": torch.get_rng_state()}
+    for index, param_state in opt["state"].items():
+        for name, value in param_state.items():
+            tensors[f"state.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    save_file(tensors, str(directory / "optimizer.safetensors"))
+    (directory / "trainer_state.json").write_text(
+        json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1) + "\n")
+
+
+def load_training_state(directory: Path, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore the optimizer and the torch RNG from ``directory``; returns the saved trainer state."""
+    tensors = load_file(str(directory / "optimizer.safetensors"))
+    state = json.loads((directory / "trainer_state.json").read_text())
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, name = key.split(".", 2)
+            per_param.setdefault(int(index), {})[name] = value
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}  # JSON turned the tuple into a list
+              for group in state.pop("param_groups")]
+    optimizer.load_state_dict({"state": per_param, "param_groups": groups})
+    torch.set_rng_state(tensors["rng.torch"])
+    return state

@@ -1,0 +1,335 @@
+"""Training: truncated BPTT over parallel character streams, alone or under ``torchrun`` (DDP, gloo).
+
+Batching: the training text (``<bos>`` + text) is cut into ``world_size * batch_size``
+equal contiguous streams; rank r owns streams ``[r*B, (r+1)*B)`` (its data shard). Each
+stream starts with ``<bos>`` from a zero state, exactly like a served request. A step
+reads the next ``seq_len`` characters of all B streams ([B, T] inputs, [B, T] targets
+shifted by one); the hidden state is carried to the next window and detached (truncated
+BPTT), and reset to zeros at every epoch start.
+
+Optimisation: AdamW (weight decay on matrices only), linear warm-up then cosine decay to
+``min_lr`` at ``max_steps``, gradient-norm clipping, dropout. Every ``checkpoint_every``
+steps rank 0 writes ``OUT/last`` (model + optimizer + RNG + progress) to resume from after a
+kill; every ``eval_every`` steps it measures the validation loss, keeps the best model in
+``OUT/best`` and redraws ``loss.png`` (in ``OUT`` and ``OUT/best``). On resume the carried
+hidden state restarts at zeros (it is not saved); under DDP, ranks other than 0 reseed
+their RNG from (seed, rank, step). At the end the best model is evaluated on validation
+and test and its model card written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from . import checkpoint
+from .cells import CELL_KINDS
+from .data import read_split
+from .evaluate import evaluate_loss
+from .model import CharRNN, CharRNNConfig, State
+from .vocab import CharVocab
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (``config.json`` ``"training"."train"``)."""
+
+    seq_len: int = 128
+    #: Parallel streams per rank.
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    max_steps: int = 2000
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    checkpoint_every: int = 50
+    #: Validation characters per evaluation (0: all of val.txt).
+    eval_chars: int = 0
+    log_every: int = 10
+    seed: int = 1234
+    #: Training characters rarer than this become ``<unk>``.
+    min_count: int = 5
+    #: torch intra-op threads per process (0: torch's default).
+    threads: int = 0
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to ``min_lr``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps))
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def make_streams(tokens: torch.Tensor, streams: int, bos_id: int) -> torch.Tensor:
+    """[streams, n + 1]: ``tokens`` [N] cut into ``streams`` contiguous pieces, each prefixed by bos."""
+    n = tokens.numel() // streams
+    if n < 2:
+        raise ValueError(f"{tokens.numel()} tokens are too few for {streams} streams")
+    body = tokens[: n * streams].view(streams, n)
+    return torch.cat([torch.full((streams, 1), bos_id, dtype=body.dtype), body], dim=1)
+
+
+def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on the recurrent and output matrices, none on biases and embeddings."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (decay if param.dim() >= 2 and "embedding" not in name else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))
+
+
+def detach(state: State) -> State:
+    return tuple(s.detach() for s in state)
+
+
+def plot_history(history: dict, paths: list[Path]) -> None:
+    """Draw train (per log interval) and validation loss in nats/char against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if history["train"]:
+        ax.plot([r["step"] for r in history["train"]], [r["loss"] for r in history["train"]],
+                lw=0.8, label="train")
+    if history["val"]:
+        ax.plot([r["step"] for r in history["val"]], [r["loss"] for r in history["val"]],
+                "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/char)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    for path in paths:
+        fig.savefig(path)
+    plt.close(fig)
+
+
+def command_line() -> str:
+    """The command that started this process, as a user would type it."""
+    module = "rnnserve_plugins.char_lstm.train"
+    cli = Path(sys.argv[0]).name == "rnnserve"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        launcher = ["torchrun", f"--nproc-per-node={world}"]
+        program = [*launcher, "--no-python", "rnnserve"] if cli else [*launcher, "-m", module]
+    else:
+        program = ["rnnserve"] if cli else ["python", "-m", module]
+    return shlex.join([*program, *sys.argv[1:]])
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} CPU cores ({cpu}), {torch.get_num_threads()} torch threads per process, "
+            f"{int(os.environ.get('WORLD_SIZE', '1'))} process(es), torch {torch.__version__}")
+
+
+@dataclass
+class TrainResult:
+    """The trained model (this rank's replica) and the run's progress (``best_val`` is rank 0's)."""
+
+    model: CharRNN
+    step: int
+    best_val: float
+    elapsed_s: float
+    history: dict
+
+
+def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *, quiet: bool = False,
+          write_card: bool = True) -> TrainResult:
+    """Train (or resume) into ``out``, as one rank of ``WORLD_SIZE`` when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = world > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    rank = dist.get_rank() if distributed else 0
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+
+    train_text = read_split(data_dir, "train")
+    val_text = read_split(data_dir, "val")
+    resume_dir = out / "last"
+    if not (resume_dir / "trainer_state.json").exists() and (out / "last.old" / "trainer_state.json").exists():
+        resume_dir = out / "last.old"  # killed between the two renames of a save
+    resuming = (resume_dir / "trainer_state.json").exists()
+    if resuming:
+        model, vocab, _ = checkpoint.load_model(resume_dir)
+        model.train()
+    else:
+        vocab = CharVocab.build(train_text, config.min_count)
+        model = CharRNN(CharRNNConfig(vocab_size=vocab.size, **model_config))
+    train_tokens = vocab.encode_tensor(train_text)
+    val_tokens = vocab.encode_tensor(val_text)
+    if config.eval_chars:
+        val_tokens = val_tokens[: config.eval_chars]
+
+    streams = make_streams(train_tokens, world * config.batch_size, vocab.bos_id)
+    streams = streams[rank * config.batch_size: (rank + 1) * config.batch_size]
+    steps_per_epoch = (streams.shape[1] - 1) // config.seq_len
+    optimizer = configure_optimizer(model, config)
+    history: dict = {"train": [], "val": []}
+    step, best_val, elapsed = 0, float("inf"), 0.0
+    if resuming:
+        state = checkpoint.load_training_state(resume_dir, optimizer)
+        step, best_val, elapsed, history = state["step"], state["best_val"], state["elapsed_s"], state["history"]
+        if rank != 0:
+            torch.manual_seed(config.seed + 1000 * rank + step)
+    elif rank != 0:
+        torch.manual_seed(config.seed + 1000 * rank)
+    net: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
+    data_info = {}
+    manifest = data_dir / "manifest.json"
+    if manifest.exists():
+        data_info = json.loads(manifest.read_text())
+    training_info = {"train": asdict(config), "data": data_info, "command": command_line(),
+                     "hardware": hardware(), "rare_chars_as_unk": sorted(set(train_text) - set(vocab.chars))}
+
+    def save_last() -> None:
+        tmp = checkpoint.fresh_tmp(out / "last")
+        checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
+        checkpoint.save_training_state(tmp, optimizer, {"step": step, "best_val": best_val, "elapsed_s": elapsed,
+                                                        "history": history, "train": asdict(config)})
+        checkpoint.replace_dir(tmp, out / "last")
+        (out / "history.json").write_text(json.dumps(history) + "\n")
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"[char-lstm] {'resuming at step ' + str(step) if resuming else 'starting'}: "
+              f"{model.config} ({sum(p.numel() for p in model.parameters()):,} parameters), "
+              f"{train_tokens.numel():,} train chars, {world} rank(s) x {config.batch_size} streams x "
+              f"{config.seq_len} chars, {steps_per_epoch} steps/epoch, {config.max_steps} steps", flush=True)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.max_steps, initial=step, disable=quiet or rank != 0, unit="step",
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+    hidden = model.initial_state(config.batch_size)
+    running, window_start, chars_since = None, time.perf_counter(), 0
+    run_start, elapsed_before = window_start, elapsed  # elapsed: wall time over all (resumed) runs
+    loss_fn = nn.CrossEntropyLoss()
+    while step < config.max_steps:
+        position = step % steps_per_epoch
+        if position == 0:
+            hidden = model.initial_state(config.batch_size)
+        t = position * config.seq_len
+        x = streams[:, t: t + config.seq_len]
+        y = streams[:, t + 1: t + 1 + config.seq_len]
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        net.train()
+        logits, hidden = net(x, hidden)
+        hidden = detach(hidden)
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+        chars_since += x.numel() * world
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        if step % config.log_every == 0 or step == config.max_steps:
+            now = time.perf_counter()
+            speed = chars_since / (now - window_start)
+            window_start, chars_since = now, 0
+            history["train"].append({"step": step, "loss": round(running, 5), "lr": lr_at(step - 1, config),
+                                     "grad_norm": round(float(grad_norm), 4), "chars_per_s": round(speed)})
+            bar.set_postfix(loss=f"{running:.3f}", chars_s=f"{speed:,.0f}", lr=f"{lr_at(step - 1, config):.2e}",
+                            refresh=False)
+        bar.update(1)
+        evaluating = step % config.eval_every == 0 or step == config.max_steps
+        elapsed = elapsed_before + time.perf_counter() - run_start
+        if evaluating and rank == 0:
+            val = evaluate_loss(model, val_tokens, vocab.bos_id)
+            history["val"].append({"step": step, "loss": round(val, 5), "epoch": round(step / steps_per_epoch, 3)})
+            improved = val < best_val
+            if improved:
+                best_val = val
+                checkpoint.save_model(out / "best", model, vocab,
+                                      {**training_info, "step": step, "val_nats_per_char": val})
+            plot_history(history, [out / "loss.png", out / "best" / "loss.png"])
+            bar.write(f"[char-lstm] step {step} epoch {step / steps_per_epoch:.2f}: train {running:.4f} "
+                      f"val {val:.4f} nats/char{' (best)' if improved else ''}, {elapsed / 60:.1f} min")
+            window_start = time.perf_counter()  # validation time is not training throughput
+        if rank == 0 and (step % config.checkpoint_every == 0 or evaluating):
+            save_last()
+        if distributed and (evaluating or step % config.checkpoint_every == 0):
+            dist.barrier()
+    bar.close()
+    if rank == 0 and write_card:
+        from .card import write_card_for
+
+        write_card_for(out / "best", data_dir, wall_time_s=elapsed)
+    if distributed:
+        dist.barrier()
+    return TrainResult(model, step, best_val, elapsed, history)
+
+
+MODEL_FLAGS = {f.name: f for f in fields(CharRNNConfig) if f.name != "vocab_size"}
+TRAIN_FLAGS = {f.name: f for f in fields(TrainConfig)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="directory from `rnnserve data austen`")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (best/, last/, loss.png)")
+    parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-card", action="store_true", help="skip the final evaluation and model card")
+    for group, flags in (("model", MODEL_FLAGS), ("train", TRAIN_FLAGS)):
+        for name, field in flags.items():
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=f"{group}.{name}", default=None,
+                                metavar=type(field.default).__name__.upper(), type=type(field.default),
+                                choices=CELL_KINDS if name == "cell" else None,
+                                help=f"{group} {name} (default {field.default})")
+
+
+def run(args: argparse.Namespace) -> int:
+    raw = json.loads(args.config.read_text()) if args.config else {}
+    sections: dict[str, dict] = {"model": dict(raw.get("model", {})), "train": dict(raw.get("train", {}))}
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            group, name = key.split(".", 1)
+            sections[group][name] = value
+    unknown = sorted(set(sections["train"]) - set(TRAIN_FLAGS))
+    if unknown:
+        raise SystemExit(f"unknown training option(s) {unknown}")
+    train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
+          write_card=not args.no_card)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnnserve_plugins.char_lstm.train",
+                                     description="Train a character-level recurrent language model.")
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The ``gru-seq2seq`` backend: a :class:`rnnserve.backends.Translator` over a checkpoint directory.
+
+``translate`` encodes the texts with the model's SentencePiece vocabulary, sorts them by
+length and decodes them in chunks of up to ``MAX_SOURCES_PER_BATCH`` sources: greedy search
+for ``beam_size == 1``, batched beam search otherwise. Each source may produce up to
+``min(max_length, ceil(max_length_ratio * source pieces))`` pieces. An empty (or all
+whitespace) text translates to the empty string without touching the model.
+
+Spec option ``quantize = true`` serves an int8 dynamic-quantized copy
+(``torch.ao.quantization.quantize_dynamic`` over every ``nn.Linear`` and ``nn.GRUCell``
+(decoder) and ``nn.GRU`` (encoder)); the 8k-way output projection dominates decoding time.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnserve.backends import Hypothesis, LoadContext, TranslateOptions, TranslationResult, Translator
+from rnnserve.config import ModelSpec
+from rnnserve.errors import ConfigurationError
+
+from .beam import Hyp, beam_search, greedy_search
+from .checkpoint import CheckpointError, decoding_options, load_model
+from .model import Seq2Seq
+from .subwords import SubwordVocab
+
+OPTIONS = {"quantize": bool}
+MAX_SOURCES_PER_BATCH = 64
+
+
+def quantize(model: Seq2Seq) -> Seq2Seq:
+    """int8 dynamic quantization of ``model``'s GRU, GRUCell and Linear submodules (a copy)."""
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.GRU, nn.GRUCell, nn.Linear}, dtype=torch.qint8)
+
+
+def max_target_length(source_pieces: int, options: TranslateOptions) -> int:
+    """Pieces a source of ``source_pieces`` may produce before EOS."""
+    return max(1, min(options.max_length, math.ceil(options.max_length_ratio * source_pieces)))
+
+
+class GruTranslator(Translator):
+    """Serves one :class:`~.model.Seq2Seq` with its :class:`~.subwords.SubwordVocab`."""
+
+    def __init__(self, model: Seq2Seq, vocab: SubwordVocab, options: TranslateOptions | None = None, *,
+                 quantized: bool = False):
+        model = model.eval()
+        self.vocab = vocab
+        self.config = model.config
+        self.quantized = quantized
+        self._parameters = model.parameter_count()
+        self.model: Seq2Seq = quantize(model) if quantized else model
+        if options is not None:
+            self.default_options = options
+
+    @classmethod
+    def load(cls, directory: Path, *, quantized: bool = False) -> GruTranslator:
+        model, vocab, config = load_model(directory)
+        return cls(model, vocab, decoding_options(config), quantized=quantized)
+
+    def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
+        """One result per text, its ``options.n_best`` hypotheses best first."""
+        pieces = [self.vocab.encode(text) for text in texts]
+        results: list[TranslationResult | None] = [None] * len(texts)
+        for i, ids in enumerate(pieces):
+            if not ids:
+                attention = [] if options.return_attention else None
+                results[i] = TranslationResult([Hypothesis("", 0.0, 0.0, [], attention)], [])
+        order = sorted((i for i, ids in enumerate(pieces) if ids), key=lambda i: len(pieces[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), MAX_SOURCES_PER_BATCH):
+                chunk = order[start: start + MAX_SOURCES_PER_BATCH]
+                for i, hyps in zip(chunk, self._decode([pieces[i] for i in chunk], options), strict=True):
+                    results[i] = TranslationResult([self._hypothesis(h) for h in hyps],
+                                                   self.vocab.pieces(pieces[i]))
+        return results  # type: ignore[return-value]
+
+    def _decode(self, sources: list[list[int]], options: TranslateOptions) -> list[list[Hyp]]:
+        limits = [max_target_length(len(s), options) for s in sources]
+        if options.beam_size == 1:
+            return [[h] for h in greedy_search(self.model, sources, limits, alpha=options.length_penalty,
+                                               return_attention=options.return_attention)]
+        return beam_search(self.model, sources, limits, beam_size=options.beam_size, n_best=options.n_best,
+                           alpha=options.length_penalty, return_attention=options.return_attention)
+
+    def _hypothesis(self, hyp: Hyp) -> Hypothesis:
+        return Hypothesis(text=self.vocab.decode(hyp.tokens), score=hyp.score, log_probability=hyp.log_probability,
+                          tokens=self.vocab.pieces(hyp.tokens), attention=hyp.attention)
+
+    def parameter_count(self) -> int:
+        return self._parameters
+
+
+def parse_options(options: dict[str, Any], model: str) -> dict[str, Any]:
+    """Validate a spec's options against :data:`OPTIONS`."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConfigurationError(f"model {model!r}: unknown gru-seq2seq option(s) {unknown}; valid: {sorted(OPTIONS)}")
+    for key, kind in OPTIONS.items():
+        if key in options and not isinstance(options[key], kind):
+            raise ConfigurationError(f"model {model!r}: option {key!r} must be {kind.__name__}, got {options[key]!r}")
+    return options
+
+
+def create_backend(spec: ModelSpec, context: LoadContext) -> GruTranslator:
+    """Backend factory registered as ``gru-seq2seq``."""
+    options = parse_options(dict(spec.options), spec.name)
+    directory = context.resolve_path(spec)
+    try:
+        return GruTranslator.load(directory, quantized=options.get("quantize", False))
+    except (CheckpointError, OSError, ValueError) as exc:
+        raise ConfigurationError(f"model {spec.name!r}: cannot load gru-seq2seq checkpoint: {exc}") from exc

@@ -1,0 +1,154 @@
+"""Checkpoint directories, written and read without pickle (safetensors, JSON and the SentencePiece model).
+
+A model directory (what the backend serves) holds:
+
+* ``config.json``: ``{"format": FORMAT, "model": Seq2SeqConfig fields, "decoding": default
+  TranslateOptions fields, "training": {...}, "storage_dtype": ...}`` (``training`` is
+  informational: data manifest, hyper-parameters, step, dev BLEU, command, hardware);
+* ``model.safetensors``: the ``Seq2Seq`` state dict with tied tensors stored once (the
+  first name of each shared parameter), float32 or float16 storage (always computed in
+  float32 after loading);
+* ``sentencepiece.model``: the joint subword model;
+* after evaluation, ``model_card.json`` (``rnnserve.config.ModelCard``) and ``MODEL_CARD.md``.
+
+A training run's ``last/`` adds ``optimizer.safetensors`` (optimizer tensors + torch RNG)
+and ``trainer_state.json`` (param groups, progress, history). Directories are written to a
+temporary sibling and renamed into place, so a kill mid-save keeps the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from rnnserve.backends import TranslateOptions
+
+from .model import Seq2Seq, Seq2SeqConfig
+from .subwords import MODEL_FILE, SubwordVocab
+
+FORMAT = "rnnserve-gru-seq2seq/1"
+#: The shipped defaults: beam 5, GNMT length penalty 1.0, up to 2x the source pieces, at most 256.
+DEFAULT_DECODING = TranslateOptions(beam_size=5, n_best=1, length_penalty=1.0, max_length_ratio=2.0,
+                                    max_length=256, return_attention=False)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory is missing files or is not in this backend's format."""
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished ``tmp`` directory to ``final``, replacing it (old copy removed last)."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def fresh_tmp(final: Path) -> Path:
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def aliases(model: torch.nn.Module) -> dict[str, str]:
+    """State-dict names that share a tensor with an earlier name (tied weights) → that earlier name."""
+    first: dict[int, str] = {}
+    out = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        key = id(tensor)
+        if key in first:
+            out[name] = first[key]
+        else:
+            first[key] = name
+    return out
+
+
+def write_model_files(directory: Path, model: Seq2Seq, vocab: SubwordVocab, training: dict | None = None,
+                      dtype: torch.dtype = torch.float32, decoding: TranslateOptions = DEFAULT_DECODING) -> None:
+    """Write config.json, model.safetensors and the SentencePiece model into an existing ``directory``."""
+    config = {"format": FORMAT, "model": model.config.to_dict(), "decoding": asdict(decoding),
+              "training": training or {}, "storage_dtype": str(dtype).removeprefix("torch.")}
+    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    tied = aliases(model)
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items() if k not in tied}
+    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": FORMAT, "tied": json.dumps(tied)})
+    vocab.save(directory / MODEL_FILE)
+
+
+def save_model(directory: Path, model: Seq2Seq, vocab: SubwordVocab, training: dict | None = None,
+               dtype: torch.dtype = torch.float32) -> None:
+    """Write a complete model directory, replacing ``directory`` if it exists."""
+    tmp = fresh_tmp(directory)
+    write_model_files(tmp, model, vocab, training, dtype)
+    replace_dir(tmp, directory)
+
+
+def read_config(directory: Path) -> dict:
+    path = directory / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{directory} is not a gru-seq2seq model directory (no config.json)")
+    config = json.loads(path.read_text())
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: format {config.get('format')!r}, expected {FORMAT!r}")
+    return config
+
+
+def load_model(directory: Path) -> tuple[Seq2Seq, SubwordVocab, dict]:
+    """Rebuild the model (float32, eval mode) and its vocabulary; also returns config.json."""
+    directory = Path(directory)
+    config = read_config(directory)
+    for name in ("model.safetensors", MODEL_FILE):
+        if not (directory / name).exists():
+            raise CheckpointError(f"{directory} lacks {name}")
+    model = Seq2Seq(Seq2SeqConfig.from_dict(config["model"]))
+    tensors = {k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()}
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    untied = sorted(set(missing) - set(aliases(model)))
+    if untied or unexpected:
+        raise CheckpointError(f"{directory}: weights do not match the config (missing {untied}, "
+                              f"unexpected {sorted(unexpected)})")
+    vocab = SubwordVocab.load(directory / MODEL_FILE)
+    if vocab.size != model.config.vocab_size:
+        raise CheckpointError(f"{directory}: {MODEL_FILE} has {vocab.size} pieces, the model {model.config.vocab_size}")
+    return model.eval(), vocab, config
+
+
+def decoding_options(config: dict) -> TranslateOptions:
+    """The default TranslateOptions recorded in config.json."""
+    return TranslateOptions(**{**asdict(DEFAULT_DECODING), **config.get("decoding", {})})
+
+
+def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Write optimizer tensors + RNG (safetensors) and ``state`` + param groups (JSON) into ``directory``."""
+    opt = optimizer.state_dict()
+    tensors = {"rng.torch": torch.get_rng_state()}
+    for index, param_state in opt["state"].items():
+        for name, value in param_state.items():
+            tensors[f"state.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    save_file(tensors, str(directory / "optimizer.safetensors"))
+    (directory / "trainer_state.json").write_text(
+        json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1) + "\n")
+
+
+def load_training_state(directory: Path, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore the optimizer and the torch RNG from ``directory``; returns the saved trainer state."""
+    tensors = load_file(str(directory / "optimizer.safetensors"))
+    state = json.loads((directory / "trainer_state.json").read_text())
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, name = key.split(".", 2)
+            per_param.setdefault(int(index), {})[name] = value
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}  # JSON turned tuples into lists
+              for group in state.pop("param_groups")]
+    optimizer.load_state_dict({"state": per_param, "param_groups": groups})
+    torch.set_rng_state(tensors["rng.torch"])
+    return state

@@ -1,0 +1,212 @@
+"""Evaluation: sacreBLEU and chrF per test part, decoding speed, and the model card.
+
+Test parts (from ``rnnserve data en-de``): ``test.ding`` (dictionary example sentences),
+``test.bible`` (verses) and ``test`` (both). Scores are sacreBLEU's defaults (13a
+tokenisation, exact case) against the single German reference; signatures are recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from rnnserve.backends import TranslateOptions
+from rnnserve.config import ModelCard
+
+from .backend import GruTranslator
+from .data import read_parallel
+
+PARTS = ("test.ding", "test.bible", "test")
+LICENSE = ("Model weights: trained on the Ding dictionary (GPL-2.0-or-later) and public-domain Bible "
+           "translations (World English Bible, Elberfelder 1932); distribute the weights under "
+           "GPL-2.0-or-later unless the Ding authors grant otherwise. Code: MIT (as rnnserve).")
+LIMITATIONS = ("A small GRU translator trained for well under an hour on two CPU cores: it knows the language of "
+               "dictionary example sentences and of older Bible translations (archaic register: 'thou', "
+               "'spake'-style German, 'daß' spelling), and little else. Expect wrong words, dropped or "
+               "repeated phrases and poor handling of names, numbers and long sentences; output quality is "
+               "far below production systems. English→German only; no casing or punctuation repair; no "
+               "content filtering.")
+
+
+def translate_all(translator: GruTranslator, texts: list[str], options: TranslateOptions,
+                  batch_size: int = 64) -> list[str]:
+    """Best translation of each text, ``batch_size`` texts per ``translate`` call."""
+    out: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        out += [r.hypotheses[0].text for r in translator.translate(texts[start: start + batch_size], options)]
+    return out
+
+
+def score(hypotheses: list[str], references: list[str]) -> dict:
+    """sacreBLEU and chrF (corpus level) with their signatures."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu, chrf = BLEU(), CHRF()
+    return {"bleu": round(bleu.corpus_score(hypotheses, [references]).score, 2),
+            "chrf": round(chrf.corpus_score(hypotheses, [references]).score, 2),
+            "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
+
+
+def evaluate_parts(translator: GruTranslator, data_dir: Path, options: TranslateOptions,
+                   parts: tuple[str, ...] = PARTS) -> dict[str, dict]:
+    """Scores of each test part; the combined ``test`` reuses the Ding and Bible translations."""
+    results: dict[str, dict] = {}
+    cache: dict[str, str] = {}
+    for part in parts:
+        sources, references = read_parallel(data_dir, part)
+        missing = [s for s in dict.fromkeys(sources) if s not in cache]
+        cache.update(zip(missing, translate_all(translator, missing, options), strict=True))
+        results[part] = score([cache[s] for s in sources], references)
+    return results
+
+
+def decode_speed(translator: GruTranslator, texts: list[str], batch_size: int, options: TranslateOptions) -> float:
+    """Sentences per second translating ``texts`` in ``translate`` calls of ``batch_size`` texts."""
+    translate_all(translator, texts[:batch_size], options, batch_size)  # warm-up
+    start = time.perf_counter()
+    translate_all(translator, texts, options, batch_size)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def speed_metrics(model_dir: Path, data_dir: Path, sentences: int = 64) -> dict[str, float]:
+    """Sentences/s, batch 1 and 32, greedy and beam 5, float32 and int8, on the first test sentences."""
+    sources, _ = read_parallel(data_dir, "test")
+    metrics = {}
+    for quantized in (False, True):
+        translator = GruTranslator.load(model_dir, quantized=quantized)
+        for beam in (1, 5):
+            options = replace(translator.default_options, beam_size=beam, n_best=1)
+            for batch in (1, 32):
+                texts = sources[: sentences if batch == 1 else 4 * sentences]
+                rate = decode_speed(translator, texts, batch, options)
+                metrics[f"sent_per_s_beam{beam}_batch{batch}_{'int8' if quantized else 'fp32'}"] = round(rate, 2)
+    return metrics
+
+
+def full_evaluation(model_dir: Path, data_dir: Path, beams: tuple[int, ...] = (1, 5),
+                    int8_beam: int | None = 5) -> tuple[dict[str, float], dict[str, str]]:
+    """Flat metrics ``{part}_{bleu|chrf}_beam{k}[_int8]`` of ``model_dir`` and the sacreBLEU signatures."""
+    metrics: dict[str, float] = {}
+    signatures: dict[str, str] = {}
+    runs = [(beam, False) for beam in beams] + ([(int8_beam, True)] if int8_beam else [])
+    translators = {q: GruTranslator.load(model_dir, quantized=q) for q in {q for _, q in runs}}
+    for beam, quantized in runs:
+        translator = translators[quantized]
+        options = replace(translator.default_options, beam_size=beam, n_best=1)
+        for part, result in evaluate_parts(translator, data_dir, options).items():
+            suffix = f"beam{beam}{'_int8' if quantized else ''}"
+            metrics[f"{part}_bleu_{suffix}"] = result["bleu"]
+            metrics[f"{part}_chrf_{suffix}"] = result["chrf"]
+            signatures = {"bleu": result["bleu_signature"], "chrf": result["chrf_signature"]}
+    return metrics, signatures
+
+
+def _describe_data(manifest: dict) -> str:
+    source = manifest.get("source", {})
+    ding, bible = source.get("ding", {}), source.get("bible", {})
+    counts = manifest.get("counts", {})
+    files = ", ".join(f"{name} sha256 {info['sha256']} ({info['lines']:,} lines)"
+                      for name, info in manifest.get("files", {}).items())
+    return (f"English→German sentence pairs built by `rnnserve data en-de`: {counts.get('ding_raw', '?'):,} "
+            f"example sentences of the Ding dictionary (Debian {ding.get('file', ding.get('package'))}, sha256 "
+            f"{ding.get('sha256', '?')}) and {counts.get('bible_raw', '?'):,} Bible verses, World English Bible "
+            f"2000 ↔ Elberfelder 1932 (PyPI {bible.get('file', bible.get('package'))}, sha256 "
+            f"{bible.get('sha256', '?')}), aligned by verse. {manifest.get('cleaning', '')}. "
+            f"{manifest.get('filter', '')}. Files: {files}.")
+
+
+def write_card_for(model_dir: Path, data_dir: Path, *, extra_metrics: dict[str, float] | None = None,
+                   speed_sentences: int = 64) -> ModelCard:
+    """Evaluate ``model_dir`` on the test parts (greedy, beam 5, int8 beam 5), time decoding, write both cards."""
+    translator = GruTranslator.load(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    training = config.get("training", {})
+    manifest = training.get("data") or json.loads((data_dir / "manifest.json").read_text())
+    metrics, signatures = full_evaluation(model_dir, data_dir)
+    metrics |= extra_metrics or {}
+    metrics |= speed_metrics(model_dir, data_dir, speed_sentences)
+    metrics["parameters"] = translator.parameter_count()
+    metrics["model_megabytes"] = round((model_dir / "model.safetensors").stat().st_size / 1e6, 2)
+    if "elapsed_s" in training and "training_wall_time_min" not in metrics:
+        metrics["training_wall_time_min"] = round(training["elapsed_s"] / 60, 1)
+    cfg = translator.config
+    card = ModelCard(
+        description=(f"English→German GRU translator: {cfg.encoder_layers}-layer bidirectional GRU encoder "
+                     f"({cfg.encoder_hidden} units per direction), {cfg.decoder_layers}-layer GRU decoder "
+                     f"({cfg.decoder_hidden} units) with Luong attention and input feeding, {cfg.embedding_dim}-d "
+                     f"{'tied ' if cfg.tie_embeddings else ''}embeddings, joint {cfg.vocab_size}-piece "
+                     f"SentencePiece vocabulary, {translator.parameter_count():,} parameters."),
+        data=_describe_data(manifest),
+        split=manifest.get("split", ""),
+        training_command=training.get("command", ""),
+        metrics=metrics, license=LICENSE, limitations=LIMITATIONS)
+    (model_dir / "model_card.json").write_text(json.dumps(dataclasses.asdict(card), indent=2) + "\n")
+    samples = _samples(translator, data_dir)
+    (model_dir / "MODEL_CARD.md").write_text(_markdown(card, training, config, signatures, samples))
+    return card
+
+
+def _samples(translator: GruTranslator, data_dir: Path) -> list[tuple[str, str, str]]:
+    rows = []
+    for part in ("test.ding", "test.bible"):
+        sources, references = read_parallel(data_dir, part)
+        for src, ref, hyp in zip(sources[:3], references[:3], translate_all(translator, sources[:3],
+                                 translator.default_options), strict=True):
+            rows.append((src, ref, hyp))
+    return rows
+
+
+def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[str, str],
+              samples: list[tuple[str, str, str]]) -> str:
+    m = card.metrics
+    decoding = config.get("decoding", {})
+
+    def cell(part: str, metric: str, suffix: str) -> str:
+        value = m.get(f"{part}_{metric}_{suffix}")
+        return f"{value:.2f}" if isinstance(value, int | float) else "–"
+
+    lines = [
+        "# Model card: en-de-gru", "", card.description, "",
+        "## Data", "", card.data, "",
+        "## Split", "", card.split, "",
+        "## Training", "", "Exact commands:", "", "```",
+        "rnnserve data en-de --out runs/en-de/data   # corpus + joint SentencePiece model",
+        card.training_command, "```", "",
+        f"- Hyper-parameters: `{json.dumps(training.get('train', {}))}`",
+        f"- Model config: `{json.dumps(config['model'])}`",
+        f"- Best checkpoint (by greedy dev BLEU) at step {training.get('step', '?')}, epoch "
+        f"{training.get('epoch', '?')}; dev {json.dumps(training.get('dev', {}))}",
+        f"- Weights stored as {config.get('storage_dtype')} ({m.get('model_megabytes', '?')} MB); computed in "
+        "float32",
+        f"- Training wall time: {m.get('training_wall_time_min', '?')} min (excluding dev evaluations)",
+        f"- Hardware: {training.get('hardware', '?')}", "",
+        "## Metrics", "",
+        "sacreBLEU and chrF on the test split, one reference. Signatures:", "",
+        f"- BLEU: `{signatures.get('bleu', '?')}`", f"- chrF: `{signatures.get('chrf', '?')}`", "",
+        f"Default decoding: `{json.dumps(decoding)}`.", "",
+        "| decoding | Ding BLEU | Ding chrF | Bible BLEU | Bible chrF | combined BLEU | combined chrF |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    labels = {"beam1": "greedy", "beam5": "beam 5", "beam5_int8": "beam 5, int8 dynamic quantization",
+              "beam5_float32": "beam 5, float32 weights before float16 storage"}
+    for suffix, label in labels.items():
+        if f"test_bleu_{suffix}" in m:
+            lines.append(f"| {label} | " + " | ".join(cell(part, metric, suffix) for part in PARTS
+                                                       for metric in ("bleu", "chrf")) + " |")
+    lines += ["", f"Decoding speed, sentences/s on the first test sentences ({torch.get_num_threads()} torch "
+              f"threads, {platform.machine()}, measured when the card was written):", "",
+              "| decoding | batch 1 fp32 | batch 1 int8 | batch 32 fp32 | batch 32 int8 |", "|---|---|---|---|---|"]
+    for beam in (1, 5):
+        lines.append(f"| {'greedy' if beam == 1 else f'beam {beam}'} | " + " | ".join(
+            str(m.get(f"sent_per_s_beam{beam}_batch{batch}_{kind}", "–"))
+            for batch in (1, 32) for kind in ("fp32", "int8")) + " |")
+    lines += ["", "## Samples (beam 5)", "", "| source | reference | translation |", "|---|---|---|"]
+    lines += [f"| {s} | {r} | {h} |".replace("\n", " ") for s, r, h in samples]
+    lines += ["", "## License", "", card.license, "", "## Limitations", "", card.limitations, ""]
+    return "\n".join(lines)

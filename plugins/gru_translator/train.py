@@ -1,0 +1,387 @@
+"""Training: teacher forcing with label smoothing over token-budget batches, alone or under ``torchrun``.
+
+Batching: training pairs are sorted by (target, source) length with a seeded random tie
+order and cut into batches whose padded size ``pairs * max(source, target + 1)`` stays
+within ``batch_tokens``; the batch order is reshuffled every epoch from (seed, epoch).
+Under DDP (``torchrun``, gloo) rank r takes batches r, r + world, ... (equal counts), so
+an optimizer step sees ``world`` batches.
+
+Optimisation: Adam, linear warm-up then cosine decay to ``min_lr`` at ``max_steps``,
+label-smoothed cross-entropy summed over target pieces (padding ignored) divided by the
+batch's piece count, gradient-norm clipping, dropout. Every ``eval_every`` steps rank 0
+greedy-decodes the dev split, measures sacreBLEU and chrF, keeps the best model (by BLEU)
+in ``OUT/best`` and redraws ``loss.png``; every ``checkpoint_every`` steps it writes
+``OUT/last`` (model + optimizer + RNG + epoch position) so a killed run resumes exactly
+where it stopped (batch order is a function of seed and epoch). ``time_limit_min`` stops
+early (resumable) once that much training time has passed in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from . import checkpoint
+from .beam import greedy_search
+from .data import read_parallel
+from .model import Seq2Seq, Seq2SeqConfig
+from .subwords import BOS_ID, EOS_ID, MODEL_FILE, PAD_ID, SubwordVocab
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (``config.json`` ``"training"."train"``)."""
+
+    #: Padded (pairs x longest side) tokens per batch and rank.
+    batch_tokens: int = 4000
+    lr: float = 2e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 200
+    max_steps: int = 6000
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    #: Pairs with more pieces on either side are left out of training.
+    max_pieces: int = 100
+    eval_every: int = 500
+    #: Dev pairs decoded per evaluation (0: all).
+    dev_pairs: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    seed: int = 1234
+    #: Stop (resumably) after this many minutes of training in this process (0: no limit).
+    time_limit_min: float = 0.0
+    #: torch intra-op threads per process (0: torch's default).
+    threads: int = 0
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to ``min_lr``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps))
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def make_batches(src_lengths: list[int], tgt_lengths: list[int], batch_tokens: int, seed: int,
+                 epoch: int) -> list[list[int]]:
+    """Pair indices grouped by length into token-budget batches, in a (seed, epoch)-shuffled order."""
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    tie = torch.randperm(len(src_lengths), generator=generator).tolist()
+    order = sorted(range(len(src_lengths)), key=lambda i: (tgt_lengths[i], src_lengths[i], tie[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        size = max(src_lengths[i], tgt_lengths[i] + 1)
+        if current and (len(current) + 1) * max(longest, size) > batch_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, size)
+    if current:
+        batches.append(current)
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
+
+
+def collate(sources: list[list[int]], targets: list[list[int]]
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pieces → src [B, S], lengths [B], tgt_in [B, T] (BOS + target), tgt_out [B, T] (target + EOS)."""
+    batch = len(sources)
+    src = torch.full((batch, max(map(len, sources))), PAD_ID, dtype=torch.long)
+    tgt_in = torch.full((batch, max(map(len, targets)) + 1), PAD_ID, dtype=torch.long)
+    tgt_out = tgt_in.clone()
+    for i, (s, t) in enumerate(zip(sources, targets, strict=True)):
+        src[i, : len(s)] = torch.tensor(s)
+        tgt_in[i, : len(t) + 1] = torch.tensor([BOS_ID, *t])
+        tgt_out[i, : len(t) + 1] = torch.tensor([*t, EOS_ID])
+    return src, torch.tensor([len(s) for s in sources]), tgt_in, tgt_out
+
+
+def translate_greedy(model: Seq2Seq, vocab: SubwordVocab, texts: list[str], batch_size: int = 64,
+                     max_length_ratio: float = 2.0, max_length: int = 256) -> list[str]:
+    """Greedy translations of ``texts``, decoded in length-sorted batches (evaluation during training)."""
+    pieces = [vocab.encode(t) or [EOS_ID] for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(pieces[i]))
+    out = [""] * len(texts)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start: start + batch_size]
+            limits = [min(max_length, math.ceil(max_length_ratio * len(pieces[i]))) for i in chunk]
+            for i, hyp in zip(chunk, greedy_search(model, [pieces[i] for i in chunk], limits), strict=True):
+                out[i] = vocab.decode(hyp.tokens)
+    return out
+
+
+def dev_scores(model: Seq2Seq, vocab: SubwordVocab, sources: list[str], references: list[str]) -> dict[str, float]:
+    """sacreBLEU and chrF of greedy translations of the dev pairs."""
+    import sacrebleu
+
+    was_training = model.training
+    model.eval()
+    hypotheses = translate_greedy(model, vocab, sources)
+    model.train(was_training)
+    return {"bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+            "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2)}
+
+
+def plot_history(history: dict, paths: list[Path]) -> None:
+    """Train loss (per log interval) and dev BLEU against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, loss_ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if history["train"]:
+        loss_ax.plot([r["step"] for r in history["train"]], [r["loss"] for r in history["train"]], lw=0.8,
+                     label="train loss (label-smoothed)")
+    loss_ax.set_xlabel("step")
+    loss_ax.set_ylabel("loss (nats/piece)")
+    loss_ax.grid(alpha=0.3)
+    bleu_ax = loss_ax.twinx()
+    if history["dev"]:
+        bleu_ax.plot([r["step"] for r in history["dev"]], [r["bleu"] for r in history["dev"]], "o-", color="C1",
+                     label="dev BLEU (greedy)")
+    bleu_ax.set_ylabel("dev BLEU")
+    lines = loss_ax.get_legend_handles_labels()[0] + bleu_ax.get_legend_handles_labels()[0]
+    loss_ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    fig.tight_layout()
+    for path in paths:
+        fig.savefig(path)
+    plt.close(fig)
+
+
+def command_line() -> str:
+    """The command that started this process, as a user would type it."""
+    module = "rnnserve_plugins.gru_translator.train"
+    cli = Path(sys.argv[0]).name == "rnnserve"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        launcher = ["torchrun", f"--nproc-per-node={world}"]
+        program = [*launcher, "--no-python", "rnnserve"] if cli else [*launcher, "-m", module]
+    else:
+        program = ["rnnserve"] if cli else ["python", "-m", module]
+    return shlex.join([*program, *sys.argv[1:]])
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} CPU cores ({cpu}), {torch.get_num_threads()} torch threads per process, "
+            f"{int(os.environ.get('WORLD_SIZE', '1'))} process(es), torch {torch.__version__}")
+
+
+@dataclass
+class TrainResult:
+    """The trained model (this rank's replica) and the run's progress (``best_bleu`` is rank 0's)."""
+
+    model: Seq2Seq
+    step: int
+    best_bleu: float
+    elapsed_s: float
+    history: dict
+
+
+def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *, quiet: bool = False,
+          vocab_path: Path | None = None) -> TrainResult:
+    """Train (or resume) into ``out``, as one rank of ``WORLD_SIZE`` when launched by torchrun.
+
+    The subword model is ``vocab_path`` or ``data_dir/sentencepiece.model`` (from ``data en-de``).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = world > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    rank = dist.get_rank() if distributed else 0
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+
+    resume_dir = out / "last"
+    if not (resume_dir / "trainer_state.json").exists() and (out / "last.old" / "trainer_state.json").exists():
+        resume_dir = out / "last.old"  # killed between the two renames of a save
+    resuming = (resume_dir / "trainer_state.json").exists()
+    if resuming:
+        model, vocab, _ = checkpoint.load_model(resume_dir)
+        model.train()
+    else:
+        vocab = SubwordVocab.load(vocab_path or data_dir / MODEL_FILE)
+        model = Seq2Seq(Seq2SeqConfig(vocab_size=vocab.size, **model_config)).train()
+    en, de = read_parallel(data_dir, "train")
+    sources, targets = vocab.encode_batch(en), vocab.encode_batch(de)
+    kept = [i for i in range(len(en)) if 0 < len(sources[i]) <= config.max_pieces
+            and 0 < len(targets[i]) <= config.max_pieces]
+    sources, targets = [sources[i] for i in kept], [targets[i] for i in kept]
+    dev_en, dev_de = read_parallel(data_dir, "dev")
+    if config.dev_pairs:
+        dev_en, dev_de = dev_en[: config.dev_pairs], dev_de[: config.dev_pairs]
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    history: dict = {"train": [], "dev": []}
+    step, epoch, position, best_bleu, elapsed = 0, 0, 0, -1.0, 0.0
+    if resuming:
+        state = checkpoint.load_training_state(resume_dir, optimizer)
+        step, epoch, position = state["step"], state["epoch"], state["position"]
+        best_bleu, elapsed, history = state["best_bleu"], state["elapsed_s"], state["history"]
+    if rank != 0:
+        torch.manual_seed(config.seed + 1000 * rank + step)
+    net: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
+    manifest = data_dir / "manifest.json"
+    training_info = {"train": asdict(config), "data": json.loads(manifest.read_text()) if manifest.exists() else {},
+                     "command": command_line(), "hardware": hardware(), "train_pairs_used": len(kept)}
+
+    def epoch_batches(e: int) -> list[list[int]]:
+        batches = make_batches([len(s) for s in sources], [len(t) for t in targets], config.batch_tokens,
+                               config.seed, e)
+        usable = len(batches) // world * world
+        return batches[rank:usable:world]
+
+    def save_last() -> None:
+        tmp = checkpoint.fresh_tmp(out / "last")
+        checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
+        checkpoint.save_training_state(tmp, optimizer, {
+            "step": step, "epoch": epoch, "position": position, "best_bleu": best_bleu, "elapsed_s": elapsed,
+            "history": history, "train": asdict(config)})
+        checkpoint.replace_dir(tmp, out / "last")
+        (out / "history.json").write_text(json.dumps(history) + "\n")
+
+    batches = epoch_batches(epoch)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"[gru-seq2seq] {'resuming at step ' + str(step) if resuming else 'starting'}: {model.config} "
+              f"({model.parameter_count():,} parameters), {len(kept):,} train pairs, {world} rank(s) x "
+              f"{config.batch_tokens} tokens, {len(batches)} steps/epoch, {config.max_steps} steps", flush=True)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.max_steps, initial=step, disable=quiet or rank != 0, unit="step",
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID, label_smoothing=config.label_smoothing, reduction="sum")
+    running, window_start, pieces_since, started = None, time.perf_counter(), 0, time.perf_counter()
+    stop = False
+    while step < config.max_steps and not stop:
+        if position >= len(batches):
+            epoch, position = epoch + 1, 0
+            batches = epoch_batches(epoch)
+        indices = batches[position]
+        position += 1
+        src, lengths, tgt_in, tgt_out = collate([sources[i] for i in indices], [targets[i] for i in indices])
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        net.train()
+        logits = net(src, lengths, tgt_in)
+        n_pieces = int((tgt_out != PAD_ID).sum())
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)) / n_pieces
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+        pieces_since += n_pieces * world
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        if step % config.log_every == 0 or step == config.max_steps:
+            now = time.perf_counter()
+            speed = pieces_since / (now - window_start)
+            elapsed += now - window_start
+            window_start, pieces_since = now, 0
+            history["train"].append({"step": step, "loss": round(running, 5), "lr": lr_at(step - 1, config),
+                                     "grad_norm": round(float(grad_norm), 4), "tgt_pieces_per_s": round(speed),
+                                     "epoch": epoch})
+            bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{speed:,.0f}", ep=epoch, lr=f"{lr_at(step - 1, config):.1e}",
+                            refresh=False)
+        bar.update(1)
+        if config.time_limit_min and time.perf_counter() - started > 60 * config.time_limit_min:
+            stop = True
+        evaluating = step % config.eval_every == 0 or step == config.max_steps or stop
+        if evaluating and rank == 0:
+            scores = dev_scores(model, vocab, dev_en, dev_de)
+            history["dev"].append({"step": step, "epoch": epoch, **scores})
+            improved = scores["bleu"] > best_bleu
+            if improved:
+                best_bleu = scores["bleu"]
+                checkpoint.save_model(out / "best", model, vocab,
+                                      {**training_info, "step": step, "epoch": epoch, "dev": scores,
+                                       "elapsed_s": round(elapsed, 1)})
+            plot_history(history, [out / "loss.png", out / "best" / "loss.png"])
+            bar.write(f"[gru-seq2seq] step {step} epoch {epoch}: train loss {running:.4f}, dev BLEU "
+                      f"{scores['bleu']:.2f} chrF {scores['chrf']:.2f}{' (best)' if improved else ''}, "
+                      f"{elapsed / 60:.1f} min", file=sys.stdout)
+            sys.stdout.flush()
+            window_start = time.perf_counter()  # evaluation time is not training throughput
+        if rank == 0 and (step % config.checkpoint_every == 0 or evaluating):
+            save_last()
+        if distributed and (evaluating or step % config.checkpoint_every == 0):
+            dist.barrier()
+    bar.close()
+    if distributed:
+        dist.barrier()
+    return TrainResult(model, step, best_bleu, elapsed, history)
+
+
+MODEL_FLAGS = {f.name: f for f in fields(Seq2SeqConfig) if f.name != "vocab_size"}
+TRAIN_FLAGS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _flag_type(default: object) -> type:
+    if isinstance(default, bool):
+        return lambda text: text.lower() in ("1", "true", "yes")  # type: ignore[return-value]
+    return type(default)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="directory from `rnnserve data en-de`")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (best/, last/, loss.png)")
+    parser.add_argument("--vocab", type=Path, help="SentencePiece model (default DATA/sentencepiece.model)")
+    parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    for group, flags in (("model", MODEL_FLAGS), ("train", TRAIN_FLAGS)):
+        for name, field in flags.items():
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=f"{group}.{name}", default=None,
+                                type=_flag_type(field.default), help=f"{group} {name} (default {field.default})")
+
+
+def run(args: argparse.Namespace) -> int:
+    raw = json.loads(args.config.read_text()) if args.config else {}
+    sections: dict[str, dict] = {"model": dict(raw.get("model", {})), "train": dict(raw.get("train", {}))}
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            group, name = key.split(".", 1)
+            sections[group][name] = value
+    unknown = sorted(set(sections["train"]) - set(TRAIN_FLAGS)) + sorted(set(sections["model"]) - set(MODEL_FLAGS))
+    if unknown:
+        raise SystemExit(f"unknown option(s) {unknown}")
+    train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
+          vocab_path=args.vocab)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnnserve_plugins.gru_translator.train",
+                                     description="Train a GRU sequence-to-sequence translator.")
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The plugin surface: hooks, the backend factory and its options, the LanguageModel contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import rnnserve_plugins.char_lstm as plugin
+from rnnserve.config import ModelSpec
+from rnnserve.errors import ConfigurationError
+from rnnserve_plugins.char_lstm.backend import CharLSTMBackend
+from rnnserve_plugins.char_lstm.checkpoint import save_model
+from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
+from rnnserve_plugins.char_lstm.vocab import CharVocab
+
+
+class Context:
+    """The part of the host's LoadContext a char-lstm factory uses."""
+
+    def __init__(self, base: Path):
+        self.base = base
+
+    def resolve_path(self, spec: ModelSpec) -> Path:
+        return self.base / spec.path
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    vocab = CharVocab.build("It is a truth universally acknowledged.\n")
+    model = CharRNN(CharRNNConfig(vocab_size=vocab.size, embedding_dim=8, hidden_size=16, num_layers=2))
+    save_model(tmp_path / "tiny", model, vocab)
+    return tmp_path
+
+
+def backends() -> dict:
+    registered = {}
+    plugin.register_backends(register=lambda name, factory: registered.__setitem__(name, factory))
+    return registered
+
+
+def test_hooks_register_backend_commands_and_shipped_model():
+    assert list(backends()) == ["char-lstm"]
+    commands = []
+    plugin.register_commands(register=commands.append)
+    assert {(c.group, c.name) for c in commands} == {("data", "austen"), ("train", "char-lstm"),
+                                                     ("eval", "char-lstm")}
+    models = []
+    plugin.register_models(register=models.append)
+    if (plugin.SHIPPED_DIR / "model.safetensors").exists():
+        assert [(m.name, m.backend, m.path) for m in models] == [
+            ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR))]
+        assert Path(models[0].path).is_absolute()
+    else:
+        assert models == []
+
+
+def test_factory_builds_a_language_model(model_dir):
+    backend = backends()["char-lstm"](ModelSpec("tiny", "char-lstm", path="tiny"), Context(model_dir))
+    assert isinstance(backend, CharLSTMBackend)
+    assert backend.state_batch_dims == (1, 1)
+    assert backend.parameter_count() == sum(p.numel() for p in CharRNN(backend.config).parameters())
+    ids, unknown = backend.vocab.encode("It is ☃")
+    assert unknown == ["☃"]
+    tokens = torch.tensor([[backend.vocab.bos_id, *ids]] * 3)
+    with torch.inference_mode():
+        logits, state = backend.forward(tokens, backend.initial_state(3))
+        assert logits.shape == (3, tokens.shape[1], backend.vocab.size) and logits.dtype == torch.float32
+        assert all(s.shape == (2, 3, 16) for s in state)
+        stepped, _ = backend.step(tokens[:, -1], backend.initial_state(3))
+        assert stepped.shape == (3, backend.vocab.size)
+
+
+def test_options_are_validated(model_dir):
+    factory = backends()["char-lstm"]
+    with pytest.raises(ConfigurationError, match="unknown char-lstm option"):
+        factory(ModelSpec("tiny", "char-lstm", path="tiny", options={"quantise": True}), Context(model_dir))
+    with pytest.raises(ConfigurationError, match="must be bool"):
+        factory(ModelSpec("tiny", "char-lstm", path="tiny", options={"quantize": "yes"}), Context(model_dir))
+    with pytest.raises(ConfigurationError, match="cannot load"):
+        factory(ModelSpec("missing", "char-lstm", path="nowhere"), Context(model_dir))
+
+
+def test_quantized_backend_stays_close_and_consistent(model_dir):
+    factory = backends()["char-lstm"]
+    exact = factory(ModelSpec("tiny", "char-lstm", path="tiny"), Context(model_dir))
+    quantized = factory(ModelSpec("tiny", "char-lstm", path="tiny", options={"quantize": True}), Context(model_dir))
+    tokens = torch.randint(0, exact.vocab.size, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want, _ = exact.forward(tokens, exact.initial_state(2))
+        got, _ = quantized.forward(tokens, quantized.initial_state(2))
+        state = quantized.initial_state(2)
+        stepped = []
+        for t in range(tokens.shape[1]):
+            out, state = quantized.step(tokens[:, t], state)
+            stepped.append(out)
+    torch.testing.assert_close(got, want, atol=0.05, rtol=0.05)
+    torch.testing.assert_close(torch.stack(stepped, 1), want, atol=0.05, rtol=0.05)

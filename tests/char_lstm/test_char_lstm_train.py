@@ -1,0 +1,72 @@
+"""Training on the committed Austen slice: loss goes down, runs resume, the LR schedule, the card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnserve_plugins.char_lstm.checkpoint import load_model
+from rnnserve_plugins.char_lstm.data import read_split
+from rnnserve_plugins.char_lstm.evaluate import evaluate_loss
+from rnnserve_plugins.char_lstm.train import TrainConfig, lr_at, make_streams, train
+
+SLICE = Path(__file__).resolve().parents[1] / "data" / "austen_slice"
+MODEL = {"embedding_dim": 16, "hidden_size": 48, "num_layers": 1, "dropout": 0.0}
+
+
+def config(**changes) -> TrainConfig:
+    base = {"seq_len": 32, "batch_size": 8, "lr": 1e-2, "min_lr": 1e-3, "warmup_steps": 5, "max_steps": 40,
+            "eval_every": 20, "checkpoint_every": 10, "log_every": 5, "min_count": 1, "seed": 7, "threads": 1}
+    return TrainConfig(**{**base, **changes})
+
+
+def test_training_lowers_the_loss_and_writes_a_run(tmp_path):
+    result = train(SLICE, tmp_path, MODEL, config(), quiet=True, write_card=False)
+    assert result.step == 40
+    first_val, last_val = result.history["val"][0]["loss"], result.history["val"][-1]["loss"]
+    assert result.history["train"][-1]["loss"] < result.history["train"][0]["loss"] - 0.3
+    assert last_val < first_val
+    model, vocab, config_json = load_model(tmp_path / "best")
+    untrained = evaluate_loss(type(model)(model.config), vocab.encode_tensor(read_split(SLICE, "val")), 0)
+    assert result.best_val < untrained - 0.5
+    assert config_json["training"]["train"]["max_steps"] == 40
+    for name in ("loss.png", "history.json", "best/loss.png", "last/optimizer.safetensors",
+                 "last/trainer_state.json"):
+        assert (tmp_path / name).exists(), name
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path):
+    train(SLICE, tmp_path, MODEL, config(max_steps=20), quiet=True, write_card=False)
+    state = json.loads((tmp_path / "last" / "trainer_state.json").read_text())
+    assert state["step"] == 20
+    resumed = train(SLICE, tmp_path, {"hidden_size": 999}, config(max_steps=30), quiet=True, write_card=False)
+    assert resumed.step == 30
+    assert resumed.model.config.hidden_size == 48  # the checkpoint's model, not the new flags
+    assert [r["step"] for r in resumed.history["train"]] == [5, 10, 15, 20, 25, 30]
+
+
+def test_lr_schedule_and_streams():
+    c = config(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
+    assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
+    assert lr_at(60, c) == pytest.approx(0.55) and lr_at(110, c) == pytest.approx(0.1)
+    streams = make_streams(torch.arange(2, 12), 3, bos_id=0)
+    assert streams.tolist() == [[0, 2, 3, 4], [0, 5, 6, 7], [0, 8, 9, 10]]
+
+
+def test_model_card_files(tmp_path):
+    from rnnserve.config import ModelCard
+    from rnnserve_plugins.char_lstm.card import write_card_for
+
+    train(SLICE, tmp_path, MODEL, config(max_steps=10, eval_every=10), quiet=True, write_card=False)
+    card = write_card_for(tmp_path / "best", SLICE, wall_time_s=1.0, streams=4)
+    raw = json.loads((tmp_path / "best" / "model_card.json").read_text())
+    assert ModelCard.from_dict(raw) == card
+    for key in ("val_nats_per_char", "test_nats_per_char", "test_bits_per_char", "test_nats_per_char_int8",
+                "step_ms_batch1_fused", "step_ms_batch64_default"):
+        assert isinstance(card.metrics[key], float), key
+    assert card.metrics["test_bits_per_char"] == pytest.approx(card.metrics["test_nats_per_char"] / 0.693147, 1e-3)
+    text = (tmp_path / "best" / "MODEL_CARD.md").read_text()
+    assert "## Samples" in text and "nats/char" in text

@@ -1,0 +1,1 @@
+"""Tests of the Python client library against a scripted fake server (``fake_rnnserve``)."""
