@@ -204,3 +204,12 @@ def _assistant_service(server: ServerThread):  # type: ignore[no-untyped-def]
         if isinstance(service, AssistantService):
             return service
     raise AssertionError("no assistant service")
+
+
+def test_prefix_cache_counters_are_exposed(client: Client) -> None:
+    before = client.get_model("wa").stats.backend_counters
+    client.suggest("wa", "the quick brown f")
+    client.suggest("wa", "the quick brown fo")
+    after = client.get_model("wa").stats.backend_counters
+    assert after["prefix_cache_hits"] - before.get("prefix_cache_hits", 0) >= 1
+    assert after["prefix_cache_entries"] >= 1

@@ -68,7 +68,19 @@ class Vocabulary(Protocol):
         """Text of a sequence of token ids (special tokens decode to "")."""
 
 
-class LanguageModel(ABC):
+class BackendBase(ABC):
+    """What every backend offers the host besides its kind's own methods."""
+
+    @abstractmethod
+    def parameter_count(self) -> int:
+        """Number of trainable parameters."""
+
+    def counters(self) -> dict[str, float]:
+        """Backend-specific counters for ``Models.GetModel`` (e.g. cache hits); none by default."""
+        return {}
+
+
+class LanguageModel(BackendBase):
     """A recurrent language model. Implement ``forward`` (and optionally a faster ``step``).
 
     All methods are called from the model's single scheduler thread, under
@@ -111,10 +123,6 @@ class LanguageModel(ABC):
         logits, state = self.forward(tokens[:, None], state)
         return logits[:, 0], state
 
-    @abstractmethod
-    def parameter_count(self) -> int:
-        """Number of trainable parameters."""
-
 
 @dataclass(frozen=True)
 class TranslateOptions:
@@ -147,7 +155,7 @@ class TranslationResult:
     source_tokens: list[str] = field(default_factory=list)
 
 
-class Translator(ABC):
+class Translator(BackendBase):
     """A sequence-to-sequence translation model; the host batches texts from concurrent calls."""
 
     kind = ModelKind.TRANSLATOR
@@ -157,10 +165,6 @@ class Translator(ABC):
     @abstractmethod
     def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
         """Translate a batch of texts with one set of options; one result per text, in order."""
-
-    @abstractmethod
-    def parameter_count(self) -> int:
-        """Number of trainable parameters."""
 
 
 class SuggestionKind(enum.Enum):
@@ -218,7 +222,7 @@ class AssistantSession(ABC):
         """Release the session's resources."""
 
 
-class Assistant(ABC):
+class Assistant(BackendBase):
     """A writing assistant."""
 
     kind = ModelKind.ASSISTANT
@@ -230,10 +234,6 @@ class Assistant(ABC):
     @abstractmethod
     def open_session(self, options: SuggestOptions, text: str = "") -> AssistantSession:
         """Start an incremental session."""
-
-    @abstractmethod
-    def parameter_count(self) -> int:
-        """Number of trainable parameters (of the models it owns or uses)."""
 
 
 Backend = LanguageModel | Translator | Assistant

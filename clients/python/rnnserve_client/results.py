@@ -84,6 +84,8 @@ class ModelStats:
     requests_total: int
     rejected_total: int
     mean_batch_size: float
+    #: Backend-specific counters, e.g. ``{"prefix_cache_hits": 12.0}``.
+    backend_counters: dict[str, float]
 
     @classmethod
     def from_pb(cls, pb: models_pb2.ModelStats) -> ModelStats:
@@ -95,6 +97,7 @@ class ModelStats:
             requests_total=pb.requests_total,
             rejected_total=pb.rejected_total,
             mean_batch_size=pb.mean_batch_size,
+            backend_counters=dict(pb.backend_counters),
         )
 
 

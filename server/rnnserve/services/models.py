@@ -41,6 +41,7 @@ def model_pb(entry: ModelEntry) -> models_pb2.Model:
             requests_total=stats.requests_total,
             rejected_total=stats.rejected_total,
             mean_batch_size=stats.mean_batch_size,
+            backend_counters=entry.backend.counters() if entry.backend is not None else {},
         ),
     )
     if entry.card is not None:

@@ -55,7 +55,14 @@ class ModelCard(_message.Message):
     def __init__(self, description: _Optional[str] = ..., data: _Optional[str] = ..., split: _Optional[str] = ..., training_command: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., license: _Optional[str] = ..., limitations: _Optional[str] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("queue_depth", "active_sequences", "steps_total", "tokens_total", "requests_total", "rejected_total", "mean_batch_size")
+    __slots__ = ("queue_depth", "active_sequences", "steps_total", "tokens_total", "requests_total", "rejected_total", "mean_batch_size", "backend_counters")
+    class BackendCountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
     STEPS_TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +70,7 @@ class ModelStats(_message.Message):
     REQUESTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     REJECTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     MEAN_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_COUNTERS_FIELD_NUMBER: _ClassVar[int]
     queue_depth: int
     active_sequences: int
     steps_total: int
@@ -70,7 +78,8 @@ class ModelStats(_message.Message):
     requests_total: int
     rejected_total: int
     mean_batch_size: float
-    def __init__(self, queue_depth: _Optional[int] = ..., active_sequences: _Optional[int] = ..., steps_total: _Optional[int] = ..., tokens_total: _Optional[int] = ..., requests_total: _Optional[int] = ..., rejected_total: _Optional[int] = ..., mean_batch_size: _Optional[float] = ...) -> None: ...
+    backend_counters: _containers.ScalarMap[str, float]
+    def __init__(self, queue_depth: _Optional[int] = ..., active_sequences: _Optional[int] = ..., steps_total: _Optional[int] = ..., tokens_total: _Optional[int] = ..., requests_total: _Optional[int] = ..., rejected_total: _Optional[int] = ..., mean_batch_size: _Optional[float] = ..., backend_counters: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("name", "kind", "backend", "plugin", "plugin_version", "state", "reason", "parameter_count", "card", "stats")
