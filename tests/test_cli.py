@@ -66,3 +66,33 @@ def test_serve_process_reports_listening_serves_health_and_drains_on_sigterm() -
         assert "draining" in proc.stdout.read()
     finally:
         proc.kill()
+
+
+def test_write_shows_suggestions_live_and_tab_accepts(server: ServerThread) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rnnserve.cli", "write", "--target", server.target, "toy-assist"],
+                            stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    try:
+        output = b""
+
+        def read_until(needle: bytes) -> None:
+            nonlocal output
+            deadline = time.time() + 30
+            while needle not in output and time.time() < deadline:
+                output += os.read(master, 4096)
+            assert needle in output, output[-500:]
+
+        read_until(b"[1] elizabeth")
+        os.write(master, b"th")
+        read_until(b"[1] the")
+        os.write(master, b"er\t")  # "ther" + Tab accepts "there"
+        time.sleep(0.5)
+        os.write(master, b"\x04")
+        read_until(b"there\r\n")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        os.close(master)

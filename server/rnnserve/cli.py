@@ -71,6 +71,13 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     sg.add_argument("-n", "--max-suggestions", type=int, default=3)
     sg.set_defaults(run=_suggest)
 
+    wr = sub.add_parser("write", help="type with live suggestions (Tab accepts, Ctrl-D ends)")
+    _add_target(wr)
+    wr.add_argument("model")
+    wr.add_argument("--kind", action="append", choices=["word", "next_words", "phrase"], default=None)
+    wr.add_argument("-n", "--max-suggestions", type=int, default=3)
+    wr.set_defaults(run=_write)
+
     models = sub.add_parser("models", help="list the models a server hosts")
     _add_target(models)
     models.set_defaults(run=_models)
@@ -144,6 +151,16 @@ def _suggest(args: argparse.Namespace) -> int:
         for s in client.suggest(args.model, args.text, max_suggestions=args.max_suggestions,
                                 kinds=tuple(args.kind or ["word"])):
             print(f"{s.probability:6.1%}  {s.kind:<10}  {s.text}")
+    return 0
+
+
+def _write(args: argparse.Namespace) -> int:
+    from rnnserve import write_ui
+    from rnnserve_client import Client
+
+    with Client(args.target, timeout=args.timeout) as client:
+        document = write_ui.run(client, args.model, tuple(args.kind or ["word"]), args.max_suggestions)
+    print(document)
     return 0
 
 
