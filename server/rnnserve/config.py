@@ -59,6 +59,8 @@ class ModelSpec:
     card: ModelCard | None = None
     #: Name of the plugin that registered the spec ("config" for the config file).
     source: str = "config"
+    #: Overrides ``limits.max_batch_size`` for this model (1 serves one sequence at a time).
+    max_batch_size: int | None = None
 
 
 @dataclass(frozen=True)

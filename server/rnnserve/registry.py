@@ -117,7 +117,7 @@ class ModelRegistry:
             entry.kind = _kind_of(backend)
             entry.card = spec.card or self._read_card(spec)
             entry.parameter_count = int(backend.parameter_count())
-            entry.worker = self._make_worker(entry.name, backend)
+            entry.worker = self._make_worker(spec, backend)
             entry.worker.start()
             entry.backend = backend
             entry.state = ModelState.READY
@@ -136,15 +136,14 @@ class ModelRegistry:
         path = self.resolve_path(spec) / CARD_FILE
         return ModelCard.from_dict(json.loads(path.read_text())) if path.is_file() else None
 
-    def _make_worker(self, name: str, backend: Backend) -> Worker:
+    def _make_worker(self, spec: ModelSpec, backend: Backend) -> Worker:
         limits = self.config.limits
+        batch = spec.max_batch_size or limits.max_batch_size
         if isinstance(backend, LanguageModel):
-            return LanguageModelScheduler(name, backend, max_batch_size=limits.max_batch_size,
-                                          max_queue=limits.max_queue)
+            return LanguageModelScheduler(spec.name, backend, max_batch_size=batch, max_queue=limits.max_queue)
         if isinstance(backend, Translator):
-            return TranslationScheduler(name, backend, max_batch_texts=limits.max_batch_size,
-                                        max_queue=limits.max_queue)
-        return SerialWorker(name, max_queue=limits.max_queue)
+            return TranslationScheduler(spec.name, backend, max_batch_texts=batch, max_queue=limits.max_queue)
+        return SerialWorker(spec.name, max_queue=limits.max_queue)
 
     # -- lookup ----------------------------------------------------------------------
 
