@@ -16,15 +16,16 @@ it switched off).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import percentile, server, table
-from rnnserve.config import ModelSpec
-from rnnserve_client import Client
+from benchmarks.common import percentile, table
+from benchmarks.server_process import serve
+from rnnserve_client import AsyncClient, Client
 from rnnserve_plugins.writing_assistant.suggest import is_word_char, typed_word
 
 
@@ -101,6 +102,23 @@ def latency(client: Client, model: str, document: str, keystrokes: int) -> dict[
     return out
 
 
+async def concurrent_sessions(target: str, model: str, sessions: int, text: str, keystrokes: int) -> list[float]:
+    """Per-keystroke seconds with ``sessions`` sessions typing at once (each its own slice of ``text``)."""
+    times: list[float] = []
+    async with AsyncClient(target, timeout=600) as client:
+
+        async def typist(i: int) -> None:
+            start = (i * 997) % max(1, len(text) - keystrokes)
+            async with client.session(model, kinds=("word",), max_suggestions=3) as session:
+                for ch in text[start : start + keystrokes]:
+                    t = time.perf_counter()
+                    await session.append(ch)
+                    times.append(time.perf_counter() - t)
+
+        await asyncio.gather(*(typist(i) for i in range(sessions)))
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="output of `rnnserve data austen`")
@@ -109,14 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chars", type=int, default=4000, help="characters of test text to type")
     parser.add_argument("--doc-chars", type=int, default=20000, help="document length for the latency test")
     parser.add_argument("--keystrokes", type=int, default=100, help="keystrokes timed per latency variant")
+    parser.add_argument("--sessions", default="1,16,64", help="concurrent sessions for the keystroke latency table")
     args = parser.parse_args(argv)
 
     test = (args.data / "test.txt").read_text()
     train = (args.data / "train.txt").read_text()
     text = test[: args.chars]
     unigram = UnigramCompleter(train)
-    no_cache = ModelSpec("assistant-no-cache", "writing-assistant", options={"cache_entries": 0})
-    with server(args.config, extra_models=(no_cache,)) as srv, Client(srv.target, timeout=120) as client:
+    config = (Path(args.config).read_text() if args.config else "") + (
+        '\n[[models]]\nname = "assistant-no-cache"\nbackend = "writing-assistant"\noptions.cache_entries = 0\n')
+    with serve(config) as srv, Client(srv.target, timeout=600) as client:
         rows = []
         for k in (1, 3):
             t = time.perf_counter()
@@ -131,11 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         # Re-reading the whole document per keystroke is slow: a few keystrokes tell the story.
         cold = latency(client, "assistant-no-cache", document, max(2, args.keystrokes // 10))
         times["suggest, no prefix cache"] = cold["suggest"]
+        concurrent = {n: asyncio.run(concurrent_sessions(srv.target, args.model, n, test, 40))
+                      for n in (int(x) for x in args.sessions.split(","))}
     base_p50 = percentile(times["session"], 50)
     print(f"\nPer-keystroke latency on a {len(document):,}-character document ({args.keystrokes} keystrokes)")
     print(table(["path", "p50 ms", "p99 ms", "p50 vs session"],
                 [(name, percentile(v, 50) * 1e3, percentile(v, 99) * 1e3, percentile(v, 50) / base_p50)
                  for name, v in times.items()]))
+    print("\nPer-keystroke latency with concurrent sessions (40 keystrokes each)")
+    print(table(["sessions", "p50 ms", "p99 ms"],
+                [(n, percentile(v, 50) * 1e3, percentile(v, 99) * 1e3) for n, v in concurrent.items()]))
     return 0
 
 

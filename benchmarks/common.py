@@ -1,22 +1,9 @@
-"""Shared benchmark helpers: a server with the installed plugins, percentiles, tables."""
+"""Shared benchmark helpers: percentiles and tables."""
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-
-from rnnserve.config import ModelSpec, ServerConfig, load_config
-from rnnserve.testing.server import ServerThread, running_server
-
-
-@contextmanager
-def server(config: str | Path | None = None, extra_models: Sequence[ModelSpec] = ()) -> Iterator[ServerThread]:
-    """A real server: installed plugins, default models unless the config says otherwise, plus ``extra_models``."""
-    base = load_config(config) if config else ServerConfig()
-    with running_server(base.replace(models=(*base.models, *extra_models)), wait_loaded=600) as srv:
-        yield srv
+from collections.abc import Sequence
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -1,0 +1,84 @@
+"""Translator throughput through the gRPC server: batched across calls vs one call at a time.
+
+Starts ``rnnserve serve`` with the translator twice: as rnnserve serves it (texts from
+concurrent calls with equal options batched into one beam search) and as the baseline
+(``max_batch_size = 1``: one sentence at a time, as a per-request server would). C
+closed-loop clients each translate one sentence per call.
+
+    python -m benchmarks.translation [--model-dir DIR] [--sentences FILE] [--concurrency 1,8,32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from benchmarks.common import percentile, table
+from benchmarks.server_process import serve
+from rnnserve_client import AsyncClient
+
+FALLBACK = [
+    "The weather is nice today.", "Where is the train station?", "I would like a cup of coffee, please.",
+    "He did not know what to say.", "We have to leave early tomorrow morning.", "Can you help me?",
+    "The book is on the table.", "She has lived in this town for ten years.",
+    "In the beginning God created the heavens and the earth.", "Blessed are the poor in spirit.",
+]
+
+
+async def load(target: str, model: str, sentences: list[str], concurrency: int, calls: int,
+               beam: int) -> tuple[float, list[float]]:
+    """(sentences/s, per-call latencies) for ``calls`` calls spread over ``concurrency`` workers."""
+    latencies: list[float] = []
+    async with AsyncClient(target, timeout=600) as client:
+        await client.translate(model, sentences[:1], beam_size=beam)  # warm up
+        counter = iter(range(calls))
+        start = time.perf_counter()
+
+        async def worker() -> None:
+            for i in counter:
+                t = time.perf_counter()
+                await client.translate(model, [sentences[i % len(sentences)]], beam_size=beam)
+                latencies.append(time.perf_counter() - t)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return calls / (time.perf_counter() - start), latencies
+
+
+def default_model_dir() -> Path:
+    from rnnserve_plugins.gru_translator import SHIPPED_DIR
+
+    return SHIPPED_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=None, help="gru-seq2seq checkpoint (default: shipped)")
+    parser.add_argument("--sentences", type=Path, help="English sentences, one per line (default: a built-in set)")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--calls", type=int, default=96, help="calls per measurement")
+    args = parser.parse_args(argv)
+    model_dir = (args.model_dir or default_model_dir()).resolve()
+    sentences = args.sentences.read_text().splitlines() if args.sentences else FALLBACK
+    levels = [int(c) for c in args.concurrency.split(",")]
+    config = "[server]\ndefault_models = false\n" + "".join(
+        f'[[models]]\nname = "{name}"\nbackend = "gru-seq2seq"\npath = "{model_dir}"\nmax_batch_size = {batch}\n'
+        for name, batch in (("batched", 128), ("one-at-a-time", 1)))
+    rows = []
+    with serve(config) as server:
+        for beam in (1, 5):
+            base, _ = asyncio.run(load(server.target, "one-at-a-time", sentences, max(levels), args.calls, beam))
+            rows.append((f"one-at-a-time, beam {beam}", max(levels), base, float("nan"), float("nan"), 1.0))
+            for c in levels:
+                rate, lat = asyncio.run(load(server.target, "batched", sentences, c, args.calls, beam))
+                rows.append((f"rnnserve, beam {beam}", c, rate, percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3,
+                             rate / base))
+                print(f"  beam {beam} c={c}: {rate:.1f} sentences/s", flush=True)
+    print(table(["server", "concurrency", "sentences/s", "latency p50 ms", "latency p99 ms", "x one-at-a-time"],
+                rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
