@@ -184,6 +184,31 @@ class _Sequence:
         return out
 
 
+@dataclass(frozen=True)
+class _BatchParams:
+    """The sampling parameters of a batch's rows as tensors, built once per batch membership."""
+
+    temperature: torch.Tensor  # [batch] float32
+    top_k: torch.Tensor  # [batch] int64
+    top_p: torch.Tensor  # [batch] float32
+    penalty: torch.Tensor | None  # [batch] float32, None when no row uses a penalty
+    greedy: bool  # every row has temperature 0
+    logprobs: bool  # some row wants logprobs
+
+    @classmethod
+    def of(cls, seqs: list[_Sequence]) -> _BatchParams:
+        params = [s.params for s in seqs]
+        penalised = any(p.repetition_penalty != 1.0 for p in params)
+        return cls(
+            temperature=torch.tensor([p.temperature for p in params]),
+            top_k=torch.tensor([p.top_k for p in params], dtype=torch.long),
+            top_p=torch.tensor([p.top_p for p in params]),
+            penalty=torch.tensor([p.repetition_penalty for p in params]) if penalised else None,
+            greedy=all(p.temperature <= 0 for p in params),
+            logprobs=any(p.logprobs for p in params),
+        )
+
+
 @dataclass
 class ScoreResult:
     """Per-token log-probabilities of a scored text."""
@@ -217,7 +242,10 @@ class LanguageModelScheduler:
         self._active: list[_Sequence] = []
         self._state: State = ()
         self._tokens = torch.empty(0, dtype=torch.long)
+        self._batch_params: _BatchParams | None = None  # of self._active; rebuilt when it changes
         self._thread = threading.Thread(target=self._run, name=f"scheduler:{name}", daemon=True)
+        #: time.monotonic() when the model call now running began, None between calls (read by the watchdog)
+        self.step_started_at: float | None = None
 
     # -- event-loop side -------------------------------------------------------------
 
@@ -285,12 +313,16 @@ class LanguageModelScheduler:
                     job = self._jobs.popleft() if self._jobs else None
                     admitted = self._take_admissible()
                 if job is not None:
+                    self.step_started_at = time.monotonic()
                     self._run_job(*job)
                 for handle in admitted:
+                    self.step_started_at = time.monotonic()
                     self._admit(handle)
                 self._drop_cancelled()
                 if self._active:
+                    self.step_started_at = time.monotonic()
                     self._step()
+                self.step_started_at = None
 
     def _take_admissible(self) -> list[RequestHandle]:
         """Pop waiting requests that fit in the batch (called with the lock held)."""
@@ -326,7 +358,7 @@ class LanguageModelScheduler:
             n = len(seqs)
             rows = logits[:, -1].expand(n, -1)
             state = tuple(torch.cat([t] * n, dim=d) for t, d in zip(state, self.model.state_batch_dims, strict=True))
-            tokens = self._advance(seqs, rows)
+            tokens = self._advance(seqs, rows, _BatchParams.of(seqs))
         except Exception as exc:
             log.exception("model %s failed during prefill", self.name)
             self._fail([handle], exc)
@@ -344,6 +376,7 @@ class LanguageModelScheduler:
             self._state = tuple(torch.cat([a, b], dim=d)
                                 for a, b, d in zip(self._state, state, self.model.state_batch_dims, strict=True))
             self._tokens = torch.cat([self._tokens, tokens])
+        self._batch_params = None
         self.stats.active_sequences = len(self._active)
 
     def _select(self, state: State, index: torch.Tensor) -> State:
@@ -361,6 +394,7 @@ class LanguageModelScheduler:
         else:
             self._state, self._tokens = (), self._tokens[:0]
         self._active = [self._active[i] for i in keep]
+        self._batch_params = None
         self.stats.active_sequences = len(self._active)
 
     def _drop_cancelled(self) -> None:
@@ -375,7 +409,9 @@ class LanguageModelScheduler:
             logits, self._state = self.model.step(self._tokens, self._state)
             self.stats.steps_total += 1
             self.stats.batch_rows_total += len(self._active)
-            self._tokens = self._advance(self._active, logits)
+            if self._batch_params is None:
+                self._batch_params = _BatchParams.of(self._active)
+            self._tokens = self._advance(self._active, logits, self._batch_params)
         except Exception as exc:
             log.exception("model %s failed during a decoding step", self.name)
             self._fail(list({s.handle: None for s in self._active}), exc)
@@ -383,23 +419,19 @@ class LanguageModelScheduler:
                 s.done = True
         self._compact()
 
-    def _advance(self, seqs: list[_Sequence], logits: torch.Tensor) -> torch.Tensor:
+    def _advance(self, seqs: list[_Sequence], logits: torch.Tensor, batch: _BatchParams) -> torch.Tensor:
         """Sample one token for each row of ``logits`` [len(seqs), vocab]; emit; mark finished."""
-        params = [s.params for s in seqs]
         raw = logits.float()
-        if any(p.repetition_penalty != 1.0 for p in params):
-            penalty = torch.tensor([p.repetition_penalty for p in params])
-            logits = apply_repetition_penalty(raw, penalty, seen_mask([s.seen for s in seqs], raw.shape[-1]))
+        logits = raw
+        if batch.penalty is not None:
+            logits = apply_repetition_penalty(raw, batch.penalty, seen_mask([s.seen for s in seqs], raw.shape[-1]))
+        if batch.greedy:
+            tokens = logits.argmax(dim=-1)
         else:
-            logits = raw
-        tokens = sample(
-            logits,
-            torch.tensor([p.temperature for p in params]),
-            torch.tensor([p.top_k for p in params], dtype=torch.long),
-            torch.tensor([p.top_p for p in params]),
-            torch.tensor([s.rng.uniform() if s.params.temperature > 0 else 0.0 for s in seqs], dtype=torch.float64),
-        )
-        if any(p.logprobs for p in params):
+            uniforms = torch.tensor([s.rng.uniform() if s.params.temperature > 0 else 0.0 for s in seqs],
+                                    dtype=torch.float64)
+            tokens = sample(logits, batch.temperature, batch.top_k, batch.top_p, uniforms)
+        if batch.logprobs:
             logprobs = torch.log_softmax(raw, dim=-1).gather(1, tokens[:, None]).squeeze(1).tolist()
         else:
             logprobs = [math.nan] * len(seqs)
