@@ -1,9 +1,12 @@
 """Building and running the gRPC server.
 
-``create_server(address)`` wires plugins -> registry -> services and returns
-``(server, port)`` without starting it, so tests can bind ``127.0.0.1:0``.
-``serve(config)`` runs it until SIGTERM/SIGINT, then drains: health goes NOT_SERVING,
-new calls get UNAVAILABLE, in-flight calls get ``grace_seconds`` to finish.
+``create_server(address)`` wires plugins -> registry -> services and returns an ``App``
+without starting it, so tests can bind ``127.0.0.1:0``. Every call but health passes the
+admission interceptor (``admission.py``: request ids, bearer-token auth, drain, the
+global in-flight cap); the port is TLS (or mutual TLS) when the config names a
+certificate (``auth.py``). ``serve(config)`` runs it until SIGTERM/SIGINT, then drains:
+health goes NOT_SERVING, new calls get UNAVAILABLE, in-flight calls get
+``grace_seconds`` to finish.
 """
 
 from __future__ import annotations
@@ -11,18 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from rnnserve.admission import EXEMPT_PREFIXES, AdmissionInterceptor
+from rnnserve.auth import resolve_token, server_credentials, warn_about_exposure
 from rnnserve.backends import ModelKind
 from rnnserve.config import ServerConfig
-from rnnserve.errors import Draining, status_for
 from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.registry import ModelEntry, ModelRegistry, ModelState
 from rnnserve.services.assistant import AssistantService
@@ -48,78 +50,11 @@ SERVICE_KINDS = {
     assistant_pb2.DESCRIPTOR.services_by_name["Assistant"].full_name: ModelKind.ASSISTANT,
 }
 MODELS_SERVICE = models_pb2.DESCRIPTOR.services_by_name["Models"].full_name
-#: Calls that are never refused while draining or overloaded.
-EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+__all__ = ["EXEMPT_PREFIXES", "AdmissionInterceptor", "App", "DrainInterceptor", "create_server", "serve"]
 
 
-class DrainInterceptor(aio.ServerInterceptor):
-    """Counts in-flight calls and, once draining, refuses new ones with UNAVAILABLE.
-
-    Health and reflection are exempt: a draining server keeps answering NOT_SERVING.
-    """
-
-    def __init__(self) -> None:
-        self.draining = False
-        self.in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no call is in flight; False if ``timeout`` passed first."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
-
-    def _enter(self) -> None:
-        self.in_flight += 1
-        self._idle.clear()
-
-    def _leave(self) -> None:
-        self.in_flight -= 1
-        if self.in_flight == 0:
-            self._idle.set()
-
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(EXEMPT_PREFIXES):
-            return handler
-        if handler.response_streaming:
-            behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
-
-            async def streaming(request: Any, context: aio.ServicerContext) -> Any:
-                if self.draining:
-                    await context.abort(*status_for(Draining()))
-                self._enter()
-                try:
-                    async for response in behavior(request, context):
-                        yield response
-                finally:
-                    self._leave()
-
-            make = grpc.stream_stream_rpc_method_handler if handler.request_streaming \
-                else grpc.unary_stream_rpc_method_handler
-            return make(streaming, request_deserializer=handler.request_deserializer,
-                        response_serializer=handler.response_serializer)
-        behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
-
-        async def unary(request: Any, context: aio.ServicerContext) -> Any:
-            if self.draining:
-                await context.abort(*status_for(Draining()))
-            self._enter()
-            try:
-                return await behavior(request, context)
-            finally:
-                self._leave()
-
-        make = grpc.stream_unary_rpc_method_handler if handler.request_streaming \
-            else grpc.unary_unary_rpc_method_handler
-        return make(unary, request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer)
+#: The admission interceptor used to be only a drain counter; the old name still works.
+DrainInterceptor = AdmissionInterceptor
 
 
 @dataclass
@@ -132,8 +67,14 @@ class App:
     host: PluginHost
     registry: ModelRegistry
     health: health.aio.HealthServicer
-    drain: DrainInterceptor
+    #: The admission interceptor (drain flag, in-flight count, refusals).
+    drain: AdmissionInterceptor
     services: list[object]
+    tls: bool = False
+
+    @property
+    def admission(self) -> AdmissionInterceptor:
+        return self.drain
 
     async def start(self) -> None:
         await self.server.start()
@@ -171,10 +112,12 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
                   host: PluginHost | None = None) -> App:
     """Build (not start) a server bound to ``address``; ``App.port`` is the bound port."""
     config = config or ServerConfig()
+    token = resolve_token(config)
+    credentials = server_credentials(config)
     host = host if host is not None else load_plugins()
     loop = asyncio.get_running_loop()
-    drain = DrainInterceptor()
     limits = config.limits
+    drain = AdmissionInterceptor(limits.max_in_flight, limits.retry_after_ms, token)
     server = aio.server(interceptors=[drain], options=[
         ("grpc.max_receive_message_length", limits.max_message_bytes),
         ("grpc.max_send_message_length", limits.max_message_bytes),
@@ -195,12 +138,15 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
     assistant_pb2_grpc.add_AssistantServicer_to_server(services[2], server)
     models_pb2_grpc.add_ModelsServicer_to_server(services[3], server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*SERVICE_KINDS, MODELS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    if config.reflection:
+        reflection.enable_server_reflection(
+            [*SERVICE_KINDS, MODELS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_secure_port(address, credentials) if credentials is not None \
+        else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    app = App(server, port, config, host, registry, health_servicer, drain, services)
+    warn_about_exposure(config, credentials is not None, token)
+    app = App(server, port, config, host, registry, health_servicer, drain, services, tls=credentials is not None)
     app_ref.append(app)
     return app
 
@@ -210,6 +156,10 @@ async def serve(config: ServerConfig, host: PluginHost | None = None,
     """Run a server until SIGTERM or SIGINT, then drain and exit."""
     app = create_server(f"{config.host}:{config.port}", config, host)
     await app.start()
+    log.info("serving on %s:%d: %s, %s, reflection %s, max_in_flight=%d, step_timeout_s=%g", config.host, app.port,
+             ("mutual TLS" if config.tls_client_ca else "TLS") if app.tls else "plaintext",
+             "bearer-token auth" if app.drain.auth_enabled else "no auth", "on" if config.reflection else "off",
+             config.limits.max_in_flight, config.limits.step_timeout_s)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

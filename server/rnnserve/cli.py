@@ -1,8 +1,9 @@
 """The ``rnnserve`` command line: serve, call a server, list plugins, and plugin commands.
 
-Client commands (generate, translate, suggest, models) talk to a running server through
-``rnnserve_client``; ``serve`` and ``plugins`` work locally; plugins add commands under
-the groups ``train``, ``data`` and ``eval`` (or at top level) through a hook.
+Client commands (generate, translate, suggest, write, models) talk to a running server
+through ``rnnserve_client`` (``--tls-ca`` for TLS, ``--token-file`` or env RNNSERVE_TOKEN
+for bearer-token auth); ``serve``, ``manifest`` and ``plugins`` work locally; plugins add
+commands under the groups ``train``, ``data`` and ``eval`` (or at top level) through a hook.
 """
 
 from __future__ import annotations
@@ -13,21 +14,61 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rnnserve import __version__
 from rnnserve.commands import GROUPS
 from rnnserve.config import load_config
-from rnnserve.errors import RnnserveError
+from rnnserve.errors import ConfigurationError, RnnserveError
+from rnnserve.logs import LOG_FORMATS, configure_logging
 from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve_client.errors import RnnserveError as ClientError
 
+if TYPE_CHECKING:
+    from rnnserve_client import Client
+
 DEFAULT_TARGET = os.environ.get("RNNSERVE_TARGET", "127.0.0.1:50051")
+#: Environment variable the client commands read the bearer token from (after --token-file).
+CLIENT_TOKEN_ENV = "RNNSERVE_TOKEN"
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=DEFAULT_TARGET,
                         help="server address (default %(default)s; env RNNSERVE_TARGET)")
     parser.add_argument("--timeout", type=float, default=None, help="deadline per call in seconds")
+    parser.add_argument("--token-file", help=f"file holding the bearer token (default: env {CLIENT_TOKEN_ENV})")
+    parser.add_argument("--tls-ca", help="PEM CA certificate(s) to verify the server: connect with TLS")
+    parser.add_argument("--tls-cert", help="PEM client certificate, for servers that require mutual TLS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+
+def _read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def _client(args: argparse.Namespace) -> Client:
+    """A client for ``--target`` with the command's TLS and token options."""
+    import grpc
+
+    from rnnserve_client import Client
+
+    token = os.environ.get(CLIENT_TOKEN_ENV, "").strip() or None
+    if args.token_file:
+        token = _read_file(args.token_file, "token file").decode("utf-8").strip()
+        if not token:
+            raise ConfigurationError(f"token file {args.token_file} is empty")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigurationError("--tls-cert and --tls-key go together")
+    root = _read_file(args.tls_ca, "CA certificate") if args.tls_ca else None
+    if args.tls_cert:
+        credentials = grpc.ssl_channel_credentials(root, _read_file(args.tls_key, "TLS key"),
+                                                   _read_file(args.tls_cert, "TLS certificate"))
+        return Client(args.target, timeout=args.timeout, credentials=credentials, token=token)
+    return Client(args.target, timeout=args.timeout, root_certificates=root, token=token)
 
 
 def build_parser(host: PluginHost) -> argparse.ArgumentParser:
@@ -40,7 +81,22 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML config file (models, limits, address)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 50051; 0 picks a free one)")
+    serve.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (with --tls-key)")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates it signed (mutual TLS)")
+    serve.add_argument("--auth-token-file", help="require 'authorization: Bearer <token>' with the token in "
+                       "this file on every RPC but health (default: env RNNSERVE_AUTH_TOKEN, if set)")
+    serve.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")
+    serve.add_argument("--require-manifest", action="store_true",
+                       help="refuse model directories without a manifest.json")
+    serve.add_argument("--log-format", choices=LOG_FORMATS, default=None,
+                       help="log lines as text (default) or JSON objects")
     serve.set_defaults(run=_serve)
+
+    manifest = sub.add_parser("manifest", help="write (or --check) the sha256 manifest.json of model directories")
+    manifest.add_argument("directories", nargs="+", metavar="DIR")
+    manifest.add_argument("--check", action="store_true", help="verify instead of writing")
+    manifest.set_defaults(run=_manifest)
 
     gen = sub.add_parser("generate", help="generate text, streaming it to the terminal")
     _add_target(gen)
@@ -85,6 +141,11 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list installed plugins, their backends and models")
     plugins.set_defaults(run=lambda args: _plugins(host))
 
+    new_plugin = sub.add_parser("new-plugin", help="create a plugin package: hooks, a backend, conformance tests")
+    new_plugin.add_argument("name", help="plugin name, e.g. my-lm (distribution rnnserve-my-lm)")
+    new_plugin.add_argument("--dir", default=".", help="where to create rnnserve-NAME/ (default: here)")
+    new_plugin.set_defaults(run=_new_plugin)
+
     groups = {name: sub.add_parser(name, help=text).add_subparsers(dest="subcommand", required=True,
                                                                     metavar="BACKEND")
               for name, text in GROUPS.items()}
@@ -98,10 +159,24 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from rnnserve.app import serve
+    from rnnserve.auth import token_from_env
 
     config = load_config(args.config)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides: dict[str, object] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    for key in ("tls_cert", "tls_key", "tls_client_ca", "auth_token_file"):
+        value = getattr(args, key)
+        if value is not None:  # command-line paths are relative to the working directory
+            overrides[key] = str(Path(value).expanduser().resolve())
+    if args.no_reflection:
+        overrides["reflection"] = False
+    if args.require_manifest:
+        overrides["require_manifest"] = True
+    if args.log_format:
+        overrides["log_format"] = args.log_format
     config = config.replace(**overrides)
+    if config.auth_token_file is None and config.auth_token is None and (token := token_from_env()):
+        config = config.replace(auth_token=token)
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO, config.log_format)
 
     def ready(app: object) -> None:
         from rnnserve.app import App
@@ -114,14 +189,32 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from rnnserve_client import Client
+def _manifest(args: argparse.Namespace) -> int:
+    from rnnserve.manifest import ManifestError, verify_manifest, write_manifest
 
+    failures = 0
+    for directory in args.directories:
+        try:
+            if args.check:
+                if verify_manifest(directory):
+                    print(f"{directory}: ok")
+                else:
+                    print(f"{directory}: no manifest.json")
+                    failures += 1
+            else:
+                print(f"wrote {write_manifest(directory)}")
+        except (ManifestError, OSError) as exc:
+            print(f"{directory}: {exc}", file=sys.stderr)
+            failures += 1
+    return 1 if failures else 0
+
+
+def _generate(args: argparse.Namespace) -> int:
     params = {k: v for k, v in {
         "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_k": args.top_k,
         "top_p": args.top_p, "repetition_penalty": args.repetition_penalty, "stop": args.stop,
         "seed": args.seed}.items() if v is not None}
-    with Client(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         sys.stdout.write(args.prompt)
         reason = None
         for chunk in client.generate_stream(args.model, args.prompt, **params):
@@ -134,10 +227,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from rnnserve_client import Client
-
     options = {k: v for k, v in {"beam_size": args.beam_size, "n_best": args.n_best}.items() if v is not None}
-    with Client(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         for result in client.translate(args.model, args.texts, **options):
             for hyp in result.hypotheses:
                 print(f"{hyp.score:8.3f}  {hyp.text}")
@@ -145,9 +236,7 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    from rnnserve_client import Client
-
-    with Client(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         for s in client.suggest(args.model, args.text, max_suggestions=args.max_suggestions,
                                 kinds=tuple(args.kind or ["word"])):
             print(f"{s.probability:6.1%}  {s.kind:<10}  {s.text}")
@@ -156,18 +245,15 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def _write(args: argparse.Namespace) -> int:
     from rnnserve import write_ui
-    from rnnserve_client import Client
 
-    with Client(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         document = write_ui.run(client, args.model, tuple(args.kind or ["word"]), args.max_suggestions)
     print(document)
     return 0
 
 
 def _models(args: argparse.Namespace) -> int:
-    from rnnserve_client import Client
-
-    with Client(args.target, timeout=args.timeout) as client:
+    with _client(args) as client:
         models = client.list_models()
     print(f"{'NAME':<24} {'KIND':<15} {'BACKEND':<18} {'STATE':<8} {'PARAMS':>12}  PLUGIN")
     for m in models:
@@ -181,17 +267,25 @@ def _plugins(host: PluginHost) -> int:
         print("no plugins installed")
     for p in host.plugins:
         print(f"{p.name} ({p.distribution} {p.version}): {p.state}" + (f" - {p.reason}" if p.reason else ""))
-        for label, items in (("backends", p.backends), ("models", p.models), ("commands", p.commands)):
+        for label, items in (("hooks", p.hooks), ("backends", p.backends), ("models", p.models),
+                             ("commands", p.commands)):
             if items:
                 print(f"    {label}: {', '.join(items)}")
+    return 0
+
+
+def _new_plugin(args: argparse.Namespace) -> int:
+    from rnnserve.scaffold import create_plugin
+
+    root = create_plugin(args.name, args.dir)
+    print(f"created {root}\nnext: cd {root} && pip install -e . && pytest")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     host = load_plugins()
     args = build_parser(host).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.run(args) or 0)
     except RnnserveError as exc:

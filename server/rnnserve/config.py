@@ -7,9 +7,15 @@ Example (every key optional)::
     port = 50051
     default_models = true        # also serve the models installed plugins ship
 
+    tls_cert = "server.pem"       # optional TLS (with tls_key); tls_client_ca for mutual TLS
+    tls_key = "server.key"
+    auth_token_file = "token"     # optional bearer-token auth
+
     [limits]
     max_prompt_chars = 8192
     max_new_tokens = 2048
+    max_in_flight = 512
+    step_timeout_s = 30
 
     [[models]]
     name = "my-lstm"
@@ -61,6 +67,8 @@ class ModelSpec:
     source: str = "config"
     #: Overrides ``limits.max_batch_size`` for this model (1 serves one sequence at a time).
     max_batch_size: int | None = None
+    #: Overrides ``limits.step_timeout_s`` for this model.
+    step_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,27 @@ class Limits:
     max_queue: int = 256
     max_sessions: int = 256
     session_idle_timeout_s: float = 600.0
+    #: Longest phrase suggestion a caller may ask for (SuggestOptions.max_phrase_chars).
+    max_phrase_chars: int = 200
+    #: Beams decoded for one Translate call: number of texts x beam_size (n_best <= beam_size).
+    max_translation_beams: int = 256
+    #: Calls in flight on the whole server (health and reflection exempt); more are
+    #: RESOURCE_EXHAUSTED at once, with the retry hint below.
+    max_in_flight: int = 512
+    #: Back-off suggested to clients (trailing metadata ``retry-after-ms``) with every RESOURCE_EXHAUSTED.
+    retry_after_ms: int = 500
+    #: A model call (decoding step, prefill, translate batch, assistant call) running longer
+    #: than this marks the model FAILED and fails its requests; other models keep serving.
+    step_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigurationError(f"limits.{f.name} must be a positive number, got {value!r}")
+        if self.default_max_new_tokens > self.max_new_tokens:
+            raise ConfigurationError(f"limits.default_max_new_tokens ({self.default_max_new_tokens}) must not "
+                                     f"exceed limits.max_new_tokens ({self.max_new_tokens})")
 
 
 @dataclass(frozen=True)
@@ -102,6 +131,26 @@ class ServerConfig:
     grace_seconds: float = 10.0
     #: Directory relative model paths are resolved against.
     base_dir: Path = Path(".")
+    #: TLS: PEM certificate chain and private key; with ``tls_client_ca`` clients must
+    #: present a certificate signed by that CA (mutual TLS). Relative to ``base_dir``.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    #: Bearer-token auth: a file holding the token (relative to ``base_dir``), or the token
+    #: itself (``rnnserve serve`` also reads env RNNSERVE_AUTH_TOKEN). Health is exempt.
+    auth_token_file: str | None = None
+    auth_token: str | None = field(default=None, repr=False)
+    #: gRPC server reflection (grpcurl list/describe).
+    reflection: bool = True
+    #: Refuse (FAILED) model directories that have no ``manifest.json``.
+    require_manifest: bool = False
+    #: Log lines as "text" or "json" (one object per line).
+    log_format: str = "text"
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to ``base_dir``."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)
@@ -128,6 +177,11 @@ def load_config(path: str | Path | None) -> ServerConfig:
     if unknown:
         raise ConfigurationError(f"unknown section(s) {unknown} in {path}; valid: server, limits, models")
     server = dict(raw.get("server", {}))
+    if "auth_token" in server:
+        raise ConfigurationError(f"[server] auth_token in {path}: put the token in a file and set auth_token_file "
+                                 "(or use env RNNSERVE_AUTH_TOKEN), so the config holds no secret")
+    if "base_dir" in server:
+        raise ConfigurationError(f"[server] base_dir in {path}: paths are relative to the config file's directory")
     limits = _build(Limits, raw.get("limits", {}), "limits")
     models = []
     for entry in raw.get("models", []):

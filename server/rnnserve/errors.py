@@ -1,9 +1,15 @@
 """Domain errors and the one place that maps them to gRPC status codes.
 
 Code anywhere in the server raises these named errors; only :func:`grpc_errors` (applied
-to every servicer method) turns them into a status. Any other exception becomes INTERNAL
-with a generic message and a request id; its traceback goes to the server log, never to
-the client.
+to every servicer method) and :func:`abort` (used by it and by the admission interceptor)
+turn them into a status. Any other exception becomes INTERNAL with a generic message and
+the call's request id; its traceback goes to the server log, never to the client.
+
+Every status leaves through :func:`abort`, which attaches the trailing metadata:
+``x-request-id`` always, and ``retry-after-ms`` on RESOURCE_EXHAUSTED (whether a
+scheduler's bounded queue or the server's in-flight cap refused the call). Messages are
+passed through :func:`redact_paths` (absolute file-system paths become their last
+component) and clipped to :data:`MAX_MESSAGE_CHARS`.
 """
 
 from __future__ import annotations
@@ -11,14 +17,43 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import uuid
+import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import grpc
 from grpc import aio
 
+from rnnserve.logs import new_request_id, request_id_var
+
 log = logging.getLogger("rnnserve.errors")
+
+REQUEST_ID_KEY = "x-request-id"
+RETRY_AFTER_KEY = "retry-after-ms"
+#: Suggested client back-off (ms) sent with RESOURCE_EXHAUSTED; the server sets it per call
+#: from ``limits.retry_after_ms``.
+DEFAULT_RETRY_AFTER_MS = 500
+retry_after_ms_var: ContextVar[int] = ContextVar("rnnserve_retry_after_ms", default=DEFAULT_RETRY_AFTER_MS)
+#: Status messages travel in HTTP/2 trailers: keep them well below metadata size limits.
+MAX_MESSAGE_CHARS = 1000
+
+_SEGMENT = r"[^\s'\"`:,;()\[\]{}<>|/\\]+"
+#: POSIX (``/a/b``, ``~/a/b``) and Windows (``C:\a\b``) absolute paths, not URLs or ratios.
+_ABSOLUTE_PATH = re.compile(
+    r"(?<=['\"])~?/[^'\"\n]*?([^'\"\n/]+)/?(?=['\"])"  # quoted: may hold spaces
+    rf"|(?<![\w.:/\\-])~?/(?:{_SEGMENT}/)*({_SEGMENT})/?"
+    rf"|\b[A-Za-z]:\\(?:{_SEGMENT}\\)*({_SEGMENT})\\?"
+)
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute file-system path replaced by its last component.
+
+    The one place that keeps server paths out of what clients see: model FAILED reasons
+    (``registry.py``) and every status message (:func:`status_for`) go through it.
+    """
+    return _ABSOLUTE_PATH.sub(lambda m: next(g for g in m.groups() if g is not None), text)
 
 
 class RnnserveError(Exception):
@@ -83,6 +118,21 @@ class SessionError(RnnserveError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Unauthenticated(RnnserveError):
+    """The call carries no valid bearer token."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+    def __init__(self) -> None:
+        super().__init__("missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
+
+
+class ModelHung(RnnserveError):
+    """The model's step ran longer than ``step_timeout_s``: it is marked FAILED and its requests fail."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class ConfigurationError(RnnserveError):
     """The configuration is invalid; the message lists the valid choices."""
 
@@ -92,12 +142,36 @@ class PluginError(RnnserveError):
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status code and client-facing message for an exception."""
+    """The status code and client-facing message for an exception.
+
+    Anything but an :class:`RnnserveError` is INTERNAL with a generic message naming the
+    call's request id; the exception and its traceback go to the server log only.
+    """
     if isinstance(exc, RnnserveError):
-        return exc.code, str(exc)
-    request_id = uuid.uuid4().hex[:12]
-    log.error("internal error (request id %s)", request_id, exc_info=exc)
+        message = redact_paths(str(exc))
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+        return exc.code, message
+    request_id = request_id_var.get() or new_request_id()
+    log.error("internal error (request id %s): %s", request_id, type(exc).__name__, exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id}); details are in the server log"
+
+
+def trailing_metadata(code: grpc.StatusCode | None = None) -> tuple[tuple[str, str], ...]:
+    """The call's trailing metadata: its request id, and a retry hint with RESOURCE_EXHAUSTED."""
+    items: list[tuple[str, str]] = []
+    request_id = request_id_var.get()
+    if request_id:
+        items.append((REQUEST_ID_KEY, request_id))
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        items.append((RETRY_AFTER_KEY, str(retry_after_ms_var.get())))
+    return tuple(items)
+
+
+async def abort(context: aio.ServicerContext, exc: BaseException) -> None:
+    """End the call with the status for ``exc`` and the call's trailing metadata (raises AbortError)."""
+    code, message = status_for(exc)
+    await context.abort(code, message, trailing_metadata(code))
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,7 +190,7 @@ def grpc_errors(method: F) -> F:
             except aio.AbortError:
                 raise
             except Exception as exc:
-                await context.abort(*status_for(exc))
+                await abort(context, exc)
 
         return stream_wrapper  # type: ignore[return-value]
 
@@ -127,6 +201,6 @@ def grpc_errors(method: F) -> F:
         except aio.AbortError:
             raise
         except Exception as exc:
-            await context.abort(*status_for(exc))
+            await abort(context, exc)
 
     return unary_wrapper  # type: ignore[return-value]

@@ -2,6 +2,12 @@
 
 Each model loads on its own thread (LOADING -> READY or FAILED with the reason); a model
 that fails to load never stops the others. A READY model has one scheduler thread.
+
+Before a model's factory runs, the files its directory's ``manifest.json`` lists are
+checked against their sha256 (``manifest.py``). While models serve, a watchdog
+(``watchdog.py``) turns a model call running longer than ``step_timeout_s`` into a FAILED
+model whose waiting calls fail at once; the other models keep serving. FAILED reasons are
+shown to clients, so they go through ``errors.redact_paths`` (no server paths).
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from pathlib import Path
 
 from rnnserve.backends import Assistant, Backend, LanguageModel, ModelKind, SharedLanguageModel, Translator
 from rnnserve.config import ModelCard, ModelSpec, ServerConfig
-from rnnserve.errors import ModelFailed, ModelNotFound, ModelUnavailable
+from rnnserve.errors import ModelFailed, ModelHung, ModelNotFound, ModelUnavailable, redact_paths
+from rnnserve.manifest import MANIFEST_FILE, ManifestError, verify_manifest
 from rnnserve.plugins import PluginHost, PluginInfo
 from rnnserve.scheduler import LanguageModelScheduler, SchedulerStats
+from rnnserve.watchdog import RequestGuard, Watchdog
 from rnnserve.workers import SerialWorker, TranslationScheduler
 
 log = logging.getLogger("rnnserve.registry")
@@ -48,6 +56,10 @@ class ModelEntry:
     card: ModelCard | None = None
     parameter_count: int = 0
     ready: threading.Event = field(default_factory=threading.Event)
+    #: The calls waiting on this model; tripped (all failed) when the model hangs.
+    guard: RequestGuard = field(default_factory=RequestGuard)
+    #: The watchdog found a model call running past ``step_timeout_s``; its thread is abandoned.
+    hung: bool = False
 
     @property
     def name(self) -> str:
@@ -74,21 +86,24 @@ class ModelRegistry:
             name: ModelEntry(spec, host.backends[spec.backend][1] if spec.backend in host.backends else None)
             for name, spec in specs.items()
         }
+        self._watchdog = Watchdog(self._watched, self._on_hung)
 
     # -- loading ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load every model on its own thread."""
+        """Load every model on its own thread, and start the watchdog."""
         for entry in self._entries.values():
             threading.Thread(target=self._load, args=(entry,), name=f"load:{entry.name}", daemon=True).start()
+        self._watchdog.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """Block until every model is READY or FAILED; False on timeout."""
         return all(entry.ready.wait(timeout) for entry in self._entries.values())
 
     def stop(self) -> None:
+        self._watchdog.stop()
         for entry in self._entries.values():
-            if entry.worker is not None:
+            if entry.worker is not None and not entry.hung:  # a hung worker was asked to stop already
                 entry.worker.stop()
 
     def resolve_path(self, spec: ModelSpec) -> Path:
@@ -113,6 +128,7 @@ class ModelRegistry:
             if spec.backend not in self.host.backends:
                 raise ValueError(f"unknown backend {spec.backend!r}; available: {sorted(self.host.backends) or 'none'}")
             factory, _ = self.host.backends[spec.backend]
+            self._check_manifest(spec)
             backend = factory(spec, self)
             entry.kind = _kind_of(backend)
             entry.card = spec.card or self._read_card(spec)
@@ -123,12 +139,59 @@ class ModelRegistry:
             entry.state = ModelState.READY
             log.info("model %s ready (%s, %s parameters)", entry.name, spec.backend, f"{entry.parameter_count:,}")
         except Exception as exc:
-            entry.state, entry.reason = ModelState.FAILED, f"{type(exc).__name__}: {exc}"
+            self._set_failed(entry, f"{type(exc).__name__}: {exc}")
             log.error("model %s failed to load: %s", entry.name, entry.reason, exc_info=exc)
         finally:
             entry.ready.set()
             if self._on_change is not None:
                 self._on_change(entry)
+
+    @staticmethod
+    def _set_failed(entry: ModelEntry, reason: str) -> None:
+        """Mark ``entry`` FAILED; the reason reaches clients, so absolute paths are cut to their last part."""
+        entry.reason = redact_paths(reason)
+        entry.state = ModelState.FAILED
+
+    def _check_manifest(self, spec: ModelSpec) -> None:
+        """Verify the model directory against its manifest before the backend reads it."""
+        if spec.path is None:
+            return
+        path = self.resolve_path(spec)
+        directory = path if path.is_dir() else path.parent
+        if not directory.is_dir():
+            return  # the factory reports the missing path
+        if verify_manifest(directory):
+            log.info("model %s: files match %s", spec.name, MANIFEST_FILE)
+        elif self.config.require_manifest:
+            raise ManifestError(f"the model directory has no {MANIFEST_FILE} (require_manifest is set)")
+        else:
+            log.warning("model %s: %s has no %s, so its files are not verified (write one with "
+                        "`rnnserve manifest DIR`)", spec.name, directory, MANIFEST_FILE)
+
+    # -- hung models -----------------------------------------------------------------
+
+    def step_timeout(self, spec: ModelSpec) -> float:
+        return spec.step_timeout_s or self.config.limits.step_timeout_s
+
+    def _watched(self) -> list[tuple[ModelEntry, Worker, float]]:
+        return [(e, e.worker, self.step_timeout(e.spec)) for e in self._entries.values()
+                if e.worker is not None and e.state == ModelState.READY]
+
+    def _on_hung(self, entry: ModelEntry, seconds: float) -> None:
+        """The watchdog found a model call running too long: FAILED, waiting calls failed, thread abandoned."""
+        timeout = self.step_timeout(entry.spec)
+        entry.hung = True
+        self._set_failed(entry, f"step exceeded step_timeout_s={timeout:g} (a model call ran for {seconds:.1f} s)")
+        failed = entry.guard.trip(ModelHung(
+            f"model {entry.name!r} stopped responding: a step exceeded step_timeout_s={timeout:g}; "
+            "the model is marked FAILED (other models still serve)"))
+        log.error("model %s hung: a model call has run for %.1f s (step_timeout_s=%g); marked FAILED, "
+                  "%d waiting calls failed", entry.name, seconds, timeout, failed)
+        worker = entry.worker
+        if worker is not None:  # returns when the stuck call does, if ever; never blocks the watchdog
+            threading.Thread(target=worker.stop, name=f"stop:{entry.name}", daemon=True).start()
+        if self._on_change is not None:
+            self._on_change(entry)
 
     def _read_card(self, spec: ModelSpec) -> ModelCard | None:
         if spec.path is None:
@@ -165,7 +228,8 @@ class ModelRegistry:
         if entry.state == ModelState.LOADING:
             raise ModelUnavailable(f"model {name!r} is still loading; retry shortly")
         if entry.state == ModelState.FAILED:
-            raise ModelFailed(f"model {name!r} failed to load: {entry.reason}")
+            what = "failed" if entry.hung else "failed to load"
+            raise ModelFailed(f"model {name!r} {what}: {entry.reason}")
         return entry
 
 

@@ -1,6 +1,11 @@
 """Request validation: protobuf requests -> checked parameter objects, before any model work.
 
 Every violation raises InvalidArgument (or LimitExceeded, whose message names the limit).
+What a request may cost is bounded here, before any work: prompt and text sizes, tokens,
+samples, stop sequences, texts per call, beams per call (texts x beam_size, with
+n_best <= beam_size), suggestions and phrase length; message size is bounded by gRPC
+(``max_message_bytes``), sessions and calls in flight by the services and the admission
+interceptor.
 """
 
 from __future__ import annotations
@@ -32,9 +37,16 @@ def check_chars(what: str, text: str, limit_name: str, limit: int) -> None:
         raise LimitExceeded(f"{what} length", len(text), limit_name, limit)
 
 
-def check_model_name(name: str) -> None:
+#: Model names are short identifiers; longer ones are refused before any lookup (and never echoed whole).
+MAX_MODEL_NAME_CHARS = 256
+
+
+def check_model_name(name: str, field: str = "model") -> None:
     if not name:
-        raise InvalidArgument("model is required (see Models.ListModels)")
+        raise InvalidArgument(f"{field} is required (see Models.ListModels)")
+    if len(name) > MAX_MODEL_NAME_CHARS:
+        raise InvalidArgument(f"{field} is {len(name)} characters long; model names have at most "
+                              f"{MAX_MODEL_NAME_CHARS}")
 
 
 def sampling_params(request: generation_pb2.GenerateRequest, limits: Limits) -> SamplingParams:
@@ -96,7 +108,11 @@ def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
     n_best = request.n_best or 1
     if n_best > beam:
         raise InvalidArgument(f"n_best ({n_best}) must not exceed beam_size ({beam})")
-    return TranslateOptions(
+    beams = len(request.texts) * beam
+    if beams > limits.max_translation_beams:
+        raise LimitExceeded("number of texts x beam_size", beams, "max_translation_beams",
+                            limits.max_translation_beams)
+    options = TranslateOptions(
         beam_size=beam,
         n_best=n_best,
         length_penalty=_in_range("length_penalty", request.length_penalty, 0.0, 5.0)
@@ -106,10 +122,20 @@ def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
         max_length=min(request.max_length or defaults.max_length, defaults.max_length),
         return_attention=request.return_attention,
     )
+    if options.return_attention:
+        # target x source weights per hypothesis; a character bounds a source token from above
+        floats = sum(n_best * min(options.max_length, math.ceil(options.max_length_ratio * (len(t) + 1))) * (len(t) + 1)
+                     for t in request.texts)
+        if 4 * floats > limits.max_message_bytes:
+            raise LimitExceeded("attention weights (bytes, at most)", 4 * floats, "max_message_bytes",
+                                limits.max_message_bytes)
+    return options
 
 
 def suggest_options(options: assistant_pb2.SuggestOptions, limits: Limits) -> SuggestOptions:
     """Checked SuggestOptions."""
+    if len(options.kinds) > 2 * len(SUGGESTION_KINDS):
+        raise InvalidArgument(f"kinds lists {len(options.kinds)} entries; there are {len(SUGGESTION_KINDS)} kinds")
     kinds = []
     for raw in options.kinds:
         if raw not in SUGGESTION_KINDS:
@@ -118,4 +144,6 @@ def suggest_options(options: assistant_pb2.SuggestOptions, limits: Limits) -> Su
     count = options.max_suggestions or 3
     if count > limits.max_suggestions:
         raise LimitExceeded("max_suggestions", count, "max_suggestions", limits.max_suggestions)
+    if options.max_phrase_chars > limits.max_phrase_chars:
+        raise LimitExceeded("max_phrase_chars", options.max_phrase_chars, "max_phrase_chars", limits.max_phrase_chars)
     return SuggestOptions(tuple(dict.fromkeys(kinds)) or (SuggestionKind.WORD,), count, options.max_phrase_chars)

@@ -2,14 +2,19 @@
 
 * :class:`TranslationScheduler` batches texts from concurrent calls that share decoding
   options into one ``Translator.translate`` call (up to ``max_batch_texts`` texts).
-* :class:`SerialWorker` runs an assistant's calls one at a time, in order.
+* :class:`SerialWorker` runs an assistant's calls one at a time, in order, each in a copy
+  of its caller's context (so the backend's log lines carry the call's request id).
+
+Both set ``step_started_at`` while a model call runs, for the watchdog (``watchdog.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -37,6 +42,8 @@ class SerialWorker:
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"worker:{name}", daemon=True)
+        #: time.monotonic() when the running job began, None when idle (read by the watchdog)
+        self.step_started_at: float | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -50,12 +57,13 @@ class SerialWorker:
     async def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the worker thread; raises Overloaded when the queue is full."""
         future: Future[T] = Future()
+        context = contextvars.copy_context()
         with self._cv:
             if len(self._jobs) >= self.max_queue:
                 self.stats.rejected_total += 1
                 raise Overloaded(f"model {self.name!r} has {len(self._jobs)} calls waiting "
                                  f"(limit max_queue={self.max_queue}); retry later")
-            self._jobs.append((fn, future))
+            self._jobs.append((lambda: context.run(fn), future))
             self.stats.requests_total += 1
             self.stats.queue_depth = len(self._jobs)
             self._cv.notify()
@@ -73,10 +81,13 @@ class SerialWorker:
                     self.stats.queue_depth = len(self._jobs)
                 if not future.set_running_or_notify_cancel():
                     continue
+                self.step_started_at = time.monotonic()
                 try:
                     future.set_result(fn())
                 except Exception as exc:
                     future.set_exception(exc)
+                finally:
+                    self.step_started_at = None
                 self.stats.steps_total += 1
 
 
@@ -100,6 +111,8 @@ class TranslationScheduler:
         self._jobs: deque[_TranslationJob] = deque()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"translator:{name}", daemon=True)
+        #: time.monotonic() when the running batch began, None when idle (read by the watchdog)
+        self.step_started_at: float | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -154,6 +167,7 @@ class TranslationScheduler:
                 if not batch:
                     continue
                 texts = [t for job in batch for t in job.texts]
+                self.step_started_at = time.monotonic()
                 try:
                     results = self.model.translate(texts, batch[0].options)
                 except Exception as exc:
@@ -161,6 +175,8 @@ class TranslationScheduler:
                     for job in batch:
                         job.future.set_exception(exc)
                     continue
+                finally:
+                    self.step_started_at = None
                 self.stats.steps_total += 1
                 self.stats.batch_rows_total += len(texts)
                 self.stats.tokens_total += len(texts)

@@ -57,16 +57,20 @@ class RecitingLM(LanguageModel):
     """State: (position,) with position [batch, 1] float32 (batch dim 0).
 
     Options: ``step_delay`` seconds slept per step (to make calls long), ``fail_after``
-    steps after which ``step`` raises (to test fault isolation), ``sharpness`` of the
-    preferred character's logit.
+    steps after which ``step`` raises (to test fault isolation), ``hang_after`` steps after
+    which one ``step`` sleeps ``hang_seconds`` (a hung backend, for the watchdog),
+    ``sharpness`` of the preferred character's logit.
     """
 
     state_batch_dims = (0,)
 
-    def __init__(self, step_delay: float = 0.0, fail_after: int | None = None, sharpness: float = 4.0) -> None:
+    def __init__(self, step_delay: float = 0.0, fail_after: int | None = None, sharpness: float = 4.0,
+                 hang_after: int | None = None, hang_seconds: float = 3.0) -> None:
         self._vocab = ToyVocab()
         self.step_delay = step_delay
         self.fail_after = fail_after
+        self.hang_after = hang_after
+        self.hang_seconds = hang_seconds
         self.sharpness = sharpness
         self.steps = 0
         self.step_batch_sizes: list[int] = []
@@ -100,6 +104,8 @@ class RecitingLM(LanguageModel):
         self.thread_names.add(threading.current_thread().name)
         if self.fail_after is not None and self.steps > self.fail_after:
             raise RuntimeError("toy model exploded at /secret/path")
+        if self.hang_after is not None and self.steps == self.hang_after + 1:
+            time.sleep(self.hang_seconds)
         if self.step_delay:
             time.sleep(self.step_delay)
         return super().step(tokens, state)
@@ -178,7 +184,14 @@ class ToySession(AssistantSession):
 
 
 class ToyAssistant(Assistant):
+    """Options: ``delay`` seconds slept per ``suggest`` call."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
     def suggest(self, text: str, options: SuggestOptions) -> list[Suggestion]:
+        if self.delay:
+            time.sleep(self.delay)
         return _suggest(text, options)
 
     def open_session(self, options: SuggestOptions, text: str = "") -> AssistantSession:
@@ -193,14 +206,14 @@ def _lm_factory(spec: ModelSpec, context: object) -> RecitingLM:
 
 
 def _failing_factory(spec: ModelSpec, context: object) -> RecitingLM:
-    raise RuntimeError("weights are corrupt")
+    raise RuntimeError(spec.options.get("message", "weights are corrupt"))
 
 
 @hookimpl
 def register_backends(register) -> None:  # type: ignore[no-untyped-def]
     register("toy-lm", _lm_factory)
     register("toy-translator", lambda spec, ctx: ToyTranslator(**spec.options))
-    register("toy-assistant", lambda spec, ctx: ToyAssistant())
+    register("toy-assistant", lambda spec, ctx: ToyAssistant(**spec.options))
     register("toy-broken", _failing_factory)
     register("tiny-gru", lambda spec, ctx: TinyGRULM(**spec.options))
 

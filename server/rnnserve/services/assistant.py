@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 from grpc import aio
@@ -14,9 +16,11 @@ from rnnserve.backends import Assistant, AssistantSession, ModelKind, Suggestion
 from rnnserve.config import Limits
 from rnnserve.errors import InvalidArgument, Overloaded, RnnserveError, SessionError, grpc_errors
 from rnnserve.registry import ModelRegistry
+from rnnserve.watchdog import RequestGuard
 from rnnserve.workers import SerialWorker
 from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
+T = TypeVar("T")
 KINDS = {kind: raw for raw, kind in validation.SUGGESTION_KINDS.items()}
 
 
@@ -38,19 +42,26 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
         self.limits = limits
         self.open_sessions = 0
 
-    def _assistant(self, model: str) -> tuple[Assistant, SerialWorker]:
+    def _assistant(self, model: str) -> tuple[Assistant, Callable[[Callable[[], T]], Awaitable[T]]]:
+        """The backend, and ``run(fn)``: fn on the model's worker, failed at once if the model hangs."""
         validation.check_model_name(model)
         entry = self.registry.get(model, ModelKind.ASSISTANT)
         assert isinstance(entry.backend, Assistant) and isinstance(entry.worker, SerialWorker)
-        return entry.backend, entry.worker
+        worker: SerialWorker = entry.worker
+        guard: RequestGuard = entry.guard
+
+        async def run(fn: Callable[[], T]) -> T:
+            return await guard.watch(worker.run(fn))
+
+        return entry.backend, run
 
     @grpc_errors
     async def Suggest(self, request: assistant_pb2.SuggestRequest,
                       context: aio.ServicerContext) -> assistant_pb2.SuggestResponse:
         validation.check_chars("text", request.text, "max_document_chars", self.limits.max_document_chars)
-        backend, worker = self._assistant(request.model)
+        backend, run = self._assistant(request.model)
         options = validation.suggest_options(request.options, self.limits)
-        suggestions = await worker.run(lambda: backend.suggest(request.text, options))
+        suggestions = await run(lambda: backend.suggest(request.text, options))
         return assistant_pb2.SuggestResponse(model=request.model,
                                              suggestions=[_suggestion_pb(s) for s in suggestions])
 
@@ -64,7 +75,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
         if first.WhichOneof("event") != "open":
             raise SessionError("the first message of a Session must be 'open'")
         validation.check_chars("text", first.open.text, "max_document_chars", self.limits.max_document_chars)
-        backend, worker = self._assistant(first.open.model)
+        backend, run = self._assistant(first.open.model)
         options = validation.suggest_options(first.open.options, self.limits)
         if self.open_sessions >= self.limits.max_sessions:
             raise Overloaded(f"{self.open_sessions} sessions are open (limit max_sessions="
@@ -73,10 +84,10 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
         session_id = uuid.uuid4().hex
         session: AssistantSession | None = None
         try:
-            session = opened = await worker.run(lambda: backend.open_session(options, first.open.text))
+            session = opened = await run(lambda: backend.open_session(options, first.open.text))
             event_index = 0
             while True:
-                suggestions = await worker.run(opened.suggestions)
+                suggestions = await run(opened.suggestions)
                 yield assistant_pb2.SessionResponse(
                     session_id=session_id, event_index=event_index,
                     suggestions=[_suggestion_pb(s) for s in suggestions], document_chars=opened.document_chars)
@@ -84,11 +95,12 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
                 if message is None:
                     return
                 event_index += 1
-                await worker.run(lambda m=message: self._apply(opened, m))
+                await run(lambda m=message: self._apply(opened, m))
         finally:
             self.open_sessions -= 1
             if session is not None:
-                await worker.run(session.close)
+                with contextlib.suppress(RnnserveError):  # e.g. the model hung: nothing left to close
+                    await run(session.close)
 
     async def _next(self, requests: AsyncIterator[assistant_pb2.SessionRequest]
                     ) -> assistant_pb2.SessionRequest | None:

@@ -10,9 +10,10 @@ from grpc import aio
 from rnnserve import validation
 from rnnserve.backends import ModelKind
 from rnnserve.config import Limits
-from rnnserve.errors import grpc_errors
+from rnnserve.errors import LimitExceeded, grpc_errors
 from rnnserve.registry import ModelRegistry
 from rnnserve.scheduler import Event, FinishReason, LanguageModelScheduler, RequestHandle
+from rnnserve.watchdog import RequestGuard
 from rnnserve_client.v1 import generation_pb2, generation_pb2_grpc
 
 FINISH_REASONS = {
@@ -32,36 +33,39 @@ class GenerationService(generation_pb2_grpc.GenerationServicer):
         self.registry = registry
         self.limits = limits
 
-    def _scheduler(self, model: str) -> LanguageModelScheduler:
-        worker = self.registry.get(model, ModelKind.LANGUAGE_MODEL).worker
-        assert isinstance(worker, LanguageModelScheduler)
-        return worker
+    def _scheduler(self, model: str) -> tuple[LanguageModelScheduler, RequestGuard]:
+        entry = self.registry.get(model, ModelKind.LANGUAGE_MODEL)
+        assert isinstance(entry.worker, LanguageModelScheduler)
+        return entry.worker, entry.guard
 
     def _submit(self, request: generation_pb2.GenerateRequest,
-                context: aio.ServicerContext) -> tuple[RequestHandle, list[str]]:
+                context: aio.ServicerContext) -> tuple[RequestHandle, list[str], RequestGuard]:
         params = validation.sampling_params(request, self.limits)
-        scheduler = self._scheduler(request.model)
+        scheduler, guard = self._scheduler(request.model)
+        if params.n > scheduler.max_batch_size:  # could never join a batch
+            raise LimitExceeded("n", params.n, f"max_batch_size of model {request.model!r}", scheduler.max_batch_size)
         ids, unknown = scheduler.vocab.encode(request.prompt)
         handle = scheduler.submit(ids, params)
         # Client cancel or deadline: the scheduler drops the request at its next step.
         context.add_done_callback(lambda _: handle.cancel())
-        return handle, unknown
+        return handle, unknown, guard
 
     @grpc_errors
     async def Generate(self, request: generation_pb2.GenerateRequest,
                        context: aio.ServicerContext) -> generation_pb2.GenerateResponse:
-        handle, unknown = self._submit(request, context)
+        handle, unknown, guard = self._submit(request, context)
         completions = [generation_pb2.Completion(index=i, seed=handle.seed + i) for i in range(handle.params.n)]
         try:
-            async for events in handle.events():
-                for event in events:
-                    completion = completions[event.index]
-                    completion.text += event.text
-                    completion.logprobs.extend(_logprobs_pb(event.logprobs))
-                    if event.finish_reason is not None:
-                        completion.finish_reason = FINISH_REASONS[event.finish_reason]
-                        completion.generated_tokens = event.generated_tokens
-                        completion.stop_sequence = event.stop_sequence
+            with guard.on_trip(lambda exc: handle.deliver([exc])):  # a hung model fails this call at once
+                async for events in handle.events():
+                    for event in events:
+                        completion = completions[event.index]
+                        completion.text += event.text
+                        completion.logprobs.extend(_logprobs_pb(event.logprobs))
+                        if event.finish_reason is not None:
+                            completion.finish_reason = FINISH_REASONS[event.finish_reason]
+                            completion.generated_tokens = event.generated_tokens
+                            completion.stop_sequence = event.stop_sequence
         finally:
             handle.cancel()
         return generation_pb2.GenerateResponse(
@@ -75,21 +79,23 @@ class GenerationService(generation_pb2_grpc.GenerationServicer):
     @grpc_errors
     async def GenerateStream(self, request: generation_pb2.GenerateRequest,
                              context: aio.ServicerContext) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
-        handle, unknown = self._submit(request, context)
+        handle, unknown, guard = self._submit(request, context)
         first = set(range(handle.params.n))
         try:
-            async for events in handle.events():
-                for event in _coalesce(events):
-                    chunk = generation_pb2.GenerateStreamResponse(
-                        index=event.index, text=event.text, logprobs=_logprobs_pb(event.logprobs), seed=event.seed)
-                    if event.index in first:
-                        first.discard(event.index)
-                        chunk.unknown_characters.extend(unknown)
-                    if event.finish_reason is not None:
-                        chunk.finish_reason = FINISH_REASONS[event.finish_reason]
-                        chunk.generated_tokens = event.generated_tokens
-                        chunk.stop_sequence = event.stop_sequence
-                    yield chunk
+            with guard.on_trip(lambda exc: handle.deliver([exc])):  # a hung model fails this call at once
+                async for events in handle.events():
+                    for event in _coalesce(events):
+                        chunk = generation_pb2.GenerateStreamResponse(
+                            index=event.index, text=event.text, logprobs=_logprobs_pb(event.logprobs),
+                            seed=event.seed)
+                        if event.index in first:
+                            first.discard(event.index)
+                            chunk.unknown_characters.extend(unknown)
+                        if event.finish_reason is not None:
+                            chunk.finish_reason = FINISH_REASONS[event.finish_reason]
+                            chunk.generated_tokens = event.generated_tokens
+                            chunk.stop_sequence = event.stop_sequence
+                        yield chunk
         finally:
             handle.cancel()
 
@@ -97,10 +103,10 @@ class GenerationService(generation_pb2_grpc.GenerationServicer):
     async def Score(self, request: generation_pb2.ScoreRequest,
                     context: aio.ServicerContext) -> generation_pb2.ScoreResponse:
         validation.score_inputs(request, self.limits)
-        scheduler = self._scheduler(request.model)
+        scheduler, guard = self._scheduler(request.model)
         text_ids, unknown_text = scheduler.vocab.encode(request.text)
         context_ids, unknown_context = scheduler.vocab.encode(request.context)
-        result = await scheduler.score(text_ids, context_ids)
+        result = await guard.watch(scheduler.score(text_ids, context_ids))
         if len(text_ids) == len(request.text):  # one token per character: report the real characters
             tokens = [(ch, lp) for ch, (_, lp) in zip(request.text, result.tokens, strict=True)]
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grpc import aio
 
+from rnnserve import validation
 from rnnserve.backends import ModelKind
 from rnnserve.errors import InvalidArgument, grpc_errors
 from rnnserve.registry import ModelEntry, ModelRegistry, ModelState
@@ -70,4 +71,5 @@ class ModelsService(models_pb2_grpc.ModelsServicer):
     @grpc_errors
     async def GetModel(self, request: models_pb2.GetModelRequest,
                        context: aio.ServicerContext) -> models_pb2.Model:
+        validation.check_model_name(request.name, "name")
         return model_pb(self.registry.find(request.name))
