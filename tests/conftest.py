@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,10 @@ from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client
 from tests.support import toy_plugin
+
+# Test guard: rnnserve's own tests load only these plugins, whatever else a developer has
+# installed (an exported RNNSERVE_PLUGINS still wins).
+os.environ.setdefault("RNNSERVE_PLUGINS", "char-lstm,writing-assistant,gru-seq2seq,jordan-lm")
 
 TOY_MODELS = (
     ModelSpec("toy-slow", "toy-lm", options={"step_delay": 0.01}),

@@ -91,7 +91,33 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
                        help="refuse model directories without a manifest.json")
     serve.add_argument("--log-format", choices=LOG_FORMATS, default=None,
                        help="log lines as text (default) or JSON objects")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run N server processes on ports PORT, PORT+1, ... (0: each picks one) under one "
+                       "supervisor that forwards SIGTERM; clients balance over them (docs/scaling.md)")
     serve.set_defaults(run=_serve)
+
+    ray_serve = sub.add_parser("ray-serve", help="serve the models as a Ray Serve deployment behind Ray's gRPC "
+                               "proxy (pip install 'rnnserve[ray]'; docs/scaling.md)")
+    ray_serve.add_argument("--config", help="TOML config file (models, limits, auth_token_file)")
+    ray_serve.add_argument("--replicas", type=int, default=1, help="replicas (autoscaling minimum; default 1)")
+    ray_serve.add_argument("--max-replicas", type=int, default=None,
+                           help="autoscale up to this many replicas on --target-ongoing-requests")
+    ray_serve.add_argument("--target-ongoing-requests", type=float, default=8.0,
+                           help="autoscaling target of requests per replica (default %(default)s)")
+    ray_serve.add_argument("--max-ongoing-requests", type=int, default=64,
+                           help="requests one replica runs at once (default %(default)s)")
+    ray_serve.add_argument("--max-queued-requests", type=int, default=256,
+                           help="requests waiting for a replica; more are RESOURCE_EXHAUSTED (-1: no limit; "
+                           "default %(default)s)")
+    ray_serve.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs Ray reserves per replica")
+    ray_serve.add_argument("--grpc-port", type=int, default=9000, help="Ray's gRPC proxy port (default 9000)")
+    ray_serve.add_argument("--http-port", type=int, default=8000,
+                           help="Ray Serve's HTTP proxy port, bound to 127.0.0.1 (unused; default 8000)")
+    ray_serve.add_argument("--address", default=None,
+                           help="Ray cluster to join ('auto': this node's); default: start a local Ray "
+                           "bound to 127.0.0.1 without dashboard")
+    ray_serve.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    ray_serve.set_defaults(run=_ray_serve)
 
     manifest = sub.add_parser("manifest", help="write (or --check) the sha256 manifest.json of model directories")
     manifest.add_argument("directories", nargs="+", metavar="DIR")
@@ -177,6 +203,12 @@ def _serve(args: argparse.Namespace) -> int:
     if config.auth_token_file is None and config.auth_token is None and (token := token_from_env()):
         config = config.replace(auth_token=token)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO, config.log_format)
+    if args.workers < 1:
+        raise ConfigurationError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1:
+        from rnnserve.replicas import serve_replicas
+
+        return serve_replicas(_replica_args(args), args.workers, config.port, config.host)
 
     def ready(app: object) -> None:
         from rnnserve.app import App
@@ -187,6 +219,47 @@ def _serve(args: argparse.Namespace) -> int:
 
     asyncio.run(serve(config, on_ready=ready))
     return 0
+
+
+def _ray_serve(args: argparse.Namespace) -> int:
+    from rnnserve import ray_serve
+    from rnnserve.auth import token_from_env
+
+    try:
+        import ray.serve  # noqa: F401
+    except ImportError as exc:  # ray is an optional extra
+        raise ConfigurationError(f"rnnserve ray-serve needs Ray Serve: pip install 'rnnserve[ray]' ({exc})") from exc
+    config = load_config(args.config)
+    if config.auth_token_file is None and config.auth_token is None and (token := token_from_env()):
+        config = config.replace(auth_token=token)
+    if args.replicas < 1 or (args.max_replicas is not None and args.max_replicas < args.replicas):
+        raise ConfigurationError("--replicas must be at least 1 and --max-replicas at least --replicas")
+    options = ray_serve.RayServeOptions(
+        replicas=args.replicas, max_replicas=args.max_replicas, target_ongoing_requests=args.target_ongoing_requests,
+        max_ongoing_requests=args.max_ongoing_requests, max_queued_requests=args.max_queued_requests,
+        replica_cpus=args.replica_cpus, grpc_port=args.grpc_port, http_port=args.http_port)
+    return ray_serve.run(config, options, address=args.address, num_cpus=args.num_cpus)
+
+
+def _replica_args(args: argparse.Namespace) -> list[str]:
+    """The ``serve`` arguments of one replica of ``serve --workers N`` (the supervisor adds --port)."""
+    child = ["-v"] if args.verbose else []
+    child.append("serve")
+    if args.config:
+        child += ["--config", str(Path(args.config).expanduser().resolve())]
+    if args.host:
+        child += ["--host", args.host]
+    for key in ("tls_cert", "tls_key", "tls_client_ca", "auth_token_file"):
+        value = getattr(args, key)
+        if value is not None:
+            child += [f"--{key.replace('_', '-')}", str(Path(value).expanduser().resolve())]
+    if args.no_reflection:
+        child.append("--no-reflection")
+    if args.require_manifest:
+        child.append("--require-manifest")
+    if args.log_format:
+        child += ["--log-format", args.log_format]
+    return child
 
 
 def _manifest(args: argparse.Namespace) -> int:
