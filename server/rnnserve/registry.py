@@ -23,8 +23,9 @@ from rnnserve.backends import Assistant, Backend, LanguageModel, ModelKind, Shar
 from rnnserve.config import ModelCard, ModelSpec, ServerConfig
 from rnnserve.errors import ModelFailed, ModelHung, ModelNotFound, ModelUnavailable, redact_paths
 from rnnserve.manifest import MANIFEST_FILE, ManifestError, verify_manifest
+from rnnserve.model_thread import SchedulerStats
 from rnnserve.plugins import PluginHost, PluginInfo
-from rnnserve.scheduler import LanguageModelScheduler, SchedulerStats
+from rnnserve.scheduler import LanguageModelScheduler
 from rnnserve.watchdog import RequestGuard, Watchdog
 from rnnserve.workers import SerialWorker, TranslationScheduler
 

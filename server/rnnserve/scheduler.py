@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from rnnserve.backends import LanguageModel, State
-from rnnserve.errors import Overloaded
+from rnnserve.model_thread import ModelThread
 from rnnserve.sampling import SamplingParams, SequenceRng, apply_repetition_penalty, sample, seen_mask
 from rnnserve.stopping import StopMatcher
 
@@ -57,23 +57,6 @@ class Event:
     finish_reason: FinishReason | None = None
     generated_tokens: int = 0
     stop_sequence: str = ""
-
-
-@dataclass
-class SchedulerStats:
-    """Counters read by ``Models.GetModel`` and the benchmarks."""
-
-    steps_total: int = 0
-    tokens_total: int = 0
-    requests_total: int = 0
-    rejected_total: int = 0
-    batch_rows_total: int = 0
-    queue_depth: int = 0
-    active_sequences: int = 0
-
-    @property
-    def mean_batch_size(self) -> float:
-        return self.batch_rows_total / self.steps_total if self.steps_total else 0.0
 
 
 class RequestHandle:
@@ -224,62 +207,35 @@ class ScoreResult:
         return -self.total / len(self.tokens) if self.tokens else 0.0
 
 
-class LanguageModelScheduler:
+class LanguageModelScheduler(ModelThread):
     """Continuous-batching decoder for one language model."""
 
+    thread_prefix = "scheduler"
+
     def __init__(self, name: str, model: LanguageModel, *, max_batch_size: int, max_queue: int) -> None:
-        self.name = name
+        super().__init__(name, max_queue=max_queue)
         self.model = model
         self.vocab = model.vocab
         self.max_batch_size = max_batch_size
-        self.max_queue = max_queue
-        self.stats = SchedulerStats()
         self._token_text = [self.vocab.decode([i]) for i in range(self.vocab.size)]
-        self._cv = threading.Condition()
         self._waiting: deque[RequestHandle] = deque()
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
-        self._stopping = False
         self._active: list[_Sequence] = []
         self._state: State = ()
         self._tokens = torch.empty(0, dtype=torch.long)
         self._batch_params: _BatchParams | None = None  # of self._active; rebuilt when it changes
-        self._thread = threading.Thread(target=self._run, name=f"scheduler:{name}", daemon=True)
-        #: time.monotonic() when the model call now running began, None between calls (read by the watchdog)
-        self.step_started_at: float | None = None
 
     # -- event-loop side -------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
-        self._thread.join(timeout=5)
 
     def submit(self, prompt_ids: list[int], params: SamplingParams) -> RequestHandle:
         """Queue a generation; raises Overloaded when the waiting queue is full."""
         handle = RequestHandle(asyncio.get_running_loop(), prompt_ids, params, params.resolved_seed(), self._wake)
-        with self._cv:
-            if len(self._waiting) >= self.max_queue:
-                self.stats.rejected_total += 1
-                raise Overloaded(f"model {self.name!r} has {len(self._waiting)} requests waiting "
-                                 f"(limit max_queue={self.max_queue}); retry later")
-            self._waiting.append(handle)
-            self.stats.requests_total += 1
-            self.stats.queue_depth = len(self._waiting)
-            self._cv.notify()
+        self._push(self._waiting, handle)
         return handle
 
     def _enqueue_job(self, fn: Callable[[], Any]) -> Future[Any]:
         future: Future[Any] = Future()
-        with self._cv:
-            if len(self._jobs) >= self.max_queue:
-                self.stats.rejected_total += 1
-                raise Overloaded(f"model {self.name!r} is busy (limit max_queue={self.max_queue}); retry later")
-            self._jobs.append((fn, future))
-            self._cv.notify()
+        self._push(self._jobs, (fn, future), count=False)
         return future
 
     async def run_job(self, fn: Callable[[], Any]) -> Any:
@@ -296,33 +252,28 @@ class LanguageModelScheduler:
         """Log-probability of each token of ``text_ids`` after start-of-text and ``context_ids``."""
         return await self.run_job(lambda: self._score(text_ids, context_ids))
 
-    def _wake(self) -> None:
-        with self._cv:
-            self._cv.notify()
-
     # -- scheduler thread ------------------------------------------------------------
 
-    def _run(self) -> None:
-        with torch.inference_mode():
-            while True:
-                with self._cv:
-                    while not (self._stopping or self._waiting or self._jobs or self._active):
-                        self._cv.wait()
-                    if self._stopping:
-                        return
-                    job = self._jobs.popleft() if self._jobs else None
-                    admitted = self._take_admissible()
-                if job is not None:
-                    self.step_started_at = time.monotonic()
-                    self._run_job(*job)
-                for handle in admitted:
-                    self.step_started_at = time.monotonic()
-                    self._admit(handle)
-                self._drop_cancelled()
-                if self._active:
-                    self.step_started_at = time.monotonic()
-                    self._step()
-                self.step_started_at = None
+    def _has_work(self) -> bool:
+        return bool(self._waiting or self._jobs or self._active)
+
+    def _take(self) -> tuple[tuple[Callable[[], Any], Future[Any]] | None, list[RequestHandle]]:
+        """One job (scoring, lent work) and the waiting requests that fit in the batch."""
+        return (self._jobs.popleft() if self._jobs else None), self._take_admissible()
+
+    def _process(self, work: tuple[tuple[Callable[[], Any], Future[Any]] | None, list[RequestHandle]]) -> None:
+        """One iteration: a job, admissions (prefill), drop cancelled, one batched step."""
+        job, admitted = work
+        if job is not None:
+            with self._model_call():
+                self._run_job(*job)
+        for handle in admitted:
+            with self._model_call():
+                self._admit(handle)
+        self._drop_cancelled()
+        if self._active:
+            with self._model_call():
+                self._step()
 
     def _take_admissible(self) -> list[RequestHandle]:
         """Pop waiting requests that fit in the batch (called with the lock held)."""

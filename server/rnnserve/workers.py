@@ -5,7 +5,7 @@
 * :class:`SerialWorker` runs an assistant's calls one at a time, in order, each in a copy
   of its caller's context (so the backend's log lines carry the call's request id).
 
-Both set ``step_started_at`` while a model call runs, for the watchdog (``watchdog.py``).
+Both are :class:`~rnnserve.model_thread.ModelThread` s.
 """
 
 from __future__ import annotations
@@ -13,82 +13,53 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import torch
-
 from rnnserve.backends import TranslateOptions, TranslationResult, Translator
-from rnnserve.errors import Overloaded
-from rnnserve.scheduler import SchedulerStats
+from rnnserve.model_thread import ModelThread
 
 log = logging.getLogger("rnnserve.workers")
 T = TypeVar("T")
 
 
-class SerialWorker:
-    """Runs jobs on one dedicated thread, in submission order, with a bounded queue."""
+class SerialWorker(ModelThread):
+    """Runs jobs on the model's thread, in submission order, with a bounded queue."""
+
+    thread_prefix = "worker"
 
     def __init__(self, name: str, *, max_queue: int) -> None:
-        self.name = name
-        self.max_queue = max_queue
-        self.stats = SchedulerStats()
-        self._cv = threading.Condition()
+        super().__init__(name, max_queue=max_queue)
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=f"worker:{name}", daemon=True)
-        #: time.monotonic() when the running job began, None when idle (read by the watchdog)
-        self.step_started_at: float | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
-        self._thread.join(timeout=5)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the worker thread; raises Overloaded when the queue is full."""
         future: Future[T] = Future()
         context = contextvars.copy_context()
-        with self._cv:
-            if len(self._jobs) >= self.max_queue:
-                self.stats.rejected_total += 1
-                raise Overloaded(f"model {self.name!r} has {len(self._jobs)} calls waiting "
-                                 f"(limit max_queue={self.max_queue}); retry later")
-            self._jobs.append((lambda: context.run(fn), future))
-            self.stats.requests_total += 1
-            self.stats.queue_depth = len(self._jobs)
-            self._cv.notify()
+        self._push(self._jobs, (lambda: context.run(fn), future))
         return await asyncio.wrap_future(future)
 
-    def _run(self) -> None:
-        with torch.inference_mode():
-            while True:
-                with self._cv:
-                    while not (self._stopping or self._jobs):
-                        self._cv.wait()
-                    if self._stopping:
-                        return
-                    fn, future = self._jobs.popleft()
-                    self.stats.queue_depth = len(self._jobs)
-                if not future.set_running_or_notify_cancel():
-                    continue
-                self.step_started_at = time.monotonic()
-                try:
-                    future.set_result(fn())
-                except Exception as exc:
-                    future.set_exception(exc)
-                finally:
-                    self.step_started_at = None
-                self.stats.steps_total += 1
+    def _has_work(self) -> bool:
+        return bool(self._jobs)
+
+    def _take(self) -> tuple[Callable[[], Any], Future[Any]]:
+        job = self._jobs.popleft()
+        self.stats.queue_depth = len(self._jobs)
+        return job
+
+    def _process(self, work: tuple[Callable[[], Any], Future[Any]]) -> None:
+        fn, future = work
+        if not future.set_running_or_notify_cancel():
+            return
+        with self._model_call():
+            try:
+                future.set_result(fn())
+            except Exception as exc:
+                future.set_exception(exc)
+        self.stats.steps_total += 1
 
 
 @dataclass
@@ -98,49 +69,30 @@ class _TranslationJob:
     future: Future[list[TranslationResult]]
 
 
-class TranslationScheduler:
+class TranslationScheduler(ModelThread):
     """Batches translate calls with equal options into one backend call."""
 
+    thread_prefix = "translator"
+
     def __init__(self, name: str, model: Translator, *, max_batch_texts: int, max_queue: int) -> None:
-        self.name = name
+        super().__init__(name, max_queue=max_queue)
         self.model = model
         self.max_batch_texts = max_batch_texts
-        self.max_queue = max_queue
-        self.stats = SchedulerStats()
-        self._cv = threading.Condition()
         self._jobs: deque[_TranslationJob] = deque()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=f"translator:{name}", daemon=True)
-        #: time.monotonic() when the running batch began, None when idle (read by the watchdog)
-        self.step_started_at: float | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
-        self._thread.join(timeout=5)
 
     async def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
         """Translate ``texts``, batched with other waiting calls that use the same options."""
         job = _TranslationJob(texts, options, Future())
-        with self._cv:
-            if len(self._jobs) >= self.max_queue:
-                self.stats.rejected_total += 1
-                raise Overloaded(f"model {self.name!r} has {len(self._jobs)} calls waiting "
-                                 f"(limit max_queue={self.max_queue}); retry later")
-            self._jobs.append(job)
-            self.stats.requests_total += 1
-            self.stats.queue_depth = len(self._jobs)
-            self._cv.notify()
+        self._push(self._jobs, job)
         try:
             return await asyncio.wrap_future(job.future)
         finally:
             job.future.cancel()  # no-op once done; drops the job if it has not started
 
-    def _take_batch(self) -> list[_TranslationJob]:
+    def _has_work(self) -> bool:
+        return bool(self._jobs)
+
+    def _take(self) -> list[_TranslationJob]:
         """The first waiting job plus later ones with equal options, up to the text budget."""
         head = self._jobs.popleft()
         batch, size, rest = [head], len(head.texts), deque()
@@ -153,34 +105,24 @@ class TranslationScheduler:
                 rest.append(job)
         self._jobs = rest
         self.stats.queue_depth = len(self._jobs)
-        return batch
+        return [j for j in batch if j.future.set_running_or_notify_cancel()]
 
-    def _run(self) -> None:
-        with torch.inference_mode():
-            while True:
-                with self._cv:
-                    while not (self._stopping or self._jobs):
-                        self._cv.wait()
-                    if self._stopping:
-                        return
-                    batch = [j for j in self._take_batch() if j.future.set_running_or_notify_cancel()]
-                if not batch:
-                    continue
-                texts = [t for job in batch for t in job.texts]
-                self.step_started_at = time.monotonic()
-                try:
-                    results = self.model.translate(texts, batch[0].options)
-                except Exception as exc:
-                    log.exception("model %s failed translating a batch of %d texts", self.name, len(texts))
-                    for job in batch:
-                        job.future.set_exception(exc)
-                    continue
-                finally:
-                    self.step_started_at = None
-                self.stats.steps_total += 1
-                self.stats.batch_rows_total += len(texts)
-                self.stats.tokens_total += len(texts)
-                start = 0
-                for job in batch:
-                    job.future.set_result(results[start : start + len(job.texts)])
-                    start += len(job.texts)
+    def _process(self, batch: list[_TranslationJob]) -> None:
+        if not batch:
+            return
+        texts = [t for job in batch for t in job.texts]
+        try:
+            with self._model_call():
+                results = self.model.translate(texts, batch[0].options)
+        except Exception as exc:
+            log.exception("model %s failed translating a batch of %d texts", self.name, len(texts))
+            for job in batch:
+                job.future.set_exception(exc)
+            return
+        self.stats.steps_total += 1
+        self.stats.batch_rows_total += len(texts)
+        self.stats.tokens_total += len(texts)
+        start = 0
+        for job in batch:
+            job.future.set_result(results[start : start + len(job.texts)])
+            start += len(job.texts)
