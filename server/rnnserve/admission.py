@@ -89,10 +89,13 @@ def _metadata_value(metadata: Any, key: str) -> str | bytes | None:
 class AdmissionInterceptor(aio.ServerInterceptor):
     """Request ids, bearer-token auth, drain, the global in-flight cap (see the module docstring)."""
 
-    def __init__(self, max_in_flight: int = 512, retry_after_ms: int = 500, token: str | None = None) -> None:
+    def __init__(self, max_in_flight: int = 512, retry_after_ms: int = 500, token: str | None = None,
+                 observe: Callable[[str, str, float], None] | None = None) -> None:
         self.max_in_flight = max_in_flight
         self.retry_after_ms = retry_after_ms
         self._token = TokenChecker(token) if token else None
+        #: ``observe(method, status code name, seconds)`` when each call ends (metrics), or None.
+        self.observe = observe
         self.draining = False
         self.in_flight = 0
         self.refused_total = 0
@@ -165,9 +168,12 @@ class AdmissionInterceptor(aio.ServerInterceptor):
         def end(context: aio.ServicerContext, started: float) -> None:
             if not exempt:
                 admission._leave()
-            if log.isEnabledFor(logging.DEBUG):
+            if admission.observe is not None or log.isEnabledFor(logging.DEBUG):
                 code = context.code() or grpc.StatusCode.OK
-                log.debug("%s %s %.1f ms", method, getattr(code, "name", code), (time.perf_counter() - started) * 1e3)
+                name, seconds = getattr(code, "name", str(code)), time.perf_counter() - started
+                if admission.observe is not None:
+                    admission.observe(method, name, seconds)
+                log.debug("%s %s %.1f ms", method, name, seconds * 1e3)
 
         def arguments(request: Any) -> Any:
             if handler.request_streaming:

@@ -71,6 +71,8 @@ class App:
     drain: AdmissionInterceptor
     services: list[object]
     tls: bool = False
+    #: Port of the Prometheus endpoint, when metrics are on.
+    metrics_port: int | None = None
 
     @property
     def admission(self) -> AdmissionInterceptor:
@@ -131,6 +133,14 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
             asyncio.run_coroutine_threadsafe(app_ref[0]._refresh_health(), loop)
 
     registry = ModelRegistry(host, config, on_change=on_model_change)
+    metrics_port = None
+    if config.metrics_port is not None:
+        from rnnserve.metrics import Metrics
+
+        metrics = Metrics(registry)
+        drain.observe = metrics.observe
+        metrics_port = metrics.serve(config.host, config.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", config.host, metrics_port)
     services: list[object] = [GenerationService(registry, limits), TranslationService(registry, limits),
                               AssistantService(registry, limits), ModelsService(registry)]
     generation_pb2_grpc.add_GenerationServicer_to_server(services[0], server)
@@ -146,7 +156,8 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
     if port == 0:
         raise OSError(f"could not bind {address}")
     warn_about_exposure(config, credentials is not None, token)
-    app = App(server, port, config, host, registry, health_servicer, drain, services, tls=credentials is not None)
+    app = App(server, port, config, host, registry, health_servicer, drain, services, tls=credentials is not None,
+              metrics_port=metrics_port)
     app_ref.append(app)
     return app
 

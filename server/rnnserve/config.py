@@ -146,6 +146,8 @@ class ServerConfig:
     require_manifest: bool = False
     #: Log lines as "text" or "json" (one object per line).
     log_format: str = "text"
+    #: Prometheus metrics over HTTP on this port (same host); None: off.
+    metrics_port: int | None = None
 
     def path(self, value: str) -> Path:
         """A path from the config, relative to ``base_dir``."""
