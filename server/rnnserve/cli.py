@@ -87,6 +87,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     serve.add_argument("--auth-token-file", help="require 'authorization: Bearer <token>' with the token in "
                        "this file on every RPC but health (default: env RNNSERVE_AUTH_TOKEN, if set)")
     serve.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")
+    serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics over HTTP on this port")
     serve.add_argument("--require-manifest", action="store_true",
                        help="refuse model directories without a manifest.json")
     serve.add_argument("--log-format", choices=LOG_FORMATS, default=None,
@@ -195,6 +196,8 @@ def _serve(args: argparse.Namespace) -> int:
             overrides[key] = str(Path(value).expanduser().resolve())
     if args.no_reflection:
         overrides["reflection"] = False
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
     if args.require_manifest:
         overrides["require_manifest"] = True
     if args.log_format:
@@ -206,9 +209,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigurationError(f"--workers must be at least 1, got {args.workers}")
     if args.workers > 1:
-        from rnnserve.replicas import serve_replicas
+        from rnnserve.replicas import exec_supervisor
 
-        return serve_replicas(_replica_args(args), args.workers, config.port, config.host)
+        exec_supervisor(_replica_args(args), args.workers, config.port, config.host, config.log_format, args.verbose,
+                        getattr(config, "metrics_port", None))  # replica i: metrics_port + i
 
     def ready(app: object) -> None:
         from rnnserve.app import App

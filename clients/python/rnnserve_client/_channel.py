@@ -2,9 +2,12 @@
 
 The service config sets ``round_robin`` load balancing (so a multi-address target such
 as ``ipv4:127.0.0.1:50051,127.0.0.1:50052`` or a ``dns:///`` name with several records
-spreads calls over every backend) and gRPC's built-in retry policy for the unary methods
-only: a call that fails with UNAVAILABLE is retried up to ``MAX_ATTEMPTS`` attempts in
-total, with exponential backoff, within the call's deadline. Streaming methods get no
+spreads calls over every backend), gRPC client-side health checking (each backend's
+``grpc.health.v1`` ``Watch`` on the overall service ``""``: a replica that reports
+NOT_SERVING, e.g. while it drains after SIGTERM, leaves the rotation before it stops; a
+server without the health service counts as healthy) and gRPC's built-in retry policy for
+the unary methods only: a call that fails with UNAVAILABLE is retried up to
+``MAX_ATTEMPTS`` attempts in total, with exponential backoff, within the call's deadline. Streaming methods get no
 retry policy, because a stream may already have delivered part of its output.
 """
 
@@ -30,6 +33,9 @@ RETRY_POLICY = {
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
 
+#: Client-side health checking: watch the overall health ("") of every backend.
+HEALTH_CHECK_CONFIG = {"serviceName": ""}
+
 _FILES = (models_pb2, generation_pb2, translation_pb2, assistant_pb2)
 
 
@@ -45,10 +51,11 @@ def unary_methods() -> list[dict[str, str]]:
 
 
 def service_config() -> str:
-    """The channel's service config as JSON: round_robin, and retries for unary methods."""
+    """The channel's service config as JSON: round_robin, health checking, retries for unary methods."""
     return json.dumps(
         {
             "loadBalancingConfig": [{"round_robin": {}}],
+            "healthCheckConfig": HEALTH_CHECK_CONFIG,
             "methodConfig": [{"name": unary_methods(), "retryPolicy": RETRY_POLICY}],
         }
     )

@@ -260,7 +260,7 @@ class AsyncSession:
             response = await self._call.read()
         except grpc.RpcError as exc:
             self._closed = True
-            raise errors.from_rpc_error(exc) from exc
+            raise errors.from_session_error(exc, opened=bool(self.session_id)) from exc
         if response is aio.EOF:
             self._closed = True
             raise errors.Internal("the server ended the session without answering an event")

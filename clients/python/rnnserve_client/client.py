@@ -291,7 +291,7 @@ class Session:
             response = next(self._call)
         except grpc.RpcError as exc:
             self._end()
-            raise errors.from_rpc_error(exc) from exc
+            raise errors.from_session_error(exc, opened=bool(self.session_id)) from exc
         except StopIteration:
             self._end()
             raise errors.Internal("the server ended the session without answering an event") from None

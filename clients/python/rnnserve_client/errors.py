@@ -180,3 +180,13 @@ def _retry_after(trailing_metadata: Iterable[tuple[str, str | bytes]]) -> float 
             except ValueError:
                 return None
     return None
+
+
+def from_session_error(error: grpc.RpcError, opened: bool) -> RnnserveError:
+    """Like :func:`from_rpc_error`, for a Session stream: an open session whose server went
+    away cannot be resumed elsewhere (its state lived there), and the message says so."""
+    mapped = from_rpc_error(error)
+    if opened and isinstance(mapped, Unavailable):
+        return Unavailable(f"session lost: the server that held it is gone ({mapped.details}); open a new session",
+                           retry_after=mapped.retry_after)
+    return mapped

@@ -1,0 +1,212 @@
+"""``rnnserve serve --workers 2``: client-side round_robin over two real replica processes.
+
+One test drives a real supervisor: traffic spreads over both replicas (counted by each
+replica's own ``requests_total``), a session is pinned to one replica and fails with
+UNAVAILABLE (not a hang) when that replica is SIGKILLed mid-run, unary traffic carries on
+with no failed call beyond those in flight on the killed replica, the supervisor restarts
+the replica on its port, and SIGTERM drains and stops the whole group.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from rnnserve.replicas import client_target
+from rnnserve_client import Client, errors
+from tests.scaleout.conftest import start_serve
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _requests_total(port: int) -> int:
+    with Client(f"127.0.0.1:{port}", timeout=10) as client:
+        return client.get_model("tiny").stats.requests_total
+
+
+def _serving(port: int) -> bool:
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2).status
+        return status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def test_client_target_forms() -> None:
+    assert client_target("127.0.0.1", [5, 6]) == "ipv4:127.0.0.1:5,127.0.0.1:6"
+    assert client_target("0.0.0.0", [5]) == "ipv4:127.0.0.1:5"
+    assert client_target("::1", [5, 6]) == "ipv6:[::1]:5,[::1]:6"
+
+
+def test_two_replicas_balance_survive_a_kill_and_drain(tiny_config: Path) -> None:
+    proc, lines = start_serve(["--config", str(tiny_config), "--port", "0", "--workers", "2"])
+    try:
+        # The first line keeps the single-server format; one line per replica; then the target.
+        first = re.fullmatch(r"rnnserve \S+ listening on 127\.0\.0\.1:(\d+) \(models: tiny, tiny-assist\)", lines[0])
+        assert first, lines
+        second = re.search(r"listening on 127\.0\.0\.1:(\d+) .*\[replica 2/2\]", lines[1])
+        assert second, lines
+        ports = [int(first.group(1)), int(second.group(1))]
+        summary = re.search(r"2 replicas \(pids (\d+), (\d+)\); client target (\S+)", lines[2])
+        assert summary, lines
+        pids = [int(summary.group(1)), int(summary.group(2))]
+        target = summary.group(3)
+        assert target == f"ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"
+
+        with Client(target, timeout=20) as client:
+            # 1. Spread: round_robin sends every other call to each replica.
+            before = [_requests_total(p) for p in ports]
+            calls = 40
+            for i in range(calls):
+                assert client.generate("tiny", "It is", max_new_tokens=8, temperature=0, seed=i).text is not None
+            spread = [_requests_total(p) - b for p, b in zip(ports, before, strict=True)]
+            print(f"\nrequests per replica over {calls} calls: {spread}")
+            assert sum(spread) == calls
+            assert min(spread) >= calls // 4, spread
+
+            # 2. A session is pinned to the replica carrying its stream; open one on replica 2 only.
+            pinned = Client(f"127.0.0.1:{ports[1]}", timeout=20)
+            session = pinned.session("tiny-assist", text="It is a tr").open()
+            assert session.session_id
+
+            # 3. Unary traffic from two threads while replica 2 is SIGKILLed.
+            stop = threading.Event()
+            ok, failures = [0], []
+            lock = threading.Lock()
+
+            def traffic() -> None:
+                while not stop.is_set():
+                    try:
+                        client.score("tiny", "a truth universally", timeout=10)
+                        with lock:
+                            ok[0] += 1
+                    except errors.RnnserveError as exc:
+                        with lock:
+                            failures.append(exc)
+
+            threads = [threading.Thread(target=traffic) for _ in range(2)]
+            for t in threads:
+                t.start()
+            time.sleep(1.0)
+            ok_before_kill = ok[0]
+            import os
+
+            os.kill(pids[1], signal.SIGKILL)
+            killed_at = time.monotonic()
+            # The session's stream breaks at once: a typed UNAVAILABLE, not a hang.
+            with pytest.raises(errors.Unavailable) as lost:
+                session.append("uth")
+            assert "session lost" in lost.value.details
+            assert time.monotonic() - killed_at < 5
+            pinned.close()
+            time.sleep(2.0)
+            stop.set()
+            for t in threads:
+                t.join(30)
+            print(f"unary calls: {ok_before_kill} ok before the kill, {ok[0]} ok in all, "
+                  f"{len(failures)} failed: {failures}")
+            assert ok[0] > ok_before_kill  # traffic went on, on the surviving replica
+            # At most the calls in flight on the killed replica (one per thread) may fail, and only as UNAVAILABLE.
+            assert len(failures) <= len(threads)
+            assert all(isinstance(f, errors.Unavailable) for f in failures)
+
+            # 4. The supervisor restarts the replica on the same port; the client uses it again.
+            deadline = time.monotonic() + 60
+            while not _serving(ports[1]):
+                assert time.monotonic() < deadline, "replica 2 was not restarted"
+                time.sleep(0.5)
+            # The client reconnects after its subchannel's backoff (1 s, growing) and the health watch.
+            deadline = time.monotonic() + 30
+            while _requests_total(ports[1]) == 0:
+                assert time.monotonic() < deadline, "the client never used the restarted replica"
+                client.generate("tiny", "It is", max_new_tokens=4, temperature=0)
+                time.sleep(0.1)
+        # 5. SIGTERM: the supervisor forwards it, every replica drains, the group exits 0.
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not _serving(ports[0]) and not _serving(ports[1])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_client_health_checking_skips_a_not_serving_replica(tmp_path: Path) -> None:
+    """healthCheckConfig works with this grpcio: a replica whose overall health is NOT_SERVING
+    (as while it drains) gets no calls from a multi-target client until it is SERVING again."""
+    from rnnserve.config import ModelSpec, ServerConfig
+    from rnnserve.testing.server import running_server
+    from tests.scaleout.conftest import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "tiny")
+    config = ServerConfig(default_models=False, models=(ModelSpec("tiny", "char-lstm", path=str(model)),))
+    with running_server(config) as a, running_server(config) as b:
+        target = f"ipv4:{a.target},{b.target}"
+
+        def counts() -> list[int]:
+            return [s.app.registry.find("tiny").stats.requests_total for s in (a, b)]
+
+        with Client(target, timeout=10) as client:
+            for _ in range(10):
+                client.generate("tiny", "It", max_new_tokens=2)
+            assert min(counts()) >= 3  # both serve
+            b.call(b.app.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING))
+            time.sleep(0.5)  # the Watch stream delivers the change
+            before = counts()
+            for _ in range(10):
+                client.generate("tiny", "It", max_new_tokens=2)
+            after = counts()
+            assert after[1] == before[1], (before, after)  # none reached the NOT_SERVING replica
+            assert after[0] == before[0] + 10
+            b.call(b.app.health.set("", health_pb2.HealthCheckResponse.SERVING))
+            time.sleep(0.5)
+            for _ in range(10):
+                client.generate("tiny", "It", max_new_tokens=2)
+            assert counts()[1] > after[1]  # back in the rotation
+
+
+def test_a_replica_that_cannot_start_stops_the_group(tiny_config: Path) -> None:
+    """Base port P: replicas on P and P+1; P+1 is taken, so replica 2 fails before it is ready
+    and the supervisor stops the other and exits 1 (restarting would fail the same way)."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.scaleout.conftest import server_env
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        base = taken.getsockname()[1] - 1
+        proc = subprocess.run([sys.executable, "-m", "rnnserve.cli", "serve", "--config", str(tiny_config),
+                               "--port", str(base), "--workers", "2"], capture_output=True, text=True,
+                              env=server_env(), timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(r"replica \d exited with status \d+ before it was ready; stopping every replica", proc.stderr)
+    assert "client target" not in proc.stdout
+
+
+def test_workers_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    from rnnserve.cli import main
+
+    assert main(["serve", "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_each_replica_gets_its_own_ports() -> None:
+    from rnnserve.replicas import Supervisor
+
+    supervisor = Supervisor(["serve", "--config", "x.toml"], 3, 50051, metrics_port=9100)
+    commands = [supervisor._command(r) for r in supervisor.replicas]
+    assert [c[c.index("--port") + 1] for c in commands] == ["50051", "50052", "50053"]
+    assert [c[c.index("--metrics-port") + 1] for c in commands] == ["9100", "9101", "9102"]
+    assert all(c[c.index("rnnserve.cli") + 1:][:3] == ["serve", "--config", "x.toml"] for c in commands)
+    assert "--metrics-port" not in Supervisor(["serve"], 2, 0)._command(Supervisor(["serve"], 2, 0).replicas[1])
