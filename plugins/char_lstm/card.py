@@ -33,16 +33,18 @@ LIMITATIONS = ("A character-level model of early-19th-century English prose: it 
                "novels only; loss on other text is far higher. No content filtering.")
 
 
-def _measure(model: CharRNN, backend: CharLSTMBackend) -> dict[str, float]:
-    """Step latency in ms at batch 1 and 64: the fused step vs the default (``forward`` with T=1) path."""
+def _measure(model: CharRNN, backend: CharLSTMBackend, quantized: CharLSTMBackend) -> dict[str, float]:
+    """Step latency in ms at batch 1 and 64: fused step, int8 fused step, default (``forward`` with T=1) path."""
+    def default(tokens: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple]:
+        logits, state = model(tokens[:, None], state)
+        return logits[:, 0], state
+
     metrics = {}
     for batch in (1, 64):
-        state = backend.initial_state(batch)
-        metrics[f"step_ms_batch{batch}_fused"] = step_latency_ms(backend.step, state, model.config.vocab_size)
-        metrics[f"step_ms_batch{batch}_default"] = step_latency_ms(
-            lambda tokens, s: (lambda out: (out[0][:, 0], out[1]))(model(tokens[:, None], s)),
-            state, model.config.vocab_size)
-    return {k: round(v, 3) for k, v in metrics.items()}
+        times = step_latency_ms({"fused": backend.step, "fused_int8": quantized.step, "default": default},
+                                backend.initial_state(batch), model.config.vocab_size)
+        metrics.update({f"step_ms_batch{batch}_{name}": round(ms, 3) for name, ms in times.items()})
+    return metrics
 
 
 def _describe_source(source: dict | str | None) -> str:
@@ -70,7 +72,8 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
     test_int8 = evaluate_loss(quantized, test_tokens, vocab.bos_id, streams=streams)
     metrics = {"val_nats_per_char": round(val, 4), "val_bits_per_char": round(val * NATS_TO_BITS, 4),
                "test_nats_per_char": round(test, 4), "test_bits_per_char": round(test * NATS_TO_BITS, 4),
-               "test_nats_per_char_int8": round(test_int8, 4), **(extra_metrics or {}), **_measure(model, backend)}
+               "test_nats_per_char_int8": round(test_int8, 4), **(extra_metrics or {}),
+               **_measure(model, backend, quantized)}
     run_state = model_dir.parent / "last" / "trainer_state.json"  # the layout train() writes
     if wall_time_s is None and run_state.exists():
         wall_time_s = json.loads(run_state.read_text())["elapsed_s"]
@@ -91,14 +94,15 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
         metrics=metrics, license=LICENSE, limitations=LIMITATIONS)
     (model_dir / "model_card.json").write_text(json.dumps(dataclasses.asdict(card), indent=2) + "\n")
     samples = [(p, sample_text(backend, p, 300, temperature=0.7, seed=i)) for i, p in enumerate(SAMPLE_PROMPTS)]
-    (model_dir / "MODEL_CARD.md").write_text(_markdown(card, training, config, samples, streams))
+    (model_dir / "MODEL_CARD.md").write_text(_markdown(model_dir.name, card, training, config, samples, streams))
     return card
 
 
-def _markdown(card: ModelCard, training: dict, config: dict, samples: list[tuple[str, str]], streams: int) -> str:
+def _markdown(name: str, card: ModelCard, training: dict, config: dict, samples: list[tuple[str, str]],
+              streams: int) -> str:
     m = card.metrics
     lines = [
-        f"# Model card: {card.description.split(':')[0]}", "", card.description, "",
+        f"# Model card: {name}", "", card.description, "",
         "## Data", "", card.data, "",
         "## Split", "", card.split, "",
         "## Training", "",
@@ -106,7 +110,8 @@ def _markdown(card: ModelCard, training: dict, config: dict, samples: list[tuple
         f"- Hyper-parameters: `{json.dumps(training.get('train', {}))}`",
         f"- Model config: `{json.dumps(config['model'])}`",
         f"- Best checkpoint at step {training.get('step', '?')}; weights stored as {config.get('storage_dtype')}",
-        f"- Wall time: {m.get('training_wall_time_min', '?')} min",
+        f"- Wall time: {m.get('training_wall_time_min', '?')} min (the trainer's clock, summed over resumed "
+        "segments; steps redone after a kill are not counted twice)",
         f"- Hardware: {training.get('hardware', '?')}",
         "", "## Metrics", "",
         f"Loss per character, reading the text after `<bos>` from the zero state ({streams} parallel pieces, "
@@ -122,9 +127,11 @@ def _markdown(card: ModelCard, training: dict, config: dict, samples: list[tuple
                      f"{m['test_nats_per_char_float32'] * 1.4426950408889634:.4f} |")
     lines += [
         "", f"Decoding step latency (median, ms; {torch.get_num_threads()} torch threads, "
-        f"{platform.machine()}, measured when the card was written):", "",
-        "| batch | fused step | default nn.LSTM path |", "|---|---|---|",
-        *(f"| {b} | {m[f'step_ms_batch{b}_fused']:.3f} | {m[f'step_ms_batch{b}_default']:.3f} |" for b in (1, 64)),
+        f"{platform.machine()}, measured when the card was written, the step functions taking turns so "
+        "that load from other processes on the machine affects them alike):", "",
+        "| batch | fused step | fused step, int8 | default nn.LSTM path (forward with T = 1) |", "|---|---|---|---|",
+        *(f"| {b} | {m[f'step_ms_batch{b}_fused']:.3f} | {m[f'step_ms_batch{b}_fused_int8']:.3f} | "
+          f"{m[f'step_ms_batch{b}_default']:.3f} |" for b in (1, 64)),
         "", "## Samples", "", "Temperature 0.7, 300 characters, fixed seeds.", "",
     ]
     for prompt, text in samples:

@@ -60,6 +60,7 @@ def write_model_files(directory: Path, model: CharRNN, vocab: CharVocab, trainin
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(directory / "model.safetensors"), metadata={"format": FORMAT})
+    (directory / "model.safetensors").chmod(0o644)  # safetensors creates it owner-only
     vocab.save(directory / "vocab.json")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from rnnserve.commands import Command
+from rnnserve.manifest import write_manifest
 
 from . import train
 from .backend import CharLSTMBackend
@@ -42,7 +43,8 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("train", "val", "test"), default="test")
     parser.add_argument("--streams", type=int, default=32, help="text pieces read in parallel (1: exact, slow)")
     parser.add_argument("--quantize", action="store_true", help="evaluate the int8 dynamic-quantized model")
-    parser.add_argument("--export", type=Path, help="copy the model here (see --storage) and write its model card")
+    parser.add_argument("--export", type=Path, help="copy the model here (see --storage), write its model card "
+                        "and manifest.json")
     parser.add_argument("--storage", choices=("float32", "float16"), default="float32",
                         help="weight storage dtype of --export")
     parser.add_argument("--write-card", action="store_true", help="(re)write --model's model card")
@@ -64,6 +66,7 @@ def _eval_run(args: argparse.Namespace) -> int:
         card = write_card_for(args.export, args.data, wall_time_s=wall,
                               extra_metrics={"test_nats_per_char_float32": round(reference, 4)},
                               streams=args.streams)
+        write_manifest(args.export)  # sha256 of every file, verified by the server when it loads the model
         print(json.dumps(card.metrics, indent=1))
         return 0
     if args.write_card:

@@ -66,19 +66,25 @@ StepFn = Callable[[torch.Tensor, tuple[torch.Tensor, ...]], tuple[torch.Tensor, 
 
 
 @torch.inference_mode()
-def step_latency_ms(step: StepFn, state: tuple[torch.Tensor, ...], vocab_size: int, steps: int = 300,
-                    warmup: int = 30) -> float:
-    """Median wall time in milliseconds of one ``step(tokens [B], state)`` call (B from ``state``)."""
+def step_latency_ms(steps: dict[str, StepFn], state: tuple[torch.Tensor, ...], vocab_size: int,
+                    rounds: int = 20, calls: int = 25) -> dict[str, float]:
+    """Median wall time in ms of one ``step(tokens [B], state)`` call of each step function (B from ``state``).
+
+    The functions take turns, ``calls`` steps each per round, so that load from other processes on
+    a shared machine affects them alike.
+    """
     batch = state[0].shape[1]
     tokens = torch.randint(2, vocab_size, (batch,), generator=torch.Generator().manual_seed(0))
-    for _ in range(warmup):
-        _, state = step(tokens, state)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        _, state = step(tokens, state)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    states = dict.fromkeys(steps, state)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for round_ in range(rounds + 1):
+        for name, step in steps.items():
+            for _ in range(calls):
+                start = time.perf_counter()
+                _, states[name] = step(tokens, states[name])
+                if round_:  # round 0 warms up
+                    times[name].append(time.perf_counter() - start)
+    return {name: 1000.0 * statistics.median(t) for name, t in times.items()}
 
 
 @torch.inference_mode()

@@ -98,7 +98,7 @@ class App:
         if not await self.drain.wait_idle(grace):
             log.warning("grace period over with %d calls in flight; cancelling them", self.drain.in_flight)
         await self.server.stop(0.5)
-        self.registry.stop()
+        await asyncio.to_thread(self.registry.stop)
 
     async def _refresh_health(self) -> None:
         if self.drain.draining:

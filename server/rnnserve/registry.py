@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,20 +89,28 @@ class ModelRegistry:
             for name, spec in specs.items()
         }
         self._watchdog = Watchdog(self._watched, self._on_hung)
+        self._loaders: list[threading.Thread] = []
 
     # -- loading ---------------------------------------------------------------------
 
     def start(self) -> None:
         """Load every model on its own thread, and start the watchdog."""
         for entry in self._entries.values():
-            threading.Thread(target=self._load, args=(entry,), name=f"load:{entry.name}", daemon=True).start()
+            loader = threading.Thread(target=self._load, args=(entry,), name=f"load:{entry.name}", daemon=True)
+            self._loaders.append(loader)
+            loader.start()
         self._watchdog.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """Block until every model is READY or FAILED; False on timeout."""
         return all(entry.ready.wait(timeout) for entry in self._entries.values())
 
-    def stop(self) -> None:
+    def stop(self, load_timeout: float = 60.0) -> None:
+        """Stop the schedulers, first letting models still loading finish (bounded by ``load_timeout``):
+        a process must not exit while a loader thread is inside torch."""
+        deadline = time.monotonic() + load_timeout
+        for loader in self._loaders:
+            loader.join(max(0.0, deadline - time.monotonic()))
         self._watchdog.stop()
         for entry in self._entries.values():
             if entry.worker is not None and not entry.hung:  # a hung worker was asked to stop already

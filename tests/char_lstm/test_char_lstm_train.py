@@ -65,8 +65,15 @@ def test_model_card_files(tmp_path):
     raw = json.loads((tmp_path / "best" / "model_card.json").read_text())
     assert ModelCard.from_dict(raw) == card
     for key in ("val_nats_per_char", "test_nats_per_char", "test_bits_per_char", "test_nats_per_char_int8",
-                "step_ms_batch1_fused", "step_ms_batch64_default"):
+                "step_ms_batch1_fused", "step_ms_batch1_fused_int8", "step_ms_batch64_default"):
         assert isinstance(card.metrics[key], float), key
     assert card.metrics["test_bits_per_char"] == pytest.approx(card.metrics["test_nats_per_char"] / 0.693147, 1e-3)
     text = (tmp_path / "best" / "MODEL_CARD.md").read_text()
     assert "## Samples" in text and "nats/char" in text
+
+
+def test_runs_are_reproducible_from_the_seed(tmp_path):
+    runs = [train(SLICE, tmp_path / name, {**MODEL, "dropout": 0.3}, config(max_steps=8, eval_every=8), quiet=True,
+                  write_card=False) for name in ("a", "b")]
+    for (name, a), b in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

@@ -369,7 +369,7 @@ class LanguageModelContract(_Contract):
         probe = self._probe(rnnserve_server, rnnserve_spec)
         stats = rnnserve_server.app.registry.find(rnnserve_spec.name).stats
         longest = self.limits.max_new_tokens
-        probe.step_delay, probe.hide_eos = 0.002, True  # at least 4 s of work unless the cancel stops it
+        probe.step_delay, probe.hide_eos = 0.005, True  # at least 10 s of work unless the cancel stops it
         try:
             before = probe.steps
             stream = rnnserve_client.generate_stream(rnnserve_spec.name, self.prompt, max_new_tokens=longest,
