@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--model", default="austen-char-lstm")
     parser.add_argument("--config", type=Path, help="server config (default: the installed plugins' models)")
-    parser.add_argument("--chunk", type=int, default=6000)
-    parser.add_argument("--context", type=int, default=2000)
+    parser.add_argument("--chunk", type=int, default=2000)
+    parser.add_argument("--context", type=int, default=500)
     args = parser.parse_args(argv)
     if args.chunk + args.context > 8192:
         parser.error("--chunk + --context must fit the server's max_prompt_chars (8192)")

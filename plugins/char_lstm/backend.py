@@ -25,7 +25,9 @@ from .checkpoint import CheckpointError, load_model
 from .model import CharRNN
 from .vocab import CharVocab
 
-OPTIONS = {"quantize": bool}
+#: ``quantize``: int8 dynamic quantization. ``naive_step``: decode with the default per-character
+#: ``nn.LSTM`` call instead of the fused step (the benchmarks' baseline, as a tutorial would write it).
+OPTIONS = {"quantize": bool, "naive_step": bool}
 
 
 def quantize(module: nn.Module) -> nn.Module:
@@ -38,7 +40,7 @@ def quantize(module: nn.Module) -> nn.Module:
 class CharLSTMBackend(LanguageModel):
     """Serves one :class:`~.model.CharRNN` with its :class:`~.vocab.CharVocab`."""
 
-    def __init__(self, model: CharRNN, vocab: CharVocab, *, quantized: bool = False):
+    def __init__(self, model: CharRNN, vocab: CharVocab, *, quantized: bool = False, naive_step: bool = False):
         model = model.eval()
         self._vocab = vocab
         self._parameters = sum(p.numel() for p in model.parameters())
@@ -47,12 +49,13 @@ class CharLSTMBackend(LanguageModel):
         self.quantized = quantized
         self._initial = model.initial_state
         self._model: nn.Module = quantize(model) if quantized else model
-        self._step: nn.Module = quantize(model.fused_step()) if quantized else model.fused_step()
+        self._step: nn.Module | None = None if naive_step else (
+            quantize(model.fused_step()) if quantized else model.fused_step())
 
     @classmethod
-    def load(cls, directory: Path, *, quantized: bool = False) -> CharLSTMBackend:
+    def load(cls, directory: Path, *, quantized: bool = False, naive_step: bool = False) -> CharLSTMBackend:
         model, vocab, _ = load_model(directory)
-        return cls(model, vocab, quantized=quantized)
+        return cls(model, vocab, quantized=quantized, naive_step=naive_step)
 
     @property
     def vocab(self) -> CharVocab:
@@ -68,6 +71,8 @@ class CharLSTMBackend(LanguageModel):
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """tokens [B] int64 -> logits [B, V] float32 and the new state (fused single step)."""
+        if self._step is None:
+            return super().step(tokens, state)
         return self._step(tokens, state)
 
     def parameter_count(self) -> int:
@@ -91,6 +96,7 @@ def create_backend(spec: ModelSpec, context: LoadContext) -> CharLSTMBackend:
     options = parse_options(dict(spec.options), spec.name)
     directory = context.resolve_path(spec)
     try:
-        return CharLSTMBackend.load(directory, quantized=options.get("quantize", False))
+        return CharLSTMBackend.load(directory, quantized=options.get("quantize", False),
+                                    naive_step=options.get("naive_step", False))
     except (CheckpointError, OSError, ValueError) as exc:
         raise ConfigurationError(f"model {spec.name!r}: cannot load char-lstm checkpoint: {exc}") from exc

@@ -98,3 +98,24 @@ def test_quantized_backend_stays_close_and_consistent(model_dir):
             stepped.append(out)
     torch.testing.assert_close(got, want, atol=0.05, rtol=0.05)
     torch.testing.assert_close(torch.stack(stepped, 1), want, atol=0.05, rtol=0.05)
+
+
+def test_naive_step_option_matches_the_fused_step(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The benchmarks' baseline decodes through nn.LSTM per character: same numbers, slower path."""
+    import torch
+
+    from rnnserve_plugins.char_lstm.backend import CharLSTMBackend
+    from rnnserve_plugins.char_lstm.checkpoint import save_model
+    from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
+    from rnnserve_plugins.char_lstm.vocab import CharVocab
+
+    vocab = CharVocab.build("abc def.")
+    torch.manual_seed(0)
+    save_model(tmp_path, CharRNN(CharRNNConfig(vocab_size=vocab.size, hidden_size=16, embedding_dim=8)), vocab)
+    fused, naive = CharLSTMBackend.load(tmp_path), CharLSTMBackend.load(tmp_path, naive_step=True)
+    with torch.inference_mode():
+        tokens = torch.tensor([2, 3, 4])
+        a, state_a = fused.step(tokens, fused.initial_state(3))
+        b, state_b = naive.step(tokens, naive.initial_state(3))
+    assert torch.allclose(a, b, atol=1e-5)
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(state_a, state_b, strict=True))
