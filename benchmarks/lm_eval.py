@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--chunk + --context must fit the server's max_prompt_chars (8192)")
     text = (args.data / f"{args.split}.txt").read_text()
     config = args.config.read_text() if args.config else ""
+    if "torch_threads" not in config:  # one thread: no OpenMP oversubscription; batch-1 reads gain nothing from two
+        config = "[server]\ntorch_threads = 1\n" + config if "[server]" not in config else \
+            config.replace("[server]", "[server]\ntorch_threads = 1", 1)
     with serve(config) as server, Client(server.target, timeout=600) as client:
         card = client.get_model(args.model).card
         t = time.perf_counter()

@@ -88,6 +88,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
                        "this file on every RPC but health (default: env RNNSERVE_AUTH_TOKEN, if set)")
     serve.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics over HTTP on this port")
+    serve.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: one per core)")
     serve.add_argument("--require-manifest", action="store_true",
                        help="refuse model directories without a manifest.json")
     serve.add_argument("--log-format", choices=LOG_FORMATS, default=None,
@@ -198,6 +199,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["reflection"] = False
     if args.metrics_port is not None:
         overrides["metrics_port"] = args.metrics_port
+    if args.torch_threads is not None:
+        overrides["torch_threads"] = args.torch_threads
     if args.require_manifest:
         overrides["require_manifest"] = True
     if args.log_format:
@@ -263,6 +266,8 @@ def _replica_args(args: argparse.Namespace) -> list[str]:
         child.append("--require-manifest")
     if args.log_format:
         child += ["--log-format", args.log_format]
+    if args.torch_threads is not None:
+        child += ["--torch-threads", str(args.torch_threads)]
     return child
 
 

@@ -148,6 +148,9 @@ class ServerConfig:
     log_format: str = "text"
     #: Prometheus metrics over HTTP on this port (same host); None: off.
     metrics_port: int | None = None
+    #: torch intra-op threads for the whole process; None: torch's default (one per core).
+    #: 1 avoids OpenMP oversubscription when other processes share the cores.
+    torch_threads: int | None = None
 
     def path(self, value: str) -> Path:
         """A path from the config, relative to ``base_dir``."""
