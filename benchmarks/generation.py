@@ -121,17 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-concurrency", default="1,64")
     parser.add_argument("--quantize", action="store_true", help="also measure the int8 model")
     parser.add_argument("--plot", type=Path, help="write throughput/latency vs concurrency here (PNG)")
+    parser.add_argument("--torch-threads", type=int, default=None, help="server torch threads (default: per core)")
     args = parser.parse_args(argv)
     model_dir = (args.model_dir or default_model_dir()).resolve()
     levels = [int(c) for c in args.concurrency.split(",")]
     base_levels = [int(c) for c in args.baseline_concurrency.split(",")]
 
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     peak = matmul_peak_gflops()
     roofline = peak * 1e9 / flops_per_char(model_dir)
     models = {"rnnserve": {}, "naive": {"naive_step": True}}
     if args.quantize:
         models["rnnserve int8"] = {"quantize": True}
-    config = "[server]\ndefault_models = false\n" + "".join(
+    threads = f"torch_threads = {args.torch_threads}\n" if args.torch_threads else ""
+    config = f"[server]\ndefault_models = false\n{threads}" + "".join(
         f'[[models]]\nname = "{name}"\nbackend = "char-lstm"\npath = "{model_dir}"\n'
         + "".join(f"options.{key} = {str(value).lower()}\n" for key, value in opts.items())
         + ("max_batch_size = 1\n" if name == "naive" else "")

@@ -3,8 +3,9 @@
 The event loop only moves messages; all model math runs on the scheduler's thread
 (torch releases the GIL). Every iteration the scheduler
 
-1. admits waiting requests while the batch has room: one whole-prompt ``forward``
-   (prefill) each, the state copied once per sample (``n``), the first token sampled;
+1. admits waiting requests while the batch has room: their prompts are read together
+   (one whole-sequence ``forward`` per distinct prompt length, no padding), each state
+   copied once per sample (``n``), the first tokens sampled;
 2. drops sequences whose call was cancelled or whose deadline passed;
 3. runs one batched ``step`` over every active sequence, samples each row with its own
    parameters and generator, checks stop conditions and emits text;
@@ -267,9 +268,9 @@ class LanguageModelScheduler(ModelThread):
         if job is not None:
             with self._model_call():
                 self._run_job(*job)
-        for handle in admitted:
+        if admitted:
             with self._model_call():
-                self._admit(handle)
+                self._admit(admitted)
         self._drop_cancelled()
         if self._active:
             with self._model_call():
@@ -295,37 +296,78 @@ class LanguageModelScheduler(ModelThread):
         except Exception as exc:
             future.set_exception(exc)
 
-    def _admit(self, handle: RequestHandle) -> None:
-        """Prefill the prompt once, fork it into n samples and sample their first tokens."""
-        handle.admitted_at = time.perf_counter()
-        seqs = [_Sequence(handle, i, self._token_text, self.vocab.eos_id) for i in range(handle.params.n)]
-        if handle.cancelled:
-            self._emit([(handle, s.finish(FinishReason.CANCELLED)) for s in seqs])
+    def _admit(self, handles: list[RequestHandle]) -> None:
+        """Prefill the admitted prompts together, fork each into its n samples, sample their
+        first tokens and join the batch."""
+        now = time.perf_counter()
+        live = []
+        for handle in handles:
+            handle.admitted_at = now
+            if handle.cancelled:
+                self._emit([(handle, _Sequence(handle, i, self._token_text, self.vocab.eos_id)
+                             .finish(FinishReason.CANCELLED)) for i in range(handle.params.n)])
+            else:
+                live.append(handle)
+        if not live:
             return
         try:
-            ids = torch.tensor([[self.vocab.bos_id, *handle.prompt_ids]], dtype=torch.long)
-            logits, state = self.model.forward(ids, self.model.initial_state(1))
-            handle.prefill_seconds = time.perf_counter() - handle.admitted_at
-            n = len(seqs)
-            rows = logits[:, -1].expand(n, -1)
-            state = tuple(torch.cat([t] * n, dim=d) for t, d in zip(state, self.model.state_batch_dims, strict=True))
-            tokens = self._advance(seqs, rows, _BatchParams.of(seqs))
+            prefilled = self._prefill([[self.vocab.bos_id, *h.prompt_ids] for h in live])
+            elapsed = time.perf_counter() - now
+            seqs, rows, states = [], [], []
+            for handle, (last, state) in zip(live, prefilled, strict=True):
+                handle.prefill_seconds = elapsed
+                n = handle.params.n
+                seqs += [_Sequence(handle, i, self._token_text, self.vocab.eos_id) for i in range(n)]
+                rows.append(last.expand(n, -1))
+                states.append(tuple(torch.cat([t] * n, dim=d)
+                                    for t, d in zip(state, self.model.state_batch_dims, strict=True)))
+            state = self._concat(states)
+            tokens = self._advance(seqs, torch.cat(rows), _BatchParams.of(seqs))
         except Exception as exc:
             log.exception("model %s failed during prefill", self.name)
-            self._fail([handle], exc)
+            self._fail(live, exc)
             return
         keep = [i for i, s in enumerate(seqs) if not s.done]
         if keep:
             index = torch.tensor(keep)
             self._join([seqs[i] for i in keep], self._select(state, index), tokens[index])
 
+    def _prefill(self, prompts: list[list[int]]) -> list[tuple[torch.Tensor, State]]:
+        """Read several prompts at once: (next-token logits [vocab], state with batch 1) each.
+
+        Sorted by length, the batch reads up to the end of the shortest remaining prompt in
+        one ``forward``; the rows that end there leave with their states and the rest read
+        on. No padding is ever read, and there is one call per distinct prompt length.
+        """
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        lengths = [len(prompts[i]) for i in order]
+        tokens = torch.zeros(len(order), lengths[-1], dtype=torch.long)
+        for row, i in enumerate(order):
+            tokens[row, : lengths[row]] = torch.tensor(prompts[i])
+        results: list[tuple[torch.Tensor, State] | None] = [None] * len(prompts)
+        state = self.model.initial_state(len(order))
+        first, pos = 0, 0
+        while first < len(order):
+            end = lengths[first]
+            logits, state = self.model.forward(tokens[first:, pos:end], state)
+            done = first
+            while done < len(order) and lengths[done] == end:
+                results[order[done]] = (logits[done - first, -1], self._select(state, torch.tensor([done - first])))
+                done += 1
+            state = self._select(state, torch.arange(done - first, len(order) - first))
+            first, pos = done, end
+        return [r for r in results if r is not None]
+
+    def _concat(self, states: list[State]) -> State:
+        return tuple(torch.cat(parts, dim=d)
+                     for parts, d in zip(zip(*states, strict=True), self.model.state_batch_dims, strict=True))
+
     def _join(self, seqs: list[_Sequence], state: State, tokens: torch.Tensor) -> None:
         if not self._active:
             self._active, self._state, self._tokens = seqs, state, tokens
         else:
             self._active = self._active + seqs
-            self._state = tuple(torch.cat([a, b], dim=d)
-                                for a, b, d in zip(self._state, state, self.model.state_batch_dims, strict=True))
+            self._state = self._concat([self._state, state])
             self._tokens = torch.cat([self._tokens, tokens])
         self._batch_params = None
         self.stats.active_sequences = len(self._active)
