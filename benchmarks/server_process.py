@@ -25,6 +25,17 @@ class ServerProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _wait_loaded(target: str, deadline: float) -> None:
+    """Models load in the background after the port opens: wait until none is LOADING."""
+    from rnnserve_client import Client
+
+    with Client(target, timeout=10) as client:
+        while any(m.state == "loading" for m in client.list_models()):
+            if time.time() > deadline:
+                raise TimeoutError("models still loading")
+            time.sleep(0.2)
+
+
 @contextmanager
 def serve(config_text: str, timeout: float = 600) -> Iterator[ServerProcess]:
     """Start ``rnnserve serve`` on a free port with the given TOML config; stop it afterwards."""
@@ -46,7 +57,9 @@ def serve(config_text: str, timeout: float = 600) -> Iterator[ServerProcess]:
                     break
             else:
                 raise TimeoutError("server did not start")
-            yield ServerProcess(proc, int(match.group(1)))
+            server = ServerProcess(proc, int(match.group(1)))
+            _wait_loaded(server.target, deadline)
+            yield server
         finally:
             proc.terminate()
             try:

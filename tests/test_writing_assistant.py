@@ -213,3 +213,17 @@ def test_prefix_cache_counters_are_exposed(client: Client) -> None:
     after = client.get_model("wa").stats.backend_counters
     assert after["prefix_cache_hits"] - before.get("prefix_cache_hits", 0) >= 1
     assert after["prefix_cache_entries"] >= 1
+
+
+def test_a_lexicon_keeps_only_real_words() -> None:
+    model = RecitingLM()
+    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=3)
+    text = "the quick brown fox ju"
+    with torch.inference_mode():
+        start = start_state(model)
+        free = Suggester(model).suggest(text, options, lambda n: read(model, start, text[:n]))
+        strict = Suggester(model, lexicon=frozenset({"jumps", "jump"})).suggest(
+            text, options, lambda n: read(model, start, text[:n]))
+    assert {s.text for s in free} - {"jumps", "jump"}  # the bare model also ends words elsewhere
+    assert {s.text for s in strict} <= {"jumps", "jump"} and strict[0].text == "jumps"
+    assert sum(s.probability for s in strict) == pytest.approx(1.0, abs=1e-6)

@@ -22,7 +22,17 @@ DEFAULTS: dict[str, Any] = {
     "cache_entries": 1024,   # prefix cache size (a few KB each)
     "checkpoint_every": 32,  # session checkpoint spacing, in characters
     "checkpoints": 64,       # session checkpoints kept (backspace reach: every * checkpoints)
+    "lexicon_words": 100_000,  # completions must be among the N most frequent English words (wordfreq); 0: off
 }
+
+
+def english_lexicon(size: int) -> frozenset[str] | None:
+    """The ``size`` most frequent English words (PyPI wordfreq, CC-BY-SA data), lower case."""
+    if size <= 0:
+        return None
+    from wordfreq import top_n_list
+
+    return frozenset(top_n_list("en", size))
 
 
 class WritingAssistant(Assistant):
@@ -34,7 +44,8 @@ class WritingAssistant(Assistant):
         self.shared = shared
         self.suggester = Suggester(shared.model, beam=self.options["beam"],
                                    max_word_chars=self.options["max_word_chars"],
-                                   phrase_chars=self.options["phrase_chars"])
+                                   phrase_chars=self.options["phrase_chars"],
+                                   lexicon=english_lexicon(self.options["lexicon_words"]))
         self.cache = PrefixCache(shared.model, self.options["cache_entries"])
 
     def suggest(self, text: str, options: SuggestOptions) -> list[Suggestion]:

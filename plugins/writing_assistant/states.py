@@ -116,6 +116,14 @@ class CheckpointRing:
     def append(self, text: str) -> None:
         pos = len(self.text)
         self.text += text
+        # Checkpoints older than the ring keeps would be dropped at once: read that part in one call.
+        reach = (len(self.text) - self.every * self.size) // self.every * self.every
+        if reach > pos:
+            self.current = read(self.model, self.current, self.text[pos:reach])
+            self.chars_read += reach - pos
+            pos = reach
+            self._ring.clear()
+            self._ring.append((pos, self.current))
         while pos < len(self.text):
             stop = min(len(self.text), (pos // self.every + 1) * self.every)
             self.current = read(self.model, self.current, self.text[pos:stop])

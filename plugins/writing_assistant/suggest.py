@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
 from rnnserve_plugins.writing_assistant.search import Hypothesis, beam_search
 from rnnserve_plugins.writing_assistant.states import TextState, read
+
+T = TypeVar("T")
 
 #: Characters that end a phrase suggestion (a clause or a sentence).
 CLAUSE_END = set(".,;:!?\n")
@@ -48,8 +51,11 @@ class Suggester:
     """Suggestion search for one language model (runs on the model's thread)."""
 
     def __init__(self, model: LanguageModel, *, beam: int = 8, max_word_chars: int = 20,
-                 phrase_chars: int = 60) -> None:
+                 phrase_chars: int = 60, lexicon: frozenset[str] | None = None) -> None:
         self.model = model
+        #: Lower-case words a completion must be one of (None: any string the model ends with a
+        #: boundary). A character model also puts boundary mass after non-words ("univers").
+        self.lexicon = lexicon
         self.beam = beam
         self.max_word_chars = max_word_chars
         self.phrase_chars = phrase_chars
@@ -91,7 +97,7 @@ class Suggester:
                 key = word.lower()
                 if key not in best or hyp.logprob > best[key][0]:
                     best[key] = (hyp.logprob, hyp.text)
-        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
+        ranked = self._real_words(sorted(best.items(), key=lambda item: -item[1][0]), lambda item: item[0], k)
         return [Suggestion(text=render(prefix, rest), kind=SuggestionKind.WORD, probability=0.0,
                            absolute_probability=math.exp(lp), insert_text=render(prefix, rest)[len(prefix):],
                            replace_chars=len(prefix))
@@ -102,14 +108,24 @@ class Suggester:
         lead = " " if text and not text[-1].isspace() else ""
         if lead:
             state = read(self.model, state, lead)
+        found = self._real_words(self._words(state, k, first_letter=True), lambda h: h.text.lower(), k)
         return [Suggestion(text=h.text, kind=kind, probability=0.0, absolute_probability=math.exp(h.logprob),
                            insert_text=lead + h.text)
-                for h in self._words(state, k, first_letter=True)]
+                for h in found]
 
     def _words(self, state: TextState, k: int, *, first_letter: bool) -> list[Hypothesis]:
+        """Up to k word continuations (4k candidates when a lexicon will filter them)."""
+        wanted = 4 * k if self.lexicon is not None else k
         return beam_search(self.model, self.token_text, state.state, state.logits, extend=self.word,
                            end_mass=self.boundary, first=self.letter if first_letter else None,
-                           beam=max(self.beam, 2 * k), max_chars=self.max_word_chars, results=k)
+                           beam=max(self.beam, 2 * wanted), max_chars=self.max_word_chars, results=wanted)
+
+    def _real_words(self, ranked: list[T], word: Callable[[T], str], k: int) -> list[T]:
+        """The k best candidates that are lexicon words; all candidates when none is."""
+        if self.lexicon is None:
+            return ranked[:k]
+        real = [c for c in ranked if word(c) in self.lexicon]
+        return (real or ranked)[:k]
 
     def _phrases(self, state: TextState, k: int, max_chars: int) -> list[Suggestion]:
         found = beam_search(self.model, self.token_text, state.state, state.logits, extend=self.printable,
