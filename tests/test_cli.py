@@ -96,3 +96,10 @@ def test_write_shows_suggestions_live_and_tab_accepts(server: ServerThread) -> N
     finally:
         proc.kill()
         os.close(master)
+
+
+def test_translate_writes_the_attention_heat_map(server: ServerThread, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    png = tmp_path / "attention.png"
+    assert main(["translate", "--target", server.target, "toy-tr", "good day", "--attention", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert "GOOD DAY" in capsys.readouterr().out

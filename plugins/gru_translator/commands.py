@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -42,7 +43,7 @@ def _data_run(args: argparse.Namespace) -> int:
         vocab = train_sentencepiece(en + de, args.out / MODEL_FILE, args.vocab_size, args.model_type)
         manifest["subwords"] = {"file": MODEL_FILE, "vocab_size": vocab.size, "model_type": args.model_type,
                                 "trained_on": "train.en + train.de (joint)",
-                                "sha256": __import__("hashlib").sha256(vocab.model_proto).hexdigest()}
+                                "sha256": hashlib.sha256(vocab.model_proto).hexdigest()}
         (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         print(f"{args.out / MODEL_FILE}: {vocab.size} pieces ({args.model_type}), sha256 "
               f"{manifest['subwords']['sha256']}")
@@ -60,6 +61,8 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", type=Path, help="copy the model here (see --storage) and write its model card")
     parser.add_argument("--storage", choices=("float32", "float16"), default="float32",
                         help="weight storage dtype of --export")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--notes", type=Path, help="markdown file added to the card's training section")
 
 
 def _run_wall_time(model_dir: Path) -> dict[str, float]:
@@ -75,22 +78,27 @@ def _eval_run(args: argparse.Namespace) -> int:
     from .checkpoint import load_model, save_model
     from .evaluate import evaluate_parts, write_card_for
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.export is not None:
         model, vocab, config = load_model(args.model)
         reference = GruTranslator.load(args.model)
         options = replace(reference.default_options, beam_size=5, n_best=1)
-        extra = {f"{part}_{metric}_beam5_float32": result[metric]
-                 for part, result in evaluate_parts(reference, args.data, options).items() for metric in ("bleu", "chrf")
-                 } if args.storage != "float32" else {}
+        extra = {}
+        if args.storage != "float32":  # measure what float16 storage costs
+            for part, result in evaluate_parts(reference, args.data, options).items():
+                extra |= {f"{part}_{metric}_beam5_float32": result[metric] for metric in ("bleu", "chrf")}
         save_model(args.export, model, vocab, config.get("training"), dtype=getattr(torch, args.storage))
         if (args.model / "loss.png").exists():
             shutil.copy(args.model / "loss.png", args.export / "loss.png")
-        card = write_card_for(args.export, args.data, extra_metrics={**extra, **_run_wall_time(args.model)})
+        card = write_card_for(args.export, args.data, extra_metrics={**extra, **_run_wall_time(args.model)},
+                              notes=args.notes.read_text() if args.notes else "")
         print(json.dumps(card.metrics, indent=1))
         return 0
     if args.write_card:
-        print(json.dumps(write_card_for(args.model, args.data, extra_metrics=_run_wall_time(args.model)).metrics,
-                         indent=1))
+        card = write_card_for(args.model, args.data, extra_metrics=_run_wall_time(args.model),
+                              notes=args.notes.read_text() if args.notes else "")
+        print(json.dumps(card.metrics, indent=1))
         return 0
     translator = GruTranslator.load(args.model, quantized=args.quantize)
     options = replace(translator.default_options, beam_size=args.beam, n_best=1)

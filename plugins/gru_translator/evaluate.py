@@ -27,8 +27,8 @@ LICENSE = ("Model weights: trained on the Ding dictionary (GPL-2.0-or-later) and
            "translations (World English Bible, Elberfelder 1932); distribute the weights under "
            "GPL-2.0-or-later unless the Ding authors grant otherwise. Code: MIT (as rnnserve).")
 LIMITATIONS = ("A small GRU translator trained for well under an hour on two CPU cores: it knows the language of "
-               "dictionary example sentences and of older Bible translations (archaic register: 'thou', "
-               "'spake'-style German, 'daß' spelling), and little else. Expect wrong words, dropped or "
+               "dictionary example sentences and of a 1932 Bible translation (archaic German register, "
+               "pre-1996 spelling such as 'daß'), and little else. Expect wrong words, dropped or "
                "repeated phrases and poor handling of names, numbers and long sentences; output quality is "
                "far below production systems. English→German only; no casing or punctuation repair; no "
                "content filtering.")
@@ -60,7 +60,7 @@ def evaluate_parts(translator: GruTranslator, data_dir: Path, options: Translate
     cache: dict[str, str] = {}
     for part in parts:
         sources, references = read_parallel(data_dir, part)
-        missing = [s for s in dict.fromkeys(sources) if s not in cache]
+        missing = sorted((s for s in dict.fromkeys(sources) if s not in cache), key=len)  # less padding
         cache.update(zip(missing, translate_all(translator, missing, options), strict=True))
         results[part] = score([cache[s] for s in sources], references)
     return results
@@ -108,29 +108,39 @@ def full_evaluation(model_dir: Path, data_dir: Path, beams: tuple[int, ...] = (1
 
 
 def _describe_data(manifest: dict) -> str:
+    if not manifest:
+        return "unknown corpus (no manifest.json)"
     source = manifest.get("source", {})
     ding, bible = source.get("ding", {}), source.get("bible", {})
     counts = manifest.get("counts", {})
     files = ", ".join(f"{name} sha256 {info['sha256']} ({info['lines']:,} lines)"
                       for name, info in manifest.get("files", {}).items())
-    return (f"English→German sentence pairs built by `rnnserve data en-de`: {counts.get('ding_raw', '?'):,} "
+    subwords = manifest.get("subwords", {})
+    return (f"English→German sentence pairs built by `rnnserve data en-de`: {counts.get('ding_raw', 0):,} "
             f"example sentences of the Ding dictionary (Debian {ding.get('file', ding.get('package'))}, sha256 "
-            f"{ding.get('sha256', '?')}) and {counts.get('bible_raw', '?'):,} Bible verses, World English Bible "
+            f"{ding.get('sha256', '?')}) and {counts.get('bible_raw', 0):,} Bible verses, World English Bible "
             f"2000 ↔ Elberfelder 1932 (PyPI {bible.get('file', bible.get('package'))}, sha256 "
-            f"{bible.get('sha256', '?')}), aligned by verse. {manifest.get('cleaning', '')}. "
-            f"{manifest.get('filter', '')}. Files: {files}.")
+            f"{bible.get('sha256', '?')}), aligned by verse. Cleaning: {manifest.get('cleaning', '')}. "
+            f"Filter: {manifest.get('filter', '')}. Pairs: {counts}. Files: {files}. Subwords: "
+            f"{json.dumps(subwords) if subwords else 'see sentencepiece.model'}.")
 
 
 def write_card_for(model_dir: Path, data_dir: Path, *, extra_metrics: dict[str, float] | None = None,
-                   speed_sentences: int = 64) -> ModelCard:
-    """Evaluate ``model_dir`` on the test parts (greedy, beam 5, int8 beam 5), time decoding, write both cards."""
+                   speed_sentences: int = 64, notes: str = "") -> ModelCard:
+    """Evaluate ``model_dir`` on the test parts (greedy, beam 5, int8 beam 5), time decoding, write both cards.
+
+    ``notes`` (markdown) is added to MODEL_CARD.md's training section, e.g. how a run was resumed.
+    """
     translator = GruTranslator.load(model_dir)
     config = json.loads((model_dir / "config.json").read_text())
     training = config.get("training", {})
-    manifest = training.get("data") or json.loads((data_dir / "manifest.json").read_text())
+    manifest_file = data_dir / "manifest.json"
+    manifest = training.get("data") or (json.loads(manifest_file.read_text()) if manifest_file.exists() else {})
     metrics, signatures = full_evaluation(model_dir, data_dir)
     metrics |= extra_metrics or {}
     metrics |= speed_metrics(model_dir, data_dir, speed_sentences)
+    sources = read_parallel(data_dir, "test")[0][: 4 * speed_sentences]
+    metrics["speed_source_pieces_mean"] = round(sum(len(translator.vocab.encode(s)) for s in sources) / len(sources), 1)
     metrics["parameters"] = translator.parameter_count()
     metrics["model_megabytes"] = round((model_dir / "model.safetensors").stat().st_size / 1e6, 2)
     if "elapsed_s" in training and "training_wall_time_min" not in metrics:
@@ -148,7 +158,7 @@ def write_card_for(model_dir: Path, data_dir: Path, *, extra_metrics: dict[str, 
         metrics=metrics, license=LICENSE, limitations=LIMITATIONS)
     (model_dir / "model_card.json").write_text(json.dumps(dataclasses.asdict(card), indent=2) + "\n")
     samples = _samples(translator, data_dir)
-    (model_dir / "MODEL_CARD.md").write_text(_markdown(card, training, config, signatures, samples))
+    (model_dir / "MODEL_CARD.md").write_text(_markdown(card, training, config, signatures, samples, notes))
     return card
 
 
@@ -163,7 +173,7 @@ def _samples(translator: GruTranslator, data_dir: Path) -> list[tuple[str, str, 
 
 
 def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[str, str],
-              samples: list[tuple[str, str, str]]) -> str:
+              samples: list[tuple[str, str, str]], notes: str = "") -> str:
     m = card.metrics
     decoding = config.get("decoding", {})
 
@@ -180,12 +190,13 @@ def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[st
         card.training_command, "```", "",
         f"- Hyper-parameters: `{json.dumps(training.get('train', {}))}`",
         f"- Model config: `{json.dumps(config['model'])}`",
-        f"- Best checkpoint (by greedy dev BLEU) at step {training.get('step', '?')}, epoch "
-        f"{training.get('epoch', '?')}; dev {json.dumps(training.get('dev', {}))}",
+        f"- Best checkpoint (by greedy dev BLEU) at step {training.get('step', '?')}, epoch index "
+        f"{training.get('epoch', '?')} (0-based); dev {json.dumps(training.get('dev', {}))}",
         f"- Weights stored as {config.get('storage_dtype')} ({m.get('model_megabytes', '?')} MB); computed in "
         "float32",
         f"- Training wall time: {m.get('training_wall_time_min', '?')} min (excluding dev evaluations)",
         f"- Hardware: {training.get('hardware', '?')}", "",
+        *([notes.strip(), ""] if notes.strip() else []),
         "## Metrics", "",
         "sacreBLEU and chrF on the test split, one reference. Signatures:", "",
         f"- BLEU: `{signatures.get('bleu', '?')}`", f"- chrF: `{signatures.get('chrf', '?')}`", "",
@@ -199,8 +210,10 @@ def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[st
         if f"test_bleu_{suffix}" in m:
             lines.append(f"| {label} | " + " | ".join(cell(part, metric, suffix) for part in PARTS
                                                        for metric in ("bleu", "chrf")) + " |")
-    lines += ["", f"Decoding speed, sentences/s on the first test sentences ({torch.get_num_threads()} torch "
-              f"threads, {platform.machine()}, measured when the card was written):", "",
+    lines += ["", f"Decoding speed in sentences/s through `GruTranslator.translate`, on the first 64 (batch 1) and "
+              f"256 (batch 32) test sentences (Ding example sentences, {m.get('speed_source_pieces_mean', '?')} "
+              f"source pieces on average; torch threads: {torch.get_num_threads()}, {platform.machine()}, measured "
+              "when the card was written):", "",
               "| decoding | batch 1 fp32 | batch 1 int8 | batch 32 fp32 | batch 32 int8 |", "|---|---|---|---|---|"]
     for beam in (1, 5):
         lines.append(f"| {'greedy' if beam == 1 else f'beam {beam}'} | " + " | ".join(

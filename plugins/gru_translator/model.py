@@ -139,10 +139,14 @@ class Decoder(nn.Module):
         hidden = torch.tanh(self.bridge(final)).view(-1, self.layers, self.hidden_size).transpose(0, 1)
         return DecoderState(hidden.contiguous(), final.new_zeros(final.shape[0], self.feed_size))
 
-    def step(self, tokens: torch.Tensor, state: DecoderState, encoded: Encoded
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [...] → dropout(embedding) [..., E] (a whole teacher-forced target at once in training)."""
+        return self.dropout(self.embedding(tokens))
+
+    def step(self, embedded: torch.Tensor, state: DecoderState, encoded: Encoded
              ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
-        """tokens [B] (previous target pieces) → attentional vector [B, E], attention [B, S], new state."""
-        x = torch.cat([self.dropout(self.embedding(tokens)), state.feed], dim=-1)
+        """embedded [B, E] (previous target pieces) → attentional vector [B, E], attention [B, S], new state."""
+        x = torch.cat([embedded, state.feed], dim=-1)
         hidden = []
         for i, cell in enumerate(self.cells):
             h = cell(x, state.hidden[i])
@@ -186,8 +190,9 @@ class Seq2Seq(nn.Module):
         """Teacher forcing: src [B, S], lengths [B], tgt_in [B, T] (BOS + target[:-1]) → logits [B, T, V]."""
         encoded, state = self.encode(src, lengths)
         outputs = []
-        for t in range(tgt_in.shape[1]):
-            attentional, _, state = self.decoder.step(tgt_in[:, t], state, encoded)
+        # one embedding lookup for all steps; unbind's backward is one stack, not a zero-fill per step
+        for embedded in self.decoder.embed(tgt_in).unbind(1):
+            attentional, _, state = self.decoder.step(embedded, state, encoded)
             outputs.append(attentional)
         return self.decoder.logits(torch.stack(outputs, dim=1))
 
@@ -197,9 +202,12 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, tokens: torch.Tensor, state: DecoderState, encoded: Encoded
                     ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
-        """tokens [B] → log-probabilities [B, V] (float32), attention [B, S], new state."""
-        attentional, weights, state = self.decoder.step(tokens, state, encoded)
-        return torch.log_softmax(self.decoder.logits(attentional).float(), dim=-1), weights, state
+        """tokens [B] → log-probabilities [B, V] (float32; PAD and BOS are -inf), attention [B, S], new state."""
+        attentional, weights, state = self.decoder.step(self.decoder.embed(tokens), state, encoded)
+        logits = self.decoder.logits(attentional).float()
+        logits[:, PAD_ID] = float("-inf")
+        logits[:, BOS_ID] = float("-inf")
+        return torch.log_softmax(logits, dim=-1), weights, state
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

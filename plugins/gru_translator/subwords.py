@@ -13,7 +13,6 @@ Detokenisation (``decode``) is SentencePiece's own, so output is plain text.
 from __future__ import annotations
 
 import io
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -68,20 +67,12 @@ def train_sentencepiece(texts: Iterable[str], out: Path, vocab_size: int = 8000,
     ``seed`` fixes SentencePiece's sampling, so the same corpus gives the same model;
     ``normalization`` "identity" leaves out the NFKC tables (a 240 kB smaller model, for tests).
     """
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False) as handle:
-        for text in texts:
-            handle.write(text + "\n")
-        corpus = handle.name
     proto = io.BytesIO()
     spm.set_random_generator_seed(seed)
-    try:
-        spm.SentencePieceTrainer.train(
-            input=corpus, model_writer=proto, vocab_size=vocab_size, model_type=model_type,
-            character_coverage=1.0, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-            shuffle_input_sentence=True, num_threads=2, normalization_rule_name=normalization,
-            minloglevel=2)
-    finally:
-        Path(corpus).unlink()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=proto, vocab_size=vocab_size, model_type=model_type,
+        character_coverage=1.0, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        shuffle_input_sentence=True, num_threads=2, normalization_rule_name=normalization, minloglevel=2)
     vocab = SubwordVocab(proto.getvalue())
     vocab.save(out)
     return vocab

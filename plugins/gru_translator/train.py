@@ -309,8 +309,11 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{speed:,.0f}", ep=epoch, lr=f"{lr_at(step - 1, config):.1e}",
                             refresh=False)
         bar.update(1)
-        if config.time_limit_min and time.perf_counter() - started > 60 * config.time_limit_min:
-            stop = True
+        if config.time_limit_min:
+            flag = torch.tensor([float(time.perf_counter() - started > 60 * config.time_limit_min)])
+            if distributed:  # every rank must stop at the same step
+                dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
         evaluating = step % config.eval_every == 0 or step == config.max_steps or stop
         if evaluating and rank == 0:
             scores = dev_scores(model, vocab, dev_en, dev_de)

@@ -145,6 +145,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     tr.add_argument("texts", nargs="+")
     tr.add_argument("--beam-size", type=int, default=None)
     tr.add_argument("--n-best", type=int, default=None)
+    tr.add_argument("--attention", metavar="PNG", help="write the first hypothesis' attention heat map here")
     tr.set_defaults(run=_translate)
 
     sg = sub.add_parser("suggest", help="writing suggestions for a text")
@@ -311,9 +312,16 @@ def _generate(args: argparse.Namespace) -> int:
 def _translate(args: argparse.Namespace) -> int:
     options = {k: v for k, v in {"beam_size": args.beam_size, "n_best": args.n_best}.items() if v is not None}
     with _client(args) as client:
-        for result in client.translate(args.model, args.texts, **options):
-            for hyp in result.hypotheses:
-                print(f"{hyp.score:8.3f}  {hyp.text}")
+        results = client.translate(args.model, args.texts, return_attention=bool(args.attention), **options)
+    for result in results:
+        for hyp in result.hypotheses:
+            print(f"{hyp.score:8.3f}  {hyp.text}")
+    if args.attention:
+        from rnnserve.attention_plot import save_attention_png
+
+        best = results[0].hypotheses[0]
+        save_attention_png(best.attention_source_tokens, best.attention_target_tokens, best.attention, args.attention)
+        print(f"attention of the first hypothesis written to {args.attention}", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Attention heat maps (for ``rnnserve translate --attention out.png``)."""
+"""Attention heat maps of translation hypotheses (``rnnserve translate --attention out.png``)."""
 
 from __future__ import annotations
 
