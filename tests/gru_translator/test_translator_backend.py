@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import rnnserve_plugins.gru_translator as plugin
+from rnnserve.attention_plot import save_attention_png
 from rnnserve.backends import TranslateOptions
 from rnnserve.config import ModelSpec, ServerConfig
 from rnnserve.errors import ConfigurationError
@@ -17,7 +18,6 @@ from rnnserve.testing.server import running_server
 from rnnserve_client import Client
 from rnnserve_plugins.gru_translator.backend import GruTranslator, max_target_length
 from rnnserve_plugins.gru_translator.checkpoint import save_model
-from rnnserve.attention_plot import save_attention_png
 from tests.gru_translator.conftest import tiny_model
 
 TEXTS = ["The dog sees the cat.", "", "The woman likes the book often.", "The child hears the man today."]
