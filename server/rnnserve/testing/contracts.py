@@ -369,6 +369,10 @@ class LanguageModelContract(_Contract):
         probe = self._probe(rnnserve_server, rnnserve_spec)
         stats = rnnserve_server.app.registry.find(rnnserve_spec.name).stats
         longest = self.limits.max_new_tokens
+        # Calls left running by an earlier test that failed part-way would keep the model stepping.
+        idle_by = time.monotonic() + 60
+        while (stats.active_sequences or stats.queue_depth) and time.monotonic() < idle_by:
+            time.sleep(0.01)
         probe.step_delay, probe.hide_eos = 0.005, True  # at least 10 s of work unless the cancel stops it
         try:
             before = probe.steps
@@ -380,6 +384,7 @@ class LanguageModelContract(_Contract):
             while stats.active_sequences and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert stats.active_sequences == 0, "the cancelled sequence is still in the batch"
+            time.sleep(0.1)  # the first chunk can arrive before its sequence joins the batch: let that settle
             settled = probe.steps
             time.sleep(0.2)
             assert probe.steps == settled, "the model kept stepping after the stream was cancelled"
