@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -34,12 +31,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rnnserve.training import command_line, hardware, warmup_cosine_lr
+
 from . import checkpoint
 from .cells import CELL_KINDS
 from .data import read_split
 from .evaluate import evaluate_loss
 from .model import CharRNN, CharRNNConfig, State
 from .vocab import CharVocab
+
+#: This module's import name (``__name__`` is "__main__" under ``python -m``), for the recorded command line.
+MODULE = "rnnserve_plugins.char_lstm.train"
 
 
 @dataclass
@@ -69,10 +71,8 @@ class TrainConfig:
 
 def lr_at(step: int, config: TrainConfig) -> float:
     """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to ``min_lr``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps))
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
+    return warmup_cosine_lr(step, lr=config.lr, min_lr=config.min_lr, warmup_steps=config.warmup_steps,
+                            max_steps=config.max_steps)
 
 
 def make_streams(tokens: torch.Tensor, streams: int, bos_id: int) -> torch.Tensor:
@@ -120,32 +120,6 @@ def plot_history(history: dict, paths: list[Path]) -> None:
     for path in paths:
         fig.savefig(path)
     plt.close(fig)
-
-
-def command_line() -> str:
-    """The command that started this process, as a user would type it."""
-    module = "rnnserve_plugins.char_lstm.train"
-    cli = Path(sys.argv[0]).name == "rnnserve"
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
-        launcher = ["torchrun", f"--nproc-per-node={world}"]
-        program = [*launcher, "--no-python", "rnnserve"] if cli else [*launcher, "-m", module]
-    else:
-        program = ["rnnserve"] if cli else ["python", "-m", module]
-    return shlex.join([*program, *sys.argv[1:]])
-
-
-def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} CPU cores ({cpu}), {torch.get_num_threads()} torch threads per process, "
-            f"{int(os.environ.get('WORLD_SIZE', '1'))} process(es), torch {torch.__version__}")
 
 
 @dataclass
@@ -206,7 +180,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     manifest = data_dir / "manifest.json"
     if manifest.exists():
         data_info = json.loads(manifest.read_text())
-    training_info = {"train": asdict(config), "data": data_info, "command": command_line(),
+    training_info = {"train": asdict(config), "data": data_info, "command": command_line(MODULE),
                      "hardware": hardware(), "rare_chars_as_unk": sorted(set(train_text) - set(vocab.chars))}
 
     def save_last() -> None:

@@ -22,8 +22,6 @@ import argparse
 import json
 import math
 import os
-import platform
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -33,11 +31,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rnnserve.training import command_line, hardware, warmup_cosine_lr
+
 from . import checkpoint
 from .beam import greedy_search
 from .data import read_parallel
 from .model import Seq2Seq, Seq2SeqConfig
 from .subwords import BOS_ID, EOS_ID, MODEL_FILE, PAD_ID, SubwordVocab
+
+#: This module's import name (``__name__`` is "__main__" under ``python -m``), for the recorded command line.
+MODULE = "rnnserve_plugins.gru_translator.train"
 
 
 @dataclass
@@ -68,10 +71,8 @@ class TrainConfig:
 
 def lr_at(step: int, config: TrainConfig) -> float:
     """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to ``min_lr``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps))
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
+    return warmup_cosine_lr(step, lr=config.lr, min_lr=config.min_lr, warmup_steps=config.warmup_steps,
+                            max_steps=config.max_steps)
 
 
 def make_batches(src_lengths: list[int], tgt_lengths: list[int], batch_tokens: int, seed: int,
@@ -164,32 +165,6 @@ def plot_history(history: dict, paths: list[Path]) -> None:
     plt.close(fig)
 
 
-def command_line() -> str:
-    """The command that started this process, as a user would type it."""
-    module = "rnnserve_plugins.gru_translator.train"
-    cli = Path(sys.argv[0]).name == "rnnserve"
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
-        launcher = ["torchrun", f"--nproc-per-node={world}"]
-        program = [*launcher, "--no-python", "rnnserve"] if cli else [*launcher, "-m", module]
-    else:
-        program = ["rnnserve"] if cli else ["python", "-m", module]
-    return shlex.join([*program, *sys.argv[1:]])
-
-
-def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} CPU cores ({cpu}), {torch.get_num_threads()} torch threads per process, "
-            f"{int(os.environ.get('WORLD_SIZE', '1'))} process(es), torch {torch.__version__}")
-
-
 @dataclass
 class TrainResult:
     """The trained model (this rank's replica) and the run's progress (``best_bleu`` is rank 0's)."""
@@ -247,7 +222,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
     manifest = data_dir / "manifest.json"
     training_info = {"train": asdict(config), "data": json.loads(manifest.read_text()) if manifest.exists() else {},
-                     "command": command_line(), "hardware": hardware(), "train_pairs_used": len(kept)}
+                     "command": command_line(MODULE), "hardware": hardware(), "train_pairs_used": len(kept)}
 
     def epoch_batches(e: int) -> list[list[int]]:
         batches = make_batches([len(s) for s in sources], [len(t) for t in targets], config.batch_tokens,
