@@ -19,11 +19,12 @@ mid-save leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from rnnserve.training import fresh_tmp, replace_dir
 
 from .model import CharRNN, CharRNNConfig
 from .vocab import CharVocab
@@ -33,23 +34,6 @@ FORMAT = "rnnserve-char-lstm/1"
 
 class CheckpointError(RuntimeError):
     """A checkpoint directory is missing files or is not in this backend's format."""
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Atomically (as far as the filesystem allows) move the finished ``tmp`` directory to ``final``."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def fresh_tmp(final: Path) -> Path:
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
 
 
 def write_model_files(directory: Path, model: CharRNN, vocab: CharVocab, training: dict | None = None,

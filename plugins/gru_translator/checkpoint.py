@@ -19,7 +19,6 @@ temporary sibling and renamed into place, so a kill mid-save keeps the previous 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rnnserve.backends import TranslateOptions
+from rnnserve.training import fresh_tmp, replace_dir
 
 from .model import Seq2Seq, Seq2SeqConfig
 from .subwords import MODEL_FILE, SubwordVocab
@@ -39,23 +39,6 @@ DEFAULT_DECODING = TranslateOptions(beam_size=5, n_best=1, length_penalty=1.0, m
 
 class CheckpointError(RuntimeError):
     """A checkpoint directory is missing files or is not in this backend's format."""
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move the finished ``tmp`` directory to ``final``, replacing it (old copy removed last)."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def fresh_tmp(final: Path) -> Path:
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
 
 
 def aliases(model: torch.nn.Module) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Helpers shared by backend trainers (the built-in plugins' and any author's).
 
-Small, torch-only pieces every recurrent trainer here needs the same way: the learning-rate
-schedule, and how a run describes the command and hardware that produced it (for model cards).
+Small pieces every recurrent trainer here needs the same way: the learning-rate schedule,
+replacing a checkpoint directory without leaving a half-written one, and how a run describes
+the command and hardware that produced it (for model cards).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,3 +51,21 @@ def hardware() -> str:
         pass
     return (f"{os.cpu_count()} CPU cores ({cpu}), {torch.get_num_threads()} torch threads per process, "
             f"{int(os.environ.get('WORLD_SIZE', '1'))} process(es), torch {torch.__version__}")
+
+
+def fresh_tmp(final: Path) -> Path:
+    """An empty sibling directory ``final.tmp`` to write a checkpoint into before :func:`replace_dir`."""
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished ``tmp`` directory to ``final``, replacing it (the old copy is removed last)."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
