@@ -7,7 +7,12 @@ generator opens C concurrent streams (closed loop) and measures aggregate chars/
 to first character and inter-character latency. The **roofline** is the measured fp32
 matrix-product peak of this machine divided by the model's FLOPs per character.
 
-    python -m benchmarks.generation --concurrency 1,8,32,64,128 [--model-dir DIR] [--plot out.png]
+    python -m benchmarks.generation --concurrency 1,8,32,64,128 [--variants int8,bfloat16] [--plot out.png]
+
+``--variants`` adds the same model served other ways, each measured on the same load:
+``int8`` (``quantize = true``), ``bfloat16`` (``dtype = "bfloat16"``) and ``every-step``
+(float32 with ``emit_interval_ms = 0``: one message per stream per step, the
+hand-over batching switched off).
 """
 
 from __future__ import annotations
@@ -106,6 +111,14 @@ def flops_per_char(model_dir: Path) -> float:
     return 2.0 * (recurrent + hidden * config["vocab_size"])
 
 
+#: name -> (model options, other model-spec keys) of each ``--variants`` choice
+VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+    "int8": ({"quantize": True}, {}),
+    "bfloat16": ({"dtype": "bfloat16"}, {}),
+    "every-step": ({}, {"emit_interval_ms": 0}),
+}
+
+
 def default_model_dir() -> Path:
     from rnnserve_plugins.char_lstm import SHIPPED_DIR
 
@@ -119,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2, help="streams per worker at each level")
     parser.add_argument("--baseline-concurrency", default="1,64")
-    parser.add_argument("--quantize", action="store_true", help="also measure the int8 model")
+    parser.add_argument("--variants", default="", help=f"also measure these, comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--plot", type=Path, help="write throughput/latency vs concurrency here (PNG)")
     parser.add_argument("--torch-threads", type=int, default=None, help="server torch threads (default: per core)")
     args = parser.parse_args(argv)
@@ -131,15 +144,18 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.torch_threads)
     peak = matmul_peak_gflops()
     roofline = peak * 1e9 / flops_per_char(model_dir)
-    models = {"rnnserve": {}, "naive": {"naive_step": True}}
-    if args.quantize:
-        models["rnnserve int8"] = {"quantize": True}
+    models: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+        "rnnserve": ({}, {}), "naive": ({"naive_step": True}, {"max_batch_size": 1})}
+    for variant in filter(None, args.variants.split(",")):
+        if variant not in VARIANTS:
+            parser.error(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        models[f"rnnserve {variant}"] = VARIANTS[variant]
     threads = f"torch_threads = {args.torch_threads}\n" if args.torch_threads else ""
     config = f"[server]\ndefault_models = false\n{threads}" + "".join(
         f'[[models]]\nname = "{name}"\nbackend = "char-lstm"\npath = "{model_dir}"\n'
-        + "".join(f"options.{key} = {str(value).lower()}\n" for key, value in opts.items())
-        + ("max_batch_size = 1\n" if name == "naive" else "")
-        for name, opts in models.items())
+        + "".join(f"options.{key} = {_toml(value)}\n" for key, value in opts.items())
+        + "".join(f"{key} = {_toml(value)}\n" for key, value in keys.items())
+        for name, (opts, keys) in models.items())
     results: dict[str, list[Run]] = {}
     with serve(config) as server:
         with Client(server.target) as client:
@@ -167,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         _plot(results, args.plot)
     return 0
+
+
+def _toml(value: object) -> str:
+    return json.dumps(value)  # bools, numbers and plain strings are spelled alike in JSON and TOML
 
 
 def _plot(results: dict[str, list[Run]], path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnserve.sampling import SequenceRng, apply_repetition_penalty, sample, seen_mask
+from rnnserve.sampling import UniformBank, apply_repetition_penalty, sample, seen_mask
 
 
 def _row_params(n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
@@ -61,9 +61,28 @@ def test_repetition_penalty_lowers_seen_tokens_only() -> None:
     assert out.tolist() == [[1.0, -2.0, 2.0, -1.0]]
 
 
-def test_sequence_rng_depends_only_on_the_seed() -> None:
-    a, b = SequenceRng(7), SequenceRng(7)
-    draws_a = [a.uniform() for _ in range(200)]
-    SequenceRng(8).uniform()  # another stream in between changes nothing
-    assert draws_a == [b.uniform() for _ in range(200)]
-    assert draws_a != [SequenceRng(8).uniform() for _ in range(200)]
+def _draws(bank: UniformBank, steps: int) -> torch.Tensor:
+    return torch.stack([bank.draw() for _ in range(steps)], dim=1)  # [rows, steps]
+
+
+def test_a_rows_draws_depend_only_on_its_seed_not_on_its_batch() -> None:
+    alone = _draws(UniformBank.seeded([7]), 200)[0]
+    batch = UniformBank.seeded([8, 7, 9])
+    _draws(batch, 5)
+    late = UniformBank.seeded([7])  # joins five steps later, beside rows mid-stream
+    both = UniformBank.concat([batch, late])
+    drawn = _draws(both, 195)
+    assert torch.equal(drawn[1], alone[5:])
+    assert torch.equal(drawn[3], alone[:195])  # past several refills, whatever the neighbours' phase
+    assert not torch.equal(drawn[0], alone[5:])
+
+
+def test_selecting_rows_keeps_their_streams() -> None:
+    seeds = [1, 2, 3, 4]
+    full = _draws(UniformBank.seeded(seeds), 150)
+    bank = UniformBank.seeded(seeds)
+    first = _draws(bank, 70)
+    bank = bank.select(torch.tensor([3, 1]))
+    rest = _draws(bank, 80)
+    assert torch.equal(torch.cat([first[[3, 1]], rest], dim=1), full[[3, 1]])
+    assert ((full >= 0) & (full < 1)).all()

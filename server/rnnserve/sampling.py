@@ -37,26 +37,52 @@ class SamplingParams:
         return self.seed if self.seed is not None else random.SystemRandom().randrange(MAX_SEED)
 
 
-class SequenceRng:
-    """A sequence's own uniform random stream, drawn in blocks from a seeded generator.
+class UniformBank:
+    """The uniform random streams of a decoding batch, one per row, drawn a column at a time.
 
-    Draws depend only on the seed and how many were taken before, never on the batch.
+    Row r's draws come only from its own seeded generator, in blocks of ``BLOCK``, so they
+    depend on its seed and on how many it took before, never on the batch. A step's draw
+    is one ``gather`` over the rows; a row refills (one ``torch.rand``) every ``BLOCK`` steps.
     """
 
     BLOCK = 64
 
-    def __init__(self, seed: int) -> None:
-        self._gen = torch.Generator().manual_seed(seed)
-        self._block = torch.empty(0)
-        self._next = 0
+    def __init__(self, generators: list[torch.Generator], blocks: torch.Tensor | None = None,
+                 next_column: torch.Tensor | None = None) -> None:
+        self.generators = generators
+        self.blocks = (blocks if blocks is not None  # [rows, BLOCK] float64
+                       else self._fresh(generators))
+        self.next_column = (next_column if next_column is not None  # [rows] int64
+                            else torch.zeros(len(generators), dtype=torch.long))
 
-    def uniform(self) -> float:
-        if self._next >= len(self._block):
-            self._block = torch.rand(self.BLOCK, generator=self._gen, dtype=torch.float64)
-            self._next = 0
-        value = float(self._block[self._next])
-        self._next += 1
-        return value
+    @classmethod
+    def seeded(cls, seeds: Sequence[int]) -> UniformBank:
+        return cls([torch.Generator().manual_seed(seed) for seed in seeds])
+
+    @classmethod
+    def _fresh(cls, generators: list[torch.Generator]) -> torch.Tensor:
+        if not generators:
+            return torch.empty(0, cls.BLOCK, dtype=torch.float64)
+        return torch.stack([torch.rand(cls.BLOCK, generator=g, dtype=torch.float64) for g in generators])
+
+    def draw(self) -> torch.Tensor:
+        """The next uniform of every row: [rows] float64 in [0, 1)."""
+        values = self.blocks.gather(1, self.next_column[:, None]).squeeze(1)
+        self.next_column += 1
+        for row in (self.next_column == self.BLOCK).nonzero().flatten().tolist():
+            self.blocks[row] = torch.rand(self.BLOCK, generator=self.generators[row], dtype=torch.float64)
+            self.next_column[row] = 0
+        return values
+
+    def select(self, index: torch.Tensor) -> UniformBank:
+        """The rows at ``index`` [k] int64, in that order."""
+        return UniformBank([self.generators[i] for i in index.tolist()],
+                           self.blocks.index_select(0, index), self.next_column.index_select(0, index))
+
+    @staticmethod
+    def concat(banks: Sequence[UniformBank]) -> UniformBank:
+        return UniformBank([g for b in banks for g in b.generators], torch.cat([b.blocks for b in banks]),
+                           torch.cat([b.next_column for b in banks]))
 
 
 def apply_repetition_penalty(logits: torch.Tensor, penalty: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:

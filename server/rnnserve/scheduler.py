@@ -5,11 +5,18 @@ The event loop only moves messages; all model math runs on the scheduler's threa
 
 1. admits waiting requests while the batch has room: their prompts are read together
    (one whole-sequence ``forward`` per distinct prompt length, no padding), each state
-   copied once per sample (``n``), the first tokens sampled;
+   copied once per sample (``n``), the first tokens sampled and sent at once;
 2. drops sequences whose call was cancelled or whose deadline passed;
-3. runs one batched ``step`` over every active sequence, samples each row with its own
-   parameters and generator, checks stop conditions and emits text;
-4. removes finished sequences (an ``index_select`` over the state's batch dims).
+3. runs one batched ``step`` over every active sequence and samples every row with its
+   own parameters and random stream, in tensor operations over the whole batch;
+4. hands the new text to the streams when a row has finished (end of text, length) or
+   ``emit_interval_s`` has passed since the last hand-over, removing finished rows (an
+   ``index_select`` over the state's batch dims).
+
+Per step there is no Python work per sequence: the tokens of the steps between two
+hand-overs are stacked, and the per-sequence work (decoding text, stop sequences,
+logprobs, one message per stream) happens once per hand-over. A stop sequence is found
+at the next hand-over; the few tokens sampled after it are dropped.
 
 Because an RNN's whole context is its fixed-size state, joining and leaving the batch is
 a gather/scatter of a few KB per sequence.
@@ -34,10 +41,15 @@ import torch
 
 from rnnserve.backends import LanguageModel, State
 from rnnserve.model_thread import ModelThread
-from rnnserve.sampling import SamplingParams, SequenceRng, apply_repetition_penalty, sample, seen_mask
+from rnnserve.sampling import SamplingParams, UniformBank, apply_repetition_penalty, sample, seen_mask
 from rnnserve.stopping import StopMatcher
 
 log = logging.getLogger("rnnserve.scheduler")
+
+#: How often a decoding batch hands new text to its streams when no row has finished: 20 ms
+#: is far below what a reader notices and lets a step's tokens travel in one message per
+#: stream every few steps instead of one per step.
+DEFAULT_EMIT_INTERVAL_S = 0.020
 
 
 class FinishReason(enum.Enum):
@@ -58,6 +70,15 @@ class Event:
     finish_reason: FinishReason | None = None
     generated_tokens: int = 0
     stop_sequence: str = ""
+
+    def extend(self, later: Event) -> Event:
+        """Append a later event of the same sample (its text, logprobs and finish fields)."""
+        self.text += later.text
+        self.logprobs.extend(later.logprobs)
+        self.finish_reason = later.finish_reason
+        self.generated_tokens = later.generated_tokens
+        self.stop_sequence = later.stop_sequence
+        return self
 
 
 class RequestHandle:
@@ -109,28 +130,54 @@ class RequestHandle:
 
 
 class _Sequence:
-    """One sample being decoded: its sampler, stop matcher and held-back logprobs."""
+    """One sample being decoded: its stop matcher, held-back logprobs and output bookkeeping."""
 
     def __init__(self, handle: RequestHandle, index: int, token_text: list[str], eos_id: int | None) -> None:
         self.handle = handle
         self.params = handle.params
         self.index = index
         self.seed = handle.seed + index
-        self.rng = SequenceRng(self.seed)
-        self.seen: set[int] = set(handle.prompt_ids) if self.params.repetition_penalty != 1.0 else set()
         self.generated = 0
         self.done = False
         self._token_text = token_text
         self._eos_id = eos_id
         self._stops = StopMatcher(self.params.stop)
+        self._plain = not self._stops.stops and not self.params.logprobs
         self._held: deque[tuple[str, float]] = deque()
         self._held_emitted = 0
 
-    def accept(self, token: int, logprob: float) -> Event | None:
-        """Take the sampled token; returns the event to emit, if any."""
+    def accept(self, tokens: list[int], logprobs: list[float] | None) -> Event | None:
+        """Take the tokens sampled for this sample since the last hand-over, in order.
+
+        Returns the event to emit, if any. Tokens after the sample's end (end of text, a
+        stop sequence, max_new_tokens) are dropped.
+        """
+        if self._plain:
+            return self._accept_plain(tokens)
+        merged = None
+        for i, token in enumerate(tokens):
+            event = self._accept_one(token, logprobs[i] if logprobs is not None else math.nan)
+            if event is not None:
+                merged = event if merged is None else merged.extend(event)
+            if self.done:
+                break
+        return merged
+
+    def _accept_plain(self, tokens: list[int]) -> Event | None:
+        """``accept`` without stop sequences or logprobs: one join, no per-token state."""
+        taken = tokens[: self.params.max_new_tokens - self.generated]
+        if self._eos_id is not None and self._eos_id in taken:
+            end = taken.index(self._eos_id)
+            self.generated += end + 1
+            return self.finish(FinishReason.END_OF_TEXT, "".join([self._token_text[t] for t in taken[:end]]))
+        text = "".join([self._token_text[t] for t in taken])
+        self.generated += len(taken)
+        if self.generated >= self.params.max_new_tokens:
+            return self.finish(FinishReason.LENGTH, text)
+        return Event(self.index, self.seed, text) if text else None
+
+    def _accept_one(self, token: int, logprob: float) -> Event | None:
         self.generated += 1
-        if self.params.repetition_penalty != 1.0:
-            self.seen.add(token)
         if token == self._eos_id:
             return self.finish(FinishReason.END_OF_TEXT)
         text = self._token_text[token]
@@ -194,6 +241,42 @@ class _BatchParams:
 
 
 @dataclass
+class _Rows:
+    """The decoding batch's per-row tensors, kept aligned with its sequences.
+
+    ``state``: the model state (batch dim per ``state_batch_dims``); ``tokens`` [B] int64,
+    each row's last sampled token (the next step's input); ``remaining`` [B] int64, tokens
+    each row may still generate; ``seen`` [B, V] bool, tokens each row has read or
+    generated (kept up to date while some row uses a repetition penalty); ``uniforms``,
+    each row's random stream.
+    """
+
+    state: State
+    tokens: torch.Tensor
+    remaining: torch.Tensor
+    seen: torch.Tensor
+    uniforms: UniformBank
+
+    def select(self, index: torch.Tensor, batch_dims: tuple[int, ...]) -> _Rows:
+        return _Rows(_select(self.state, index, batch_dims), self.tokens[index], self.remaining[index],
+                     self.seen[index], self.uniforms.select(index))
+
+    @staticmethod
+    def concat(parts: list[_Rows], batch_dims: tuple[int, ...]) -> _Rows:
+        return _Rows(_concat([p.state for p in parts], batch_dims), torch.cat([p.tokens for p in parts]),
+                     torch.cat([p.remaining for p in parts]), torch.cat([p.seen for p in parts]),
+                     UniformBank.concat([p.uniforms for p in parts]))
+
+
+def _select(state: State, index: torch.Tensor, batch_dims: tuple[int, ...]) -> State:
+    return tuple(t.index_select(d, index) for t, d in zip(state, batch_dims, strict=True))
+
+
+def _concat(states: list[State], batch_dims: tuple[int, ...]) -> State:
+    return tuple(torch.cat(parts, dim=d) for parts, d in zip(zip(*states, strict=True), batch_dims, strict=True))
+
+
+@dataclass
 class ScoreResult:
     """Per-token log-probabilities of a scored text."""
 
@@ -213,18 +296,22 @@ class LanguageModelScheduler(ModelThread):
 
     thread_prefix = "scheduler"
 
-    def __init__(self, name: str, model: LanguageModel, *, max_batch_size: int, max_queue: int) -> None:
+    def __init__(self, name: str, model: LanguageModel, *, max_batch_size: int, max_queue: int,
+                 emit_interval_s: float = DEFAULT_EMIT_INTERVAL_S) -> None:
         super().__init__(name, max_queue=max_queue)
         self.model = model
         self.vocab = model.vocab
         self.max_batch_size = max_batch_size
+        self.emit_interval_s = emit_interval_s
         self._token_text = [self.vocab.decode([i]) for i in range(self.vocab.size)]
         self._waiting: deque[RequestHandle] = deque()
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._active: list[_Sequence] = []
-        self._state: State = ()
-        self._tokens = torch.empty(0, dtype=torch.long)
+        self._rows: _Rows | None = None  # aligned with self._active; None when it is empty
         self._batch_params: _BatchParams | None = None  # of self._active; rebuilt when it changes
+        self._pending: list[torch.Tensor] = []  # tokens [B] of each step since the last hand-over
+        self._pending_logprobs: list[torch.Tensor] = []  # their logprobs [B], when some row wants them
+        self._last_emit = 0.0
 
     # -- event-loop side -------------------------------------------------------------
 
@@ -297,8 +384,8 @@ class LanguageModelScheduler(ModelThread):
             future.set_exception(exc)
 
     def _admit(self, handles: list[RequestHandle]) -> None:
-        """Prefill the admitted prompts together, fork each into its n samples, sample their
-        first tokens and join the batch."""
+        """Prefill the admitted prompts together, fork each into its n samples, sample and send
+        their first tokens, and join the batch."""
         now = time.perf_counter()
         live = []
         for handle in handles:
@@ -310,27 +397,37 @@ class LanguageModelScheduler(ModelThread):
                 live.append(handle)
         if not live:
             return
+        dims = self.model.state_batch_dims
         try:
             prefilled = self._prefill([[self.vocab.bos_id, *h.prompt_ids] for h in live])
             elapsed = time.perf_counter() - now
-            seqs, rows, states = [], [], []
+            seqs, logits, states = [], [], []
             for handle, (last, state) in zip(live, prefilled, strict=True):
                 handle.prefill_seconds = elapsed
                 n = handle.params.n
                 seqs += [_Sequence(handle, i, self._token_text, self.vocab.eos_id) for i in range(n)]
-                rows.append(last.expand(n, -1))
-                states.append(tuple(torch.cat([t] * n, dim=d)
-                                    for t, d in zip(state, self.model.state_batch_dims, strict=True)))
-            state = self._concat(states)
-            tokens = self._advance(seqs, torch.cat(rows), _BatchParams.of(seqs))
+                logits.append(last.expand(n, -1))
+                states.append(tuple(torch.cat([t] * n, dim=d) for t, d in zip(state, dims, strict=True)))
+            rows = _Rows(
+                state=_concat(states, dims),
+                tokens=torch.empty(len(seqs), dtype=torch.long),
+                remaining=torch.tensor([s.params.max_new_tokens - 1 for s in seqs]),
+                seen=seen_mask([set(s.handle.prompt_ids) for s in seqs], self.vocab.size),
+                uniforms=UniformBank.seeded([s.seed for s in seqs]))
+            rows.tokens, first_logprobs = self._sample(torch.cat(logits), rows, _BatchParams.of(seqs))
         except Exception as exc:
             log.exception("model %s failed during prefill", self.name)
             self._fail(live, exc)
             return
+        self.stats.tokens_total += len(seqs)
+        tokens = rows.tokens.tolist()
+        logprobs = first_logprobs.tolist() if first_logprobs is not None else None
+        events = [(seq.handle, event) for row, seq in enumerate(seqs)
+                  if (event := seq.accept([tokens[row]], [logprobs[row]] if logprobs else None)) is not None]
+        self._emit(events)  # first tokens go out at once (time to first token)
         keep = [i for i, s in enumerate(seqs) if not s.done]
         if keep:
-            index = torch.tensor(keep)
-            self._join([seqs[i] for i in keep], self._select(state, index), tokens[index])
+            self._join([seqs[i] for i in keep], rows.select(torch.tensor(keep), dims))
 
     def _prefill(self, prompts: list[list[int]]) -> list[tuple[torch.Tensor, State]]:
         """Read several prompts at once: (next-token logits [vocab], state with batch 1) each.
@@ -358,84 +455,105 @@ class LanguageModelScheduler(ModelThread):
             first, pos = done, end
         return [r for r in results if r is not None]
 
-    def _concat(self, states: list[State]) -> State:
-        return tuple(torch.cat(parts, dim=d)
-                     for parts, d in zip(zip(*states, strict=True), self.model.state_batch_dims, strict=True))
-
-    def _join(self, seqs: list[_Sequence], state: State, tokens: torch.Tensor) -> None:
-        if not self._active:
-            self._active, self._state, self._tokens = seqs, state, tokens
+    def _join(self, seqs: list[_Sequence], rows: _Rows) -> None:
+        if self._rows is None:
+            self._active, self._rows = seqs, rows
         else:
+            self._emit_pending()  # the pending tokens are per row of the batch as it was
             self._active = self._active + seqs
-            self._state = self._concat([self._state, state])
-            self._tokens = torch.cat([self._tokens, tokens])
+            self._rows = _Rows.concat([self._rows, rows], self.model.state_batch_dims)
         self._batch_params = None
         self.stats.active_sequences = len(self._active)
 
     def _select(self, state: State, index: torch.Tensor) -> State:
-        return tuple(t.index_select(d, index) for t, d in zip(state, self.model.state_batch_dims, strict=True))
+        return _select(state, index, self.model.state_batch_dims)
 
     def _compact(self) -> None:
         """Remove finished sequences from the batch."""
         keep = [i for i, s in enumerate(self._active) if not s.done]
         if len(keep) == len(self._active):
             return
-        if keep:
-            index = torch.tensor(keep)
-            self._state = self._select(self._state, index)
-            self._tokens = self._tokens[index]
+        self._emit_pending()
+        if keep and self._rows is not None:
+            self._rows = self._rows.select(torch.tensor(keep), self.model.state_batch_dims)
         else:
-            self._state, self._tokens = (), self._tokens[:0]
+            self._rows = None
         self._active = [self._active[i] for i in keep]
         self._batch_params = None
         self.stats.active_sequences = len(self._active)
 
     def _drop_cancelled(self) -> None:
-        events = [(s.handle, s.finish(FinishReason.CANCELLED))
-                  for s in self._active if s.handle.cancelled and not s.done]
-        if events:
-            self._emit(events)
-            self._compact()
+        if not any(s.handle.cancelled and not s.done for s in self._active):
+            return
+        self._emit_pending()
+        self._emit([(s.handle, s.finish(FinishReason.CANCELLED))
+                    for s in self._active if s.handle.cancelled and not s.done])
+        self._compact()
 
     def _step(self) -> None:
+        """One batched decoding step; hands the text over when a row ended or the interval passed."""
+        rows = self._rows
+        assert rows is not None
         try:
-            logits, self._state = self.model.step(self._tokens, self._state)
+            logits, rows.state = self.model.step(rows.tokens, rows.state)
             self.stats.steps_total += 1
             self.stats.batch_rows_total += len(self._active)
+            self.stats.tokens_total += len(self._active)
             if self._batch_params is None:
                 self._batch_params = _BatchParams.of(self._active)
-            self._tokens = self._advance(self._active, logits, self._batch_params)
+            rows.tokens, logprobs = self._sample(logits, rows, self._batch_params)
+            self._pending.append(rows.tokens)
+            if logprobs is not None:
+                self._pending_logprobs.append(logprobs)
+            rows.remaining -= 1
+            ended = rows.remaining <= 0
+            if self.vocab.eos_id is not None:
+                ended |= rows.tokens == self.vocab.eos_id
+            if bool(ended.any()) or time.perf_counter() - self._last_emit >= self.emit_interval_s:
+                self._emit_pending()
         except Exception as exc:
             log.exception("model %s failed during a decoding step", self.name)
+            self._pending.clear()
+            self._pending_logprobs.clear()
             self._fail(list({s.handle: None for s in self._active}), exc)
             for s in self._active:
                 s.done = True
         self._compact()
 
-    def _advance(self, seqs: list[_Sequence], logits: torch.Tensor, batch: _BatchParams) -> torch.Tensor:
-        """Sample one token for each row of ``logits`` [len(seqs), vocab]; emit; mark finished."""
+    def _sample(self, logits: torch.Tensor, rows: _Rows, batch: _BatchParams
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One token per row of ``logits`` [B, V]: tokens [B] int64 and, if some row wants them,
+        their logprobs [B] float32 (under the unpenalised distribution)."""
         raw = logits.float()
         logits = raw
         if batch.penalty is not None:
-            logits = apply_repetition_penalty(raw, batch.penalty, seen_mask([s.seen for s in seqs], raw.shape[-1]))
+            logits = apply_repetition_penalty(raw, batch.penalty, rows.seen)
         if batch.greedy:
             tokens = logits.argmax(dim=-1)
         else:
-            uniforms = torch.tensor([s.rng.uniform() if s.params.temperature > 0 else 0.0 for s in seqs],
-                                    dtype=torch.float64)
-            tokens = sample(logits, batch.temperature, batch.top_k, batch.top_p, uniforms)
-        if batch.logprobs:
-            logprobs = torch.log_softmax(raw, dim=-1).gather(1, tokens[:, None]).squeeze(1).tolist()
-        else:
-            logprobs = [math.nan] * len(seqs)
-        self.stats.tokens_total += len(seqs)
+            tokens = sample(logits, batch.temperature, batch.top_k, batch.top_p, rows.uniforms.draw())
+        if batch.penalty is not None:
+            rows.seen[torch.arange(len(tokens)), tokens] = True
+        logprobs = torch.log_softmax(raw, dim=-1).gather(1, tokens[:, None]).squeeze(1) if batch.logprobs else None
+        return tokens, logprobs
+
+    def _emit_pending(self) -> None:
+        """Hand the tokens sampled since the last hand-over to their sequences: one event per
+        sequence, with every step's text (sequences that end drop what follows their end)."""
+        self._last_emit = time.perf_counter()
+        if not self._pending:
+            return
+        tokens = torch.stack(self._pending, dim=1).tolist()  # [B, steps]
+        logprobs = torch.stack(self._pending_logprobs, dim=1).tolist() if self._pending_logprobs else None
+        self._pending.clear()
+        self._pending_logprobs.clear()
         events = []
-        for seq, token, lp in zip(seqs, tokens.tolist(), logprobs, strict=True):
-            event = seq.accept(token, lp)
-            if event is not None:
-                events.append((seq.handle, event))
+        for row, seq in enumerate(self._active):
+            if not seq.done:
+                event = seq.accept(tokens[row], logprobs[row] if logprobs is not None else None)
+                if event is not None:
+                    events.append((seq.handle, event))
         self._emit(events)
-        return tokens
 
     def _emit(self, events: list[tuple[RequestHandle, Event]]) -> None:
         """Hand (request, event) pairs to their requests, grouped per request."""

@@ -79,6 +79,11 @@ def test_options_are_validated(model_dir):
         factory(ModelSpec("tiny", "char-lstm", path="tiny", options={"quantise": True}), Context(model_dir))
     with pytest.raises(ConfigurationError, match="must be bool"):
         factory(ModelSpec("tiny", "char-lstm", path="tiny", options={"quantize": "yes"}), Context(model_dir))
+    with pytest.raises(ConfigurationError, match="'dtype' must be one of"):
+        factory(ModelSpec("tiny", "char-lstm", path="tiny", options={"dtype": "float16"}), Context(model_dir))
+    with pytest.raises(ConfigurationError, match="drop 'dtype'"):
+        factory(ModelSpec("tiny", "char-lstm", path="tiny", options={"quantize": True, "dtype": "bfloat16"}),
+                Context(model_dir))
     with pytest.raises(ConfigurationError, match="cannot load"):
         factory(ModelSpec("missing", "char-lstm", path="nowhere"), Context(model_dir))
 
@@ -98,6 +103,24 @@ def test_quantized_backend_stays_close_and_consistent(model_dir):
             stepped.append(out)
     torch.testing.assert_close(got, want, atol=0.05, rtol=0.05)
     torch.testing.assert_close(torch.stack(stepped, 1), want, atol=0.05, rtol=0.05)
+
+
+def test_bfloat16_backend_stays_close_and_its_step_matches_its_forward(model_dir):
+    factory = backends()["char-lstm"]
+    exact = factory(ModelSpec("tiny", "char-lstm", path="tiny"), Context(model_dir))
+    half = factory(ModelSpec("tiny", "char-lstm", path="tiny", options={"dtype": "bfloat16"}), Context(model_dir))
+    tokens = torch.randint(0, exact.vocab.size, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want, _ = exact.forward(tokens, exact.initial_state(2))
+        state = half.initial_state(2)
+        assert all(s.dtype == torch.bfloat16 for s in state)
+        got, _ = half.forward(tokens, state)
+        stepped = []
+        for t in range(tokens.shape[1]):
+            out, state = half.step(tokens[:, t], state)
+            stepped.append(out)
+    torch.testing.assert_close(got.float(), want, atol=0.05, rtol=0.05)
+    torch.testing.assert_close(torch.stack(stepped, 1).float(), want, atol=0.05, rtol=0.05)
 
 
 def test_naive_step_option_matches_the_fused_step(tmp_path) -> None:  # type: ignore[no-untyped-def]

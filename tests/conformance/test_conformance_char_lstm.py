@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from rnnserve.config import ModelSpec
@@ -25,3 +26,14 @@ class TestCharGRU(TestCharLSTM):
 
 class TestCharPeepholeLSTM(TestCharLSTM):
     cell = "peephole-lstm"
+
+
+class TestCharLSTMBFloat16(TestCharLSTM):
+    """``dtype = "bfloat16"``: the same contract, compared at bfloat16's precision (8 bits of mantissa)."""
+
+    atol = 0.05
+    rtol = 0.05
+
+    def make_spec(self, tmp_path: Path) -> ModelSpec:
+        spec = tiny_char_lstm(tmp_path, cell=self.cell)
+        return dataclasses.replace(spec, options={"dtype": "bfloat16"})
