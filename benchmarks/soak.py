@@ -122,7 +122,7 @@ def config_text(config: ServerConfig) -> str:
             lines.append(f"path = {_toml(str(config.path(spec.path).resolve()))}")
         if spec.options:
             lines.append(f"options = {_toml(spec.options)}")
-        for key in ("max_batch_size", "step_timeout_s"):
+        for key in ("max_batch_size", "step_timeout_s", "emit_interval_ms"):
             if getattr(spec, key) is not None:
                 lines.append(f"{key} = {_toml(getattr(spec, key))}")
     return "\n".join(lines) + "\n"
@@ -242,6 +242,14 @@ class Traffic:
                 tally.errors[outcome.removeprefix("failed:")] += 1
 
 
+async def sample_rss(proc: ServerProcess, started: float, series: list[tuple[float, float]],
+                     every: float = 30.0) -> None:
+    """Append (seconds since traffic began, RSS MB) to ``series`` every ``every`` seconds until cancelled."""
+    while True:
+        series.append((time.monotonic() - started, snapshot(proc, "").rss_mb))
+        await asyncio.sleep(every)
+
+
 async def wait_loaded(client: AsyncClient, timeout: float = 600) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -281,11 +289,14 @@ async def soak(proc: ServerProcess, args: argparse.Namespace, output: Output) ->
         started = time.monotonic()
         deadline = started + duration
         workers = [asyncio.ensure_future(traffic.worker(deadline)) for _ in range(args.concurrency)]
+        rss_series: list[tuple[float, float]] = []
+        sampler = asyncio.ensure_future(sample_rss(proc, started, rss_series))
         await asyncio.sleep(warmup)
         traffic.recording = True
         snapshots.append(snapshot(proc, f"after warm-up ({warmup:.0f} s)"))
         print(f"warm-up done; measuring for {duration - warmup:.0f} s", file=sys.stderr, flush=True)
         await asyncio.gather(*workers)
+        sampler.cancel()
         measured = time.monotonic() - started - warmup
         snapshots.append(snapshot(proc, f"end ({time.monotonic() - started:.0f} s)"))
         # leak check: once traffic stops, no batch slot or queue entry stays taken
@@ -326,6 +337,7 @@ async def soak(proc: ServerProcess, args: argparse.Namespace, output: Output) ->
     end = snapshots[3]
     print(f"growth after warm-up: RSS {end.rss_mb - base.rss_mb:+.1f} MB, threads {end.threads - base.threads:+d}, "
           f"fds {end.fds - base.fds:+d}")
+    print("RSS during traffic (s: MB): " + ", ".join(f"{t:.0f}: {mb:.0f}" for t, mb in rss_series))
     for name in (lm, translator, assistant):
         if name:
             s = final[name].stats

@@ -6,6 +6,10 @@ concurrent calls with equal options batched into one beam search) and as the bas
 closed-loop clients each translate one sentence per call.
 
     python -m benchmarks.translation [--model-dir DIR] [--sentences FILE] [--concurrency 1,8,32]
+                                     [--dtype bfloat16]
+
+``--dtype`` serves both (batched and baseline) in that dtype, so the ratio compares like
+with like.
 """
 
 from __future__ import annotations
@@ -57,13 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="gru-seq2seq checkpoint (default: shipped)")
     parser.add_argument("--sentences", type=Path, help="English sentences, one per line (default: a built-in set)")
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--calls", type=int, default=96, help="calls per measurement")
+    parser.add_argument("--calls", type=int, default=192, help="calls per measurement")
+    parser.add_argument("--dtype", default="float32", help="model dtype for both servers (float32 or bfloat16)")
     args = parser.parse_args(argv)
     model_dir = (args.model_dir or default_model_dir()).resolve()
     sentences = args.sentences.read_text().splitlines() if args.sentences else FALLBACK
     levels = [int(c) for c in args.concurrency.split(",")]
     config = "[server]\ndefault_models = false\n" + "".join(
         f'[[models]]\nname = "{name}"\nbackend = "gru-seq2seq"\npath = "{model_dir}"\nmax_batch_size = {batch}\n'
+        f'options.dtype = "{args.dtype}"\n'
         for name, batch in (("batched", 128), ("one-at-a-time", 1)))
     rows = []
     with serve(config) as server:

@@ -5,10 +5,10 @@ call; ``step`` (decoding) runs the :class:`~.model.FusedStep` copy of the weight
 matmul per layer. Spec option ``quantize = true`` converts both to int8 dynamic
 quantization (``torch.ao.quantization.quantize_dynamic``): ``nn.LSTM`` / ``nn.GRU`` and
 every ``nn.Linear`` (for ``rnn`` and ``peephole-lstm`` cells the whole-sequence recurrence
-stays float32; their step and output layer are quantized). ``dtype = "bfloat16"`` keeps
-weights, state and arithmetic in bfloat16: on CPUs with AMX or AVX512-BF16 (oneDNN uses
-them) a batch-64 step and prompt reading run 2.4x and 3.9x faster than float32 at a test
-loss within 0.0001 nats/char; on CPUs without them it is slower than float32.
+stays float32; their step and output layer are quantized). ``dtype = "bfloat16"``
+(``rnnserve.precision``) keeps weights, state and arithmetic in bfloat16: with AMX a
+batch-64 step and prompt reading run 2.4x and 3.9x faster than float32, at a test loss
+within 0.0001 nats/char of float32.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from torch import nn
 from rnnserve.backends import LanguageModel, LoadContext, State
 from rnnserve.config import ModelSpec
 from rnnserve.errors import ConfigurationError
+from rnnserve.precision import dtype_option
 
 from .checkpoint import CheckpointError, load_model
 from .model import CharRNN
@@ -32,7 +33,6 @@ from .vocab import CharVocab
 #: ``naive_step``: decode with the default per-character ``nn.LSTM`` call instead of the fused
 #: step (the benchmarks' baseline, as a tutorial would write it).
 OPTIONS = {"quantize": bool, "dtype": str, "naive_step": bool}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def quantize(module: nn.Module) -> nn.Module:
@@ -99,11 +99,7 @@ def parse_options(options: dict[str, Any], model: str) -> dict[str, Any]:
         if key in options and not isinstance(options[key], kind):
             raise ConfigurationError(f"model {model!r}: option {key!r} must be {kind.__name__}, "
                                      f"got {options[key]!r}")
-    if options.get("dtype", "float32") not in DTYPES:
-        raise ConfigurationError(f"model {model!r}: option 'dtype' must be one of {sorted(DTYPES)}, "
-                                 f"got {options['dtype']!r}")
-    if options.get("quantize") and options.get("dtype", "float32") != "float32":
-        raise ConfigurationError(f"model {model!r}: quantize = true works from float32 weights; drop 'dtype'")
+    dtype_option(options, model)
     return options
 
 
@@ -114,6 +110,6 @@ def create_backend(spec: ModelSpec, context: LoadContext) -> CharLSTMBackend:
     try:
         return CharLSTMBackend.load(directory, quantized=options.get("quantize", False),
                                     naive_step=options.get("naive_step", False),
-                                    dtype=DTYPES[options.get("dtype", "float32")])
+                                    dtype=dtype_option(options, spec.name))
     except (CheckpointError, OSError, ValueError) as exc:
         raise ConfigurationError(f"model {spec.name!r}: cannot load char-lstm checkpoint: {exc}") from exc

@@ -9,6 +9,8 @@ whitespace) text translates to the empty string without touching the model.
 Spec option ``quantize = true`` serves an int8 dynamic-quantized copy
 (``torch.ao.quantization.quantize_dynamic`` over every ``nn.Linear`` and ``nn.GRUCell``
 (decoder) and ``nn.GRU`` (encoder)); the 8k-way output projection dominates decoding time.
+``dtype = "bfloat16"`` (``rnnserve.precision``) serves a bfloat16 copy; log-probabilities
+stay float32.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from torch import nn
 from rnnserve.backends import Hypothesis, LoadContext, TranslateOptions, TranslationResult, Translator
 from rnnserve.config import ModelSpec
 from rnnserve.errors import ConfigurationError
+from rnnserve.precision import dtype_option
 
 from .beam import Hyp, beam_search, greedy_search
 from .checkpoint import CheckpointError, decoding_options, load_model
 from .model import Seq2Seq
 from .subwords import SubwordVocab
 
-OPTIONS = {"quantize": bool}
+OPTIONS = {"quantize": bool, "dtype": str}
 MAX_SOURCES_PER_BATCH = 64
 
 
@@ -50,8 +53,10 @@ class GruTranslator(Translator):
     """Serves one :class:`~.model.Seq2Seq` with its :class:`~.subwords.SubwordVocab`."""
 
     def __init__(self, model: Seq2Seq, vocab: SubwordVocab, options: TranslateOptions | None = None, *,
-                 quantized: bool = False):
-        model = model.eval()
+                 quantized: bool = False, dtype: torch.dtype = torch.float32):
+        if quantized and dtype != torch.float32:
+            raise ValueError("int8 quantization works from float32 weights: use quantize or a dtype, not both")
+        model = model.eval().to(dtype)
         self.vocab = vocab
         self.config = model.config
         self.quantized = quantized
@@ -61,9 +66,9 @@ class GruTranslator(Translator):
             self.default_options = options
 
     @classmethod
-    def load(cls, directory: Path, *, quantized: bool = False) -> GruTranslator:
+    def load(cls, directory: Path, *, quantized: bool = False, dtype: torch.dtype = torch.float32) -> GruTranslator:
         model, vocab, config = load_model(directory)
-        return cls(model, vocab, decoding_options(config), quantized=quantized)
+        return cls(model, vocab, decoding_options(config), quantized=quantized, dtype=dtype)
 
     def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
         """One result per text, its ``options.n_best`` hypotheses best first."""
@@ -106,6 +111,7 @@ def parse_options(options: dict[str, Any], model: str) -> dict[str, Any]:
     for key, kind in OPTIONS.items():
         if key in options and not isinstance(options[key], kind):
             raise ConfigurationError(f"model {model!r}: option {key!r} must be {kind.__name__}, got {options[key]!r}")
+    dtype_option(options, model)
     return options
 
 
@@ -114,6 +120,7 @@ def create_backend(spec: ModelSpec, context: LoadContext) -> GruTranslator:
     options = parse_options(dict(spec.options), spec.name)
     directory = context.resolve_path(spec)
     try:
-        return GruTranslator.load(directory, quantized=options.get("quantize", False))
+        return GruTranslator.load(directory, quantized=options.get("quantize", False),
+                                  dtype=dtype_option(options, spec.name))
     except (CheckpointError, OSError, ValueError) as exc:
         raise ConfigurationError(f"model {spec.name!r}: cannot load gru-seq2seq checkpoint: {exc}") from exc

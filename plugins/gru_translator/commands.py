@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from rnnserve.commands import Command
+from rnnserve.precision import DTYPES
 
 from . import train
 from .data import DataError, prepare, read_parallel
@@ -56,6 +57,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, default=5, help="beam size (1: greedy)")
     parser.add_argument("--length-penalty", type=float, help="GNMT alpha (default: the model's)")
     parser.add_argument("--quantize", action="store_true", help="evaluate the int8 dynamic-quantized model")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="evaluate in this dtype")
     parser.add_argument("--write-card", action="store_true",
                         help="full evaluation (greedy, beam 5, int8, speed) written to --model's model card")
     parser.add_argument("--export", type=Path, help="copy the model here (see --storage) and write its model card")
@@ -100,13 +102,14 @@ def _eval_run(args: argparse.Namespace) -> int:
                               notes=args.notes.read_text() if args.notes else "")
         print(json.dumps(card.metrics, indent=1))
         return 0
-    translator = GruTranslator.load(args.model, quantized=args.quantize)
+    translator = GruTranslator.load(args.model, quantized=args.quantize, dtype=DTYPES[args.dtype])
     options = replace(translator.default_options, beam_size=args.beam, n_best=1)
     if args.length_penalty is not None:
         options = replace(options, length_penalty=args.length_penalty)
     for part, result in evaluate_parts(translator, args.data, options).items():
         print(f"{part} ({len(read_parallel(args.data, part)[0])} pairs, beam {args.beam}"
-              f"{', int8' if args.quantize else ''}): BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f}")
+              f"{', int8' if args.quantize else ''}, {args.dtype}): "
+              f"BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f}")
     print(f"BLEU signature: {result['bleu_signature']}\nchrF signature: {result['chrf_signature']}")
     return 0
 

@@ -107,10 +107,10 @@ class LuongAttention(nn.Module):
         return self.key(memory)
 
     def forward(self, query: torch.Tensor, encoded: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
-        """query [B, D] → context [B, 2H] and weights [B, S] (zero on padding, rows sum to 1)."""
+        """query [B, D] → context [B, 2H] and weights [B, S] float32 (zero on padding, rows sum to 1)."""
         scores = torch.bmm(encoded.keys, query.unsqueeze(2)).squeeze(2)
-        weights = torch.softmax(scores.masked_fill(~encoded.mask, float("-inf")), dim=-1)
-        context = torch.bmm(weights.unsqueeze(1), encoded.memory).squeeze(1)
+        weights = torch.softmax(scores.float().masked_fill(~encoded.mask, float("-inf")), dim=-1)
+        context = torch.bmm(weights.to(encoded.memory.dtype).unsqueeze(1), encoded.memory).squeeze(1)
         return context, weights
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from rnnserve.config import ModelSpec
@@ -15,3 +16,10 @@ class TestGruTranslator(TranslatorContract):
 
     def make_spec(self, tmp_path: Path) -> ModelSpec:
         return tiny_gru_translator(tmp_path)
+
+
+class TestGruTranslatorBFloat16(TestGruTranslator):
+    """``dtype = "bfloat16"``: batched equals one at a time, attention sums to one, bad input refused."""
+
+    def make_spec(self, tmp_path: Path) -> ModelSpec:
+        return dataclasses.replace(tiny_gru_translator(tmp_path), options={"dtype": "bfloat16"})
