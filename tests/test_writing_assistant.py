@@ -123,6 +123,20 @@ def test_prefix_cache_reuses_the_longest_cached_prefix() -> None:
     assert len(cache) == 8
 
 
+def test_cached_states_hold_one_row_of_logits_not_the_whole_read() -> None:
+    """A cache entry costs the state plus [vocab] logits however long the text it read (a view
+    into the read's [len(text), vocab] logits kept 80 KB per 200-character entry alive)."""
+    model = TinyGRULM()
+    cache = PrefixCache(model, capacity=4)
+    ring = CheckpointRing(model, every=8, size=4)
+    with torch.inference_mode():
+        entry = cache.state("a long text, " * 20)
+        ring.append("another long text " * 10)
+    row_bytes = model.vocab.size * entry.logits.element_size()
+    for text_state in (entry, ring.current, *(state for _, state in ring._ring)):
+        assert text_state.logits.untyped_storage().nbytes() == row_bytes
+
+
 def test_session_state_after_edits_equals_reading_the_final_text() -> None:
     model = TinyGRULM(seed=3)
     with torch.inference_mode():

@@ -26,7 +26,7 @@ class TextState:
 def start_state(model: LanguageModel) -> TextState:
     """The state after the start-of-text token."""
     logits, state = model.forward(torch.tensor([[model.vocab.bos_id]]), model.initial_state(1))
-    return TextState(state, logits[0, -1])
+    return TextState(state, logits[0, -1].clone())
 
 
 def read(model: LanguageModel, start: TextState, text: str) -> TextState:
@@ -35,7 +35,8 @@ def read(model: LanguageModel, start: TextState, text: str) -> TextState:
         return start
     ids, _ = model.vocab.encode(text)
     logits, state = model.forward(torch.tensor([ids]), start.state)
-    return TextState(state, logits[0, -1])
+    # A copy: the view logits[0, -1] would keep all [len(text), vocab] logits alive in the caches.
+    return TextState(state, logits[0, -1].clone())
 
 
 class PrefixCache:

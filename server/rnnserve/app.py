@@ -17,11 +17,11 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from rnnserve import torch_runtime
 from rnnserve.admission import EXEMPT_PREFIXES, AdmissionInterceptor
 from rnnserve.auth import resolve_token, server_credentials, warn_about_exposure
 from rnnserve.backends import ModelKind
@@ -166,8 +166,7 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
 async def serve(config: ServerConfig, host: PluginHost | None = None,
                 on_ready: Callable[[App], None] | None = None) -> None:
     """Run a server until SIGTERM or SIGINT, then drain and exit."""
-    if config.torch_threads is not None:
-        torch.set_num_threads(config.torch_threads)
+    torch_runtime.configure(config.torch_threads)
     app = create_server(f"{config.host}:{config.port}", config, host)
     await app.start()
     log.info("serving on %s:%d: %s, %s, reflection %s, max_in_flight=%d, step_timeout_s=%g", config.host, app.port,

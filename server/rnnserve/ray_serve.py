@@ -131,8 +131,10 @@ class _LocalServer:
     """An rnnserve server on 127.0.0.1:0, on its own event loop thread (inside a replica)."""
 
     def __init__(self, config: ServerConfig, load_timeout: float) -> None:
+        from rnnserve import torch_runtime
         from rnnserve.app import create_server
 
+        torch_runtime.configure(config.torch_threads)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="rnnserve-replica-server", daemon=True)
         self.thread.start()

@@ -1,0 +1,28 @@
+"""Process-wide torch settings applied by ``rnnserve serve``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnserve import torch_runtime
+
+
+def test_onednn_cache_gets_a_bound_unless_the_environment_sets_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(torch_runtime.ONEDNN_CACHE_ENV, raising=False)
+    torch_runtime.configure()
+    assert torch_runtime.os.environ[torch_runtime.ONEDNN_CACHE_ENV] == str(torch_runtime.DEFAULT_ONEDNN_CACHE)
+    monkeypatch.setenv(torch_runtime.ONEDNN_CACHE_ENV, "7")
+    torch_runtime.configure()
+    assert torch_runtime.os.environ[torch_runtime.ONEDNN_CACHE_ENV] == "7"
+
+
+def test_thread_count_is_applied_only_when_given() -> None:
+    before = torch.get_num_threads()
+    try:
+        torch_runtime.configure(None)
+        assert torch.get_num_threads() == before
+        torch_runtime.configure(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
