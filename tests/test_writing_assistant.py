@@ -5,16 +5,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 import torch
 
-from rnnserve.backends import SuggestionKind, SuggestOptions
+from rnnserve.backends import LanguageModel, SuggestionKind, SuggestOptions
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors
 from rnnserve_plugins import writing_assistant
+from rnnserve_plugins.writing_assistant.lexicon import Lexicon
 from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache, read, start_state
 from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char
 from tests.support import toy_plugin
@@ -66,14 +68,73 @@ def test_word_completion_ends_at_a_word_boundary_with_the_model_probability(clie
     assert suggestions[0].text == "jumps" and suggestions[0].insert_text == "mps"
     assert suggestions[0].replace_chars == 2
     model = RecitingLM()
+    # P(completion | the word starts with "ju" or "Ju", the casings searched)
+    typed, capital = (_logprob(model, "the quick brown fox ", v) for v in ("ju", "Ju"))
+    casing = typed - math.log(math.exp(typed) + math.exp(capital))
     for s in suggestions:
         assert s.kind == "word" and s.text != "ju" and all(is_word_char(c) for c in s.text)
-        expected = _logprob(model, "the quick brown fox ju", s.insert_text) + \
+        expected = casing + _logprob(model, "the quick brown fox ju", s.insert_text) + \
             _boundary_logprob(model, "the quick brown fox ju" + s.insert_text)
         assert math.log(s.absolute_probability) == pytest.approx(expected, abs=1e-4)
     assert sum(s.probability for s in suggestions) == pytest.approx(1.0, abs=1e-5)
     assert [s.absolute_probability for s in suggestions] == sorted((s.absolute_probability for s in suggestions),
                                                                    reverse=True)
+
+
+class _BigramVocab:
+    chars = " wasWq"
+    bos_id, eos_id, unk_id, size = 6, 7, 8, 9
+
+    def encode(self, text: str) -> tuple[list[int], list[str]]:
+        return [self.chars.index(c) for c in text], []
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.chars[i] for i in ids if i < len(self.chars))
+
+
+class _BigramLM(LanguageModel):
+    """The next character depends on the last one only. After a space: "w" 0.9, "W" 0.1; "w" ->
+    "as" then a space (0.9 each); "W" -> "q" then a space (0.99 each)."""
+
+    state_batch_dims = (0,)
+    table: ClassVar[dict[str, dict[str, float]]] = {
+        " ": {"w": 0.9, "W": 0.1}, "w": {"a": 0.9, "q": 0.1}, "a": {"s": 0.9, " ": 0.1},
+        "s": {" ": 0.9, "a": 0.1}, "W": {"q": 0.99, "a": 0.01}, "q": {" ": 0.99, "a": 0.01}}
+
+    def __init__(self) -> None:
+        self._vocab = _BigramVocab()
+        logits = torch.full((self._vocab.size, self._vocab.size), -30.0)
+        for prev, nxt in self.table.items():
+            for ch, p in nxt.items():
+                logits[self._vocab.chars.index(prev), self._vocab.chars.index(ch)] = math.log(p)
+        logits[self._vocab.bos_id] = logits[0]
+        self._logits = logits
+
+    @property
+    def vocab(self) -> _BigramVocab:
+        return self._vocab
+
+    def initial_state(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        return (torch.full((batch_size,), self._vocab.bos_id, dtype=torch.long),)
+
+    def forward(self, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple]:
+        return self._logits[tokens], (tokens[:, -1],)
+
+    def parameter_count(self) -> int:
+        return 0
+
+
+def test_a_casing_the_context_makes_unlikely_does_not_win() -> None:
+    """Typed "w" is also read as "W"; "W" + "q" (0.98 once there) must pay for the capital (0.1),
+    so "was" (0.73 after "w", 0.66 in all) comes first."""
+    model = _BigramLM()
+    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=2)
+    text = "was w"
+    with torch.inference_mode():
+        start = start_state(model)
+        found = Suggester(model).suggest(text, options, lambda n: read(model, start, text[:n]))
+    assert [s.text for s in found] == ["was", "wq"]
+    assert found[0].absolute_probability == pytest.approx(0.9 * 0.9 * 0.9 * 0.9 / (0.9 + 0.1), rel=1e-3)
 
 
 def test_casing_follows_what_was_typed(client: Client) -> None:
@@ -241,3 +302,23 @@ def test_a_lexicon_keeps_only_real_words() -> None:
     assert {s.text for s in free} - {"jumps", "jump"}  # the bare model also ends words elsewhere
     assert {s.text for s in strict} <= {"jumps", "jump"} and strict[0].text == "jumps"
     assert sum(s.probability for s in strict) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_lexicon_answers_prefix_questions_in_any_case() -> None:
+    tokens = ["j", "J", "u", "m", "M", "p", "s", "n", "e", "x", " "]
+    lexicon = Lexicon(["Jump", "jumps", "june"], tokens)
+    assert lexicon.has_prefix("JU") and lexicon.has_prefix("") and not lexicon.has_prefix("jx")
+    assert "JUMP" in lexicon and "jum" not in lexicon
+    allowed = {tokens[i] for i in lexicon.continuations("ju").nonzero().flatten().tolist()}
+    assert allowed == {"m", "M", "n"}
+    assert not lexicon.continuations("jumps").any()
+
+
+def test_a_prefix_no_lexicon_word_starts_is_completed_by_the_model_alone() -> None:
+    model = RecitingLM()
+    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=3)
+    text = "the quick brown fox ju"
+    with torch.inference_mode():
+        start = start_state(model)
+        found = Suggester(model, lexicon={"cat", "dog"}).suggest(text, options, lambda n: read(model, start, text[:n]))
+    assert found and found[0].text == "jumps"

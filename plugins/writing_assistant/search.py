@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from rnnserve.backends import LanguageModel, State
+from rnnserve_plugins.writing_assistant.lexicon import Lexicon
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ def beam_search(
     end_on: torch.Tensor | None = None,
     first: torch.Tensor | None = None,
     finish_at_limit: bool = False,
+    lexicon: Lexicon | None = None,
+    typed: str = "",
 ) -> list[Hypothesis]:
     """Most likely continuations from one state.
 
@@ -60,6 +63,8 @@ def beam_search(
         end_on: [vocab] bool; a hypothesis finishes (consuming it) when it emits one of these.
         first: [vocab] bool, extra restriction on the first token.
         finish_at_limit: hypotheses still live after ``max_chars`` count as finished.
+        lexicon: with ``end_mass``: hypotheses only grow into, and only finish as, its words
+            (``typed`` + hypothesis, in any case); ``typed`` is the part of the word already read.
         beam: live hypotheses kept per step; max_chars: longest continuation.
         results: how many finished hypotheses to return.
     Returns:
@@ -74,9 +79,12 @@ def beam_search(
     for length in range(max_chars):
         logp = torch.log_softmax(live_logits, dim=-1).double()  # [live, vocab]
         if end_mass is not None and length > 0:
-            done = live_lp + torch.logsumexp(logp[:, end_mass], dim=-1)
-            finished.extend(Hypothesis(t, float(lp)) for t, lp in zip(live_text, done, strict=True))
+            done = (live_lp + torch.logsumexp(logp[:, end_mass], dim=-1)).tolist()
+            finished.extend(Hypothesis(t, lp) for t, lp in zip(live_text, done, strict=True)
+                            if lexicon is None or typed + t in lexicon)
         mask = allowed & first if (first is not None and length == 0) else allowed
+        if lexicon is not None:
+            mask = mask & torch.stack([lexicon.continuations((typed + t).lower()) for t in live_text])
         scores = (live_lp[:, None] + logp).masked_fill(~mask, -math.inf)
         flat = scores.flatten()
         k = min(beam, int(torch.isfinite(flat).sum()))

@@ -39,6 +39,17 @@ def read(model: LanguageModel, start: TextState, text: str) -> TextState:
     return TextState(state, logits[0, -1].clone())
 
 
+def read_scored(model: LanguageModel, start: TextState, text: str) -> tuple[TextState, float]:
+    """``read``, and the log-probability of ``text`` after ``start`` (natural log)."""
+    if not text:
+        return start, 0.0
+    ids, _ = model.vocab.encode(text)
+    logits, state = model.forward(torch.tensor([ids]), start.state)
+    previous = torch.cat([start.logits[None], logits[0, :-1]]).float()  # [len, vocab]: what predicted each id
+    logprob = float(torch.log_softmax(previous, dim=-1).gather(1, torch.tensor(ids)[:, None]).sum())
+    return TextState(state, logits[0, -1].clone()), logprob
+
+
 class PrefixCache:
     """LRU map text -> TextState; a lookup reuses the longest cached prefix of the text."""
 

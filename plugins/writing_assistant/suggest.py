@@ -2,23 +2,32 @@
 
 Casing follows what was typed: the word being typed is completed from the typed prefix
 and, when they differ, from its lower-case and capitalised forms (a model trained on
-prose rarely sees ``ELIZ``); the best completion of each word wins and is rendered in the
-typed casing (``ELIZ`` -> ``ELIZABETH``, ``eliz`` -> ``elizabeth``).
+prose rarely sees ``ELIZ``). Each completion is scored with the probability of its
+casing of the prefix too, so the probabilities are of "this word, given a word starting
+with these letters in one of these casings" (otherwise "W" -> "William" would outrank
+"w" -> "was" mid-sentence). The best completion of each word wins and is rendered in
+the typed casing (``ELIZ`` -> ``ELIZABETH``, ``eliz`` -> ``elizabeth``).
+
+With a lexicon, word searches only grow hypotheses that are prefixes of its words and
+only finish real words, so the beam is spent on candidates that can be suggested; a
+typed prefix that starts no lexicon word is completed by the model alone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
 
 import torch
 
 from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
+from rnnserve_plugins.writing_assistant.lexicon import Lexicon
 from rnnserve_plugins.writing_assistant.search import Hypothesis, beam_search
-from rnnserve_plugins.writing_assistant.states import TextState, read
+from rnnserve_plugins.writing_assistant.states import TextState, read, read_scored
 
-T = TypeVar("T")
+#: A casing of the typed prefix less likely than this (natural log, relative to all casings
+#: searched) is not searched: 1% of the probability mass.
+MIN_CASING_LOGPROB = math.log(0.01)
 
 #: Characters that end a phrase suggestion (a clause or a sentence).
 CLAUSE_END = set(".,;:!?\n")
@@ -51,16 +60,16 @@ class Suggester:
     """Suggestion search for one language model (runs on the model's thread)."""
 
     def __init__(self, model: LanguageModel, *, beam: int = 8, max_word_chars: int = 20,
-                 phrase_chars: int = 60, lexicon: frozenset[str] | None = None) -> None:
+                 phrase_chars: int = 60, lexicon: Iterable[str] | None = None) -> None:
         self.model = model
-        #: Lower-case words a completion must be one of (None: any string the model ends with a
-        #: boundary). A character model also puts boundary mass after non-words ("univers").
-        self.lexicon = lexicon
         self.beam = beam
         self.max_word_chars = max_word_chars
         self.phrase_chars = phrase_chars
         vocab = model.vocab
         self.token_text = [vocab.decode([i]) for i in range(vocab.size)]
+        #: Words a completion must be one of (None: any string the model ends with a boundary;
+        #: a character model also puts boundary mass after non-words such as "univers").
+        self.lexicon = Lexicon(lexicon, self.token_text) if lexicon is not None else None
         single = [len(t) == 1 for t in self.token_text]
         self.word = torch.tensor([s and is_word_char(t) for s, t in zip(single, self.token_text, strict=True)])
         self.letter = torch.tensor([s and t.isalpha() for s, t in zip(single, self.token_text, strict=True)])
@@ -90,14 +99,18 @@ class Suggester:
     def _complete(self, prefix: str, word_start: TextState, k: int) -> list[Suggestion]:
         """Completions of the typed ``prefix`` (never the bare prefix itself)."""
         best: dict[str, tuple[float, str]] = {}
-        for variant in casing_variants(prefix):
-            state = read(self.model, word_start, variant)
-            for hyp in self._words(state, k, first_letter=False):
+        variants = [(variant, *read_scored(self.model, word_start, variant)) for variant in casing_variants(prefix)]
+        norm = torch.logsumexp(torch.tensor([lp for _, _, lp in variants], dtype=torch.float64), dim=0).item()
+        for variant, state, variant_lp in variants:
+            if variant_lp - norm < MIN_CASING_LOGPROB:
+                continue  # its completions would need 100x the probability of the others' to place
+            for hyp in self._words(state, k, first_letter=False, typed=variant):
                 word = render(prefix, hyp.text)
                 key = word.lower()
-                if key not in best or hyp.logprob > best[key][0]:
-                    best[key] = (hyp.logprob, hyp.text)
-        ranked = self._real_words(sorted(best.items(), key=lambda item: -item[1][0]), lambda item: item[0], k)
+                lp = variant_lp - norm + hyp.logprob
+                if key not in best or lp > best[key][0]:
+                    best[key] = (lp, hyp.text)
+        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
         return [Suggestion(text=render(prefix, rest), kind=SuggestionKind.WORD, probability=0.0,
                            absolute_probability=math.exp(lp), insert_text=render(prefix, rest)[len(prefix):],
                            replace_chars=len(prefix))
@@ -108,24 +121,18 @@ class Suggester:
         lead = " " if text and not text[-1].isspace() else ""
         if lead:
             state = read(self.model, state, lead)
-        found = self._real_words(self._words(state, k, first_letter=True), lambda h: h.text.lower(), k)
+        found = self._words(state, k, first_letter=True)
         return [Suggestion(text=h.text, kind=kind, probability=0.0, absolute_probability=math.exp(h.logprob),
                            insert_text=lead + h.text)
                 for h in found]
 
-    def _words(self, state: TextState, k: int, *, first_letter: bool) -> list[Hypothesis]:
-        """Up to k word continuations (4k candidates when a lexicon will filter them)."""
-        wanted = 4 * k if self.lexicon is not None else k
+    def _words(self, state: TextState, k: int, *, first_letter: bool, typed: str = "") -> list[Hypothesis]:
+        """Up to k continuations of the word ``typed`` so far into whole words."""
+        lexicon = self.lexicon if self.lexicon is not None and self.lexicon.has_prefix(typed) else None
         return beam_search(self.model, self.token_text, state.state, state.logits, extend=self.word,
                            end_mass=self.boundary, first=self.letter if first_letter else None,
-                           beam=max(self.beam, 2 * wanted), max_chars=self.max_word_chars, results=wanted)
-
-    def _real_words(self, ranked: list[T], word: Callable[[T], str], k: int) -> list[T]:
-        """The k best candidates that are lexicon words; all candidates when none is."""
-        if self.lexicon is None:
-            return ranked[:k]
-        real = [c for c in ranked if word(c) in self.lexicon]
-        return (real or ranked)[:k]
+                           beam=max(self.beam, 2 * k), max_chars=self.max_word_chars, results=k,
+                           lexicon=lexicon, typed=typed)
 
     def _phrases(self, state: TextState, k: int, max_chars: int) -> list[Suggestion]:
         found = beam_search(self.model, self.token_text, state.state, state.logits, extend=self.printable,
