@@ -16,6 +16,7 @@ from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors
 from rnnserve_plugins import writing_assistant
+from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
 from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache, read, start_state
 from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char
@@ -322,3 +323,27 @@ def test_a_prefix_no_lexicon_word_starts_is_completed_by_the_model_alone() -> No
         start = start_state(model)
         found = Suggester(model, lexicon={"cat", "dog"}).suggest(text, options, lambda n: read(model, start, text[:n]))
     assert found and found[0].text == "jumps"
+
+
+def test_document_cache_is_the_relative_frequency_of_the_documents_words() -> None:
+    document = "Sir Walter Elliot, of Kellynch Hall. Elliot! elliot's Ellis, and Walter."
+    completions = cache_distribution(document, "ell", fold_case=True)
+    assert completions == {"elliot": (pytest.approx(2 / 4), "Elliot"), "elliot's": (pytest.approx(1 / 4), "elliot's"),
+                           "ellis": (pytest.approx(1 / 4), "Ellis")}
+    assert "walter" not in cache_distribution(document, "walter", fold_case=True)  # never the bare prefix
+    words = cache_distribution(document, fold_case=False)
+    assert words["Walter"][0] == pytest.approx(2 / 11) and "walter" not in words  # 11 words
+
+
+def test_document_cache_puts_the_documents_names_among_the_completions() -> None:
+    """The reciting model never saw "juliet"; typed twice, it is offered after "ju"."""
+    model = RecitingLM()
+    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=2)
+    text = "juliet, juliet. the quick brown fox ju"
+    with torch.inference_mode():
+        start = start_state(model)
+        plain = Suggester(model).suggest(text, options, lambda n: read(model, start, text[:n]))
+        cached = Suggester(model, cache_weight=0.3).suggest(text, options, lambda n: read(model, start, text[:n]))
+    assert "juliet" not in {s.text for s in plain}
+    assert "juliet" in {s.text for s in cached}
+    assert sum(s.absolute_probability for s in cached) <= 1.0 + 1e-9

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
+from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
 from rnnserve_plugins.writing_assistant.search import Hypothesis, beam_search
 from rnnserve_plugins.writing_assistant.states import TextState, read, read_scored
@@ -60,8 +61,13 @@ class Suggester:
     """Suggestion search for one language model (runs on the model's thread)."""
 
     def __init__(self, model: LanguageModel, *, beam: int = 8, max_word_chars: int = 20,
-                 phrase_chars: int = 60, lexicon: Iterable[str] | None = None) -> None:
+                 phrase_chars: int = 60, lexicon: Iterable[str] | None = None, cache_weight: float = 0.0,
+                 cache_chars: int = 20_000) -> None:
         self.model = model
+        #: Weight of the document cache model in word suggestions (0: the language model alone),
+        #: over the last ``cache_chars`` characters before the cursor (see document_cache.py).
+        self.cache_weight = cache_weight
+        self.cache_chars = cache_chars
         self.beam = beam
         self.max_word_chars = max_word_chars
         self.phrase_chars = phrase_chars
@@ -87,7 +93,7 @@ class Suggester:
         for kind in options.kinds:
             if kind is SuggestionKind.WORD:
                 prefix = typed_word(text)
-                found = self._complete(prefix, state_at(len(text) - len(prefix)), k) if prefix \
+                found = self._complete(text, prefix, state_at(len(text) - len(prefix)), k) if prefix \
                     else self._next_words(text, state_at(len(text)), k, kind)
             elif kind is SuggestionKind.NEXT_WORDS:
                 found = self._next_words(text, state_at(len(text)), k, kind)
@@ -96,35 +102,41 @@ class Suggester:
             out.extend(_normalised(found))
         return out
 
-    def _complete(self, prefix: str, word_start: TextState, k: int) -> list[Suggestion]:
-        """Completions of the typed ``prefix`` (never the bare prefix itself)."""
-        best: dict[str, tuple[float, str]] = {}
+    def _complete(self, text: str, prefix: str, word_start: TextState, k: int) -> list[Suggestion]:
+        """Completions of the typed ``prefix`` at the end of ``text`` (never the bare prefix itself)."""
+        best: dict[str, tuple[float, str]] = {}  # lower-case word -> (P_lm, rest of the word)
         variants = [(variant, *read_scored(self.model, word_start, variant)) for variant in casing_variants(prefix)]
         norm = torch.logsumexp(torch.tensor([lp for _, _, lp in variants], dtype=torch.float64), dim=0).item()
         for variant, state, variant_lp in variants:
             if variant_lp - norm < MIN_CASING_LOGPROB:
                 continue  # its completions would need 100x the probability of the others' to place
             for hyp in self._words(state, k, first_letter=False, typed=variant):
-                word = render(prefix, hyp.text)
-                key = word.lower()
-                lp = variant_lp - norm + hyp.logprob
-                if key not in best or lp > best[key][0]:
-                    best[key] = (lp, hyp.text)
-        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
+                key = render(prefix, hyp.text).lower()
+                p = math.exp(variant_lp - norm + hyp.logprob)
+                if key not in best or p > best[key][0]:
+                    best[key] = (p, hyp.text)
+        cached = self._cached(text[: len(text) - len(prefix)], prefix, fold_case=True)
+        ranked = _mix(best, {key: (p, word[len(prefix):]) for key, (p, word) in cached.items()},
+                      self.cache_weight, k)
         return [Suggestion(text=render(prefix, rest), kind=SuggestionKind.WORD, probability=0.0,
-                           absolute_probability=math.exp(lp), insert_text=render(prefix, rest)[len(prefix):],
+                           absolute_probability=p, insert_text=render(prefix, rest)[len(prefix):],
                            replace_chars=len(prefix))
-                for _, (lp, rest) in ranked]
+                for p, rest in ranked]
 
     def _next_words(self, text: str, state: TextState, k: int, kind: SuggestionKind) -> list[Suggestion]:
         """The k most likely next words; a space is typed first unless the text ends with one."""
         lead = " " if text and not text[-1].isspace() else ""
         if lead:
             state = read(self.model, state, lead)
-        found = self._words(state, k, first_letter=True)
-        return [Suggestion(text=h.text, kind=kind, probability=0.0, absolute_probability=math.exp(h.logprob),
-                           insert_text=lead + h.text)
-                for h in found]
+        found = {h.text: (math.exp(h.logprob), h.text) for h in self._words(state, k, first_letter=True)}
+        ranked = _mix(found, self._cached(text, "", fold_case=False), self.cache_weight, k)
+        return [Suggestion(text=word, kind=kind, probability=0.0, absolute_probability=p, insert_text=lead + word)
+                for p, word in ranked]
+
+    def _cached(self, document: str, prefix: str, *, fold_case: bool) -> dict[str, tuple[float, str]]:
+        if self.cache_weight <= 0:
+            return {}
+        return cache_distribution(document[-self.cache_chars:], prefix, fold_case=fold_case)
 
     def _words(self, state: TextState, k: int, *, first_letter: bool, typed: str = "") -> list[Hypothesis]:
         """Up to k continuations of the word ``typed`` so far into whole words."""
@@ -141,6 +153,19 @@ class Suggester:
         return [Suggestion(text=h.text, kind=SuggestionKind.PHRASE, probability=0.0,
                            absolute_probability=math.exp(h.logprob), insert_text=h.text)
                 for h in found if h.text.strip()]
+
+
+def _mix(model: dict[str, tuple[float, str]], cache: dict[str, tuple[float, str]], weight: float,
+         k: int) -> list[tuple[float, str]]:
+    """The k best of (1 - weight) P_model + weight P_cache over both candidate sets, as
+    (probability, text); the model alone when the cache has no candidate."""
+    if not cache:
+        weight = 0.0
+    mixed = {key: ((1 - weight) * p, text) for key, (p, text) in model.items()}
+    for key, (p, text) in cache.items():
+        base, known = mixed.get(key, (0.0, text))
+        mixed[key] = (base + weight * p, known)
+    return sorted(mixed.values(), key=lambda item: -item[0])[:k]
 
 
 def _normalised(found: list[Suggestion]) -> list[Suggestion]:

@@ -50,8 +50,8 @@ def test_hooks_register_backend_commands_and_shipped_model():
     models = []
     plugin.register_models(register=models.append)
     if (plugin.SHIPPED_DIR / "model.safetensors").exists():
-        assert [(m.name, m.backend, m.path) for m in models] == [
-            ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR))]
+        assert [(m.name, m.backend, m.path, m.options) for m in models] == [
+            ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR), {"dtype": "auto"})]
         assert Path(models[0].path).is_absolute()
     else:
         assert models == []
