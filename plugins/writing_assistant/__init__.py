@@ -13,7 +13,7 @@ from rnnserve.config import ModelCard, ModelSpec
 from rnnserve_plugins.writing_assistant.backend import create_backend
 
 CARD = ModelCard(
-    description="Word completion, next-word and phrase suggestions from the austen-char-lstm character "
+    description="Word completion, next-word and phrase suggestions from the austen-char-lstm-int8 character "
                 "language model: beam search over characters, casing kept, per-session recurrent state.",
     data="No weights of its own; see the austen-char-lstm model card.",
     license="MIT",
@@ -29,4 +29,4 @@ def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec(name="writing-assistant", backend="writing-assistant",
-                       options={"language_model": "austen-char-lstm"}, card=CARD))
+                       options={"language_model": "austen-char-lstm-int8"}, card=CARD))

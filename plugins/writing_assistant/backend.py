@@ -1,7 +1,7 @@
 """The ``writing-assistant`` backend: suggestions and sessions on top of a served language model.
 
 It owns no weights: it borrows a language model the host already serves (by name, option
-``language_model``, default ``austen-char-lstm``) and runs its math on that model's
+``language_model``, default ``austen-char-lstm-int8``) and runs its math on that model's
 scheduler thread (``SharedLanguageModel.call``).
 """
 
@@ -15,7 +15,7 @@ from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCach
 from rnnserve_plugins.writing_assistant.suggest import Suggester
 
 DEFAULTS: dict[str, Any] = {
-    "language_model": "austen-char-lstm",
+    "language_model": "austen-char-lstm-int8",
     "beam": 8,               # live hypotheses per step of the character beam search
     "max_word_chars": 20,    # longest word completion
     "phrase_chars": 60,      # longest phrase suggestion
