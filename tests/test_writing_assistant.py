@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from rnnserve.backends import LanguageModel, SuggestionKind, SuggestOptions
+from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.testing.server import ServerThread, running_server
@@ -82,6 +82,15 @@ def test_word_completion_ends_at_a_word_boundary_with_the_model_probability(clie
                                                                    reverse=True)
 
 
+def _word_suggestions(suggester: Suggester, text: str, k: int = 3) -> list[Suggestion]:
+    """WORD suggestions for ``text`` from ``suggester``, its model reading from scratch."""
+    model = suggester.model
+    with torch.inference_mode():
+        start = start_state(model)
+        return suggester.suggest(text, SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=k),
+                                 lambda n: read(model, start, text[:n]))
+
+
 class _BigramVocab:
     chars = " wasWq"
     bos_id, eos_id, unk_id, size = 6, 7, 8, 9
@@ -128,12 +137,7 @@ class _BigramLM(LanguageModel):
 def test_a_casing_the_context_makes_unlikely_does_not_win() -> None:
     """Typed "w" is also read as "W"; "W" + "q" (0.98 once there) must pay for the capital (0.1),
     so "was" (0.73 after "w", 0.66 in all) comes first."""
-    model = _BigramLM()
-    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=2)
-    text = "was w"
-    with torch.inference_mode():
-        start = start_state(model)
-        found = Suggester(model).suggest(text, options, lambda n: read(model, start, text[:n]))
+    found = _word_suggestions(Suggester(_BigramLM()), "was w", k=2)
     assert [s.text for s in found] == ["was", "wq"]
     assert found[0].absolute_probability == pytest.approx(0.9 * 0.9 * 0.9 * 0.9 / (0.9 + 0.1), rel=1e-3)
 
@@ -293,13 +297,8 @@ def test_prefix_cache_counters_are_exposed(client: Client) -> None:
 
 def test_a_lexicon_keeps_only_real_words() -> None:
     model = RecitingLM()
-    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=3)
-    text = "the quick brown fox ju"
-    with torch.inference_mode():
-        start = start_state(model)
-        free = Suggester(model).suggest(text, options, lambda n: read(model, start, text[:n]))
-        strict = Suggester(model, lexicon=frozenset({"jumps", "jump"})).suggest(
-            text, options, lambda n: read(model, start, text[:n]))
+    free = _word_suggestions(Suggester(model), "the quick brown fox ju")
+    strict = _word_suggestions(Suggester(model, lexicon=frozenset({"jumps", "jump"})), "the quick brown fox ju")
     assert {s.text for s in free} - {"jumps", "jump"}  # the bare model also ends words elsewhere
     assert {s.text for s in strict} <= {"jumps", "jump"} and strict[0].text == "jumps"
     assert sum(s.probability for s in strict) == pytest.approx(1.0, abs=1e-6)
@@ -316,12 +315,7 @@ def test_lexicon_answers_prefix_questions_in_any_case() -> None:
 
 
 def test_a_prefix_no_lexicon_word_starts_is_completed_by_the_model_alone() -> None:
-    model = RecitingLM()
-    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=3)
-    text = "the quick brown fox ju"
-    with torch.inference_mode():
-        start = start_state(model)
-        found = Suggester(model, lexicon={"cat", "dog"}).suggest(text, options, lambda n: read(model, start, text[:n]))
+    found = _word_suggestions(Suggester(RecitingLM(), lexicon={"cat", "dog"}), "the quick brown fox ju")
     assert found and found[0].text == "jumps"
 
 
@@ -337,13 +331,9 @@ def test_document_cache_is_the_relative_frequency_of_the_documents_words() -> No
 
 def test_document_cache_puts_the_documents_names_among_the_completions() -> None:
     """The reciting model never saw "juliet"; typed twice, it is offered after "ju"."""
-    model = RecitingLM()
-    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=2)
-    text = "juliet, juliet. the quick brown fox ju"
-    with torch.inference_mode():
-        start = start_state(model)
-        plain = Suggester(model).suggest(text, options, lambda n: read(model, start, text[:n]))
-        cached = Suggester(model, cache_weight=0.3).suggest(text, options, lambda n: read(model, start, text[:n]))
+    model, text = RecitingLM(), "juliet, juliet. the quick brown fox ju"
+    plain = _word_suggestions(Suggester(model), text, k=2)
+    cached = _word_suggestions(Suggester(model, cache_weight=0.3), text, k=2)
     assert "juliet" not in {s.text for s in plain}
     assert "juliet" in {s.text for s in cached}
     assert sum(s.absolute_probability for s in cached) <= 1.0 + 1e-9

@@ -132,11 +132,7 @@ def _coalesce(events: list[Event]) -> list[Event]:
             merged[event.index] = Event(event.index, event.seed, event.text, list(event.logprobs),
                                         event.finish_reason, event.generated_tokens, event.stop_sequence)
         else:
-            last.text += event.text
-            last.logprobs.extend(event.logprobs)
-            last.finish_reason = event.finish_reason
-            last.generated_tokens = event.generated_tokens
-            last.stop_sequence = event.stop_sequence
+            last.extend(event)
     return list(merged.values())
 
 
