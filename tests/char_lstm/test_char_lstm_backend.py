@@ -51,7 +51,7 @@ def test_hooks_register_backend_commands_and_shipped_model():
     plugin.register_models(register=models.append)
     if (plugin.SHIPPED_DIR / "model.safetensors").exists():
         assert [(m.name, m.backend, m.path, m.options) for m in models] == [
-            ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR), {"dtype": "auto"}),
+            ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR), {}),
             ("austen-char-lstm-int8", "char-lstm", str(plugin.SHIPPED_DIR), {"quantize": True})]
         assert Path(models[0].path).is_absolute()
     else:
