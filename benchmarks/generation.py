@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import percentile, table
+from benchmarks.common import percentile, table, toml_value
 from benchmarks.server_process import ServerProcess, serve
 from rnnserve_client import AsyncClient, Client
 
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = f"torch_threads = {args.torch_threads}\n" if args.torch_threads else ""
     config = f"[server]\ndefault_models = false\n{threads}" + "".join(
         f'[[models]]\nname = "{name}"\nbackend = "char-lstm"\npath = "{model_dir}"\n'
-        + "".join(f"options.{key} = {_toml(value)}\n" for key, value in opts.items())
-        + "".join(f"{key} = {_toml(value)}\n" for key, value in keys.items())
+        + "".join(f"options.{key} = {toml_value(value)}\n" for key, value in opts.items())
+        + "".join(f"{key} = {toml_value(value)}\n" for key, value in keys.items())
         for name, (opts, keys) in models.items())
     results: dict[str, list[Run]] = {}
     with serve(config) as server:
@@ -183,10 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         _plot(results, args.plot)
     return 0
-
-
-def _toml(value: object) -> str:
-    return json.dumps(value)  # bools, numbers and plain strings are spelled alike in JSON and TOML
 
 
 def _plot(results: dict[str, list[Run]], path: Path) -> None:

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import collections
 import dataclasses
-import json
 import math
 import os
 import random
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import percentile, table
+from benchmarks.common import percentile, table, toml_value
 from benchmarks.server_process import ServerProcess, serve
 from rnnserve.config import Limits, ServerConfig, load_config
 from rnnserve_client import AsyncClient, Client, errors
@@ -97,34 +96,20 @@ class Output:
                     break
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
 def config_text(config: ServerConfig) -> str:
     """A config for the server process: the loaded config's limits and models, paths made absolute."""
-    lines = ["[server]", f"default_models = {_toml(config.default_models)}", "", "[limits]"]
+    lines = ["[server]", f"default_models = {toml_value(config.default_models)}", "", "[limits]"]
     for f in dataclasses.fields(Limits):
-        lines.append(f"{f.name} = {_toml(getattr(config.limits, f.name))}")
+        lines.append(f"{f.name} = {toml_value(getattr(config.limits, f.name))}")
     for spec in config.models:
-        lines += ["", "[[models]]", f"name = {_toml(spec.name)}", f"backend = {_toml(spec.backend)}"]
+        lines += ["", "[[models]]", f"name = {toml_value(spec.name)}", f"backend = {toml_value(spec.backend)}"]
         if spec.path is not None:
-            lines.append(f"path = {_toml(str(config.path(spec.path).resolve()))}")
+            lines.append(f"path = {toml_value(str(config.path(spec.path).resolve()))}")
         if spec.options:
-            lines.append(f"options = {_toml(spec.options)}")
+            lines.append(f"options = {toml_value(spec.options)}")
         for key in ("max_batch_size", "step_timeout_s", "emit_interval_ms"):
             if getattr(spec, key) is not None:
-                lines.append(f"{key} = {_toml(getattr(spec, key))}")
+                lines.append(f"{key} = {toml_value(getattr(spec, key))}")
     return "\n".join(lines) + "\n"
 
 

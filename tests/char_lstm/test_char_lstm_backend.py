@@ -14,6 +14,7 @@ from rnnserve_plugins.char_lstm.backend import CharLSTMBackend
 from rnnserve_plugins.char_lstm.checkpoint import save_model
 from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
 from rnnserve_plugins.char_lstm.vocab import CharVocab
+from tests.support.hooks import registered
 
 
 class Context:
@@ -36,19 +37,13 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 def backends() -> dict:
-    registered = {}
-    plugin.register_backends(register=lambda name, factory: registered.__setitem__(name, factory))
-    return registered
+    return registered(plugin)[0]
 
 
 def test_hooks_register_backend_commands_and_shipped_model():
-    assert list(backends()) == ["char-lstm"]
-    commands = []
-    plugin.register_commands(register=commands.append)
-    assert {(c.group, c.name) for c in commands} == {("data", "austen"), ("train", "char-lstm"),
-                                                     ("eval", "char-lstm")}
-    models = []
-    plugin.register_models(register=models.append)
+    backends_, commands, models = registered(plugin)
+    assert list(backends_) == ["char-lstm"]
+    assert commands == {("data", "austen"), ("train", "char-lstm"), ("eval", "char-lstm")}
     if (plugin.SHIPPED_DIR / "model.safetensors").exists():
         assert [(m.name, m.backend, m.path, m.options) for m in models] == [
             ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR), {}),

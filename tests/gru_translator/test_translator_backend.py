@@ -19,6 +19,7 @@ from rnnserve_client import Client
 from rnnserve_plugins.gru_translator.backend import GruTranslator, max_target_length
 from rnnserve_plugins.gru_translator.checkpoint import save_model
 from tests.gru_translator.conftest import tiny_model
+from tests.support.hooks import registered
 
 TEXTS = ["The dog sees the cat.", "", "The woman likes the book often.", "The child hears the man today."]
 
@@ -40,19 +41,13 @@ def model_dir(tmp_path: Path, toy_vocab) -> Path:
 
 
 def factories() -> dict:
-    registered = {}
-    plugin.register_backends(register=lambda name, factory: registered.__setitem__(name, factory))
-    return registered
+    return registered(plugin)[0]
 
 
 def test_hooks_register_backend_commands_and_shipped_model():
-    assert list(factories()) == ["gru-seq2seq"]
-    commands = []
-    plugin.register_commands(register=commands.append)
-    assert {(c.group, c.name) for c in commands} == {("data", "en-de"), ("train", "gru-seq2seq"),
-                                                     ("eval", "gru-seq2seq")}
-    models = []
-    plugin.register_models(register=models.append)
+    backends_, commands, models = registered(plugin)
+    assert list(backends_) == ["gru-seq2seq"]
+    assert commands == {("data", "en-de"), ("train", "gru-seq2seq"), ("eval", "gru-seq2seq")}
     if (plugin.SHIPPED_DIR / "model.safetensors").exists():
         assert [(m.name, m.backend, m.path) for m in models] == [("en-de-gru", "gru-seq2seq", str(plugin.SHIPPED_DIR))]
         assert Path(models[0].path).is_absolute()
