@@ -8,7 +8,9 @@ frequencies of the training split only.
 
 Latency: per-keystroke time through a Session on a long document, against re-sending the
 whole text to ``Suggest`` at every keystroke (with the prefix cache, as shipped, and with
-it switched off).
+it switched off); and with 1, 16 and 64 sessions typing at once, as shipped (the sessions'
+searches share batched model steps) and with the assistant's calls run one at a time
+(``concurrent_calls = 1``), people typing every 150 ms and in a closed loop.
 
     python -m benchmarks.assistant --data runs/austen/data [--chars 4000] [--doc-chars 20000]
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from benchmarks.common import percentile, table
 from benchmarks.server_process import serve
 from rnnserve_client import AsyncClient, Client
+from rnnserve_client.results import ModelStats
 from rnnserve_plugins.writing_assistant.suggest import is_word_char, typed_word
 
 
@@ -129,6 +132,11 @@ async def concurrent_sessions(target: str, model: str, sessions: int, text: str,
     return times
 
 
+def _lent_rows(stats: ModelStats) -> float:
+    """Rows of all the steps a language model has run for lent searches."""
+    return stats.mean_lent_rows * stats.lent_steps_total
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="output of `rnnserve data austen`")
@@ -138,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc-chars", type=int, default=20000, help="document length for the latency test")
     parser.add_argument("--keystrokes", type=int, default=100, help="keystrokes timed per latency variant")
     parser.add_argument("--sessions", default="1,16,64", help="concurrent sessions for the keystroke latency table")
+    parser.add_argument("--language-model", default="austen-char-lstm-int8",
+                        help="the language model the assistant borrows (for its batching counters)")
     parser.add_argument("--pace-ms", type=float, default=150.0,
                         help="also time sessions typing one keystroke per this many ms (0: closed loop only)")
     args = parser.parse_args(argv)
@@ -147,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     text = test[: args.chars]
     unigram = UnigramCompleter(train)
     config = (Path(args.config).read_text() if args.config else "") + (
-        '\n[[models]]\nname = "assistant-no-cache"\nbackend = "writing-assistant"\noptions.cache_entries = 0\n')
+        '\n[[models]]\nname = "assistant-no-cache"\nbackend = "writing-assistant"\noptions.cache_entries = 0\n'
+        '\n[[models]]\nname = "assistant-serial"\nbackend = "writing-assistant"\noptions.concurrent_calls = 1\n')
     with serve(config) as srv, Client(srv.target, timeout=600) as client:
         rows = []
         for k in (1, 3):
@@ -164,17 +175,27 @@ def main(argv: list[str] | None = None) -> int:
         cold = latency(client, "assistant-no-cache", document, max(2, args.keystrokes // 10))
         times["suggest, no prefix cache"] = cold["suggest"]
         paces = [0.0] + ([args.pace_ms / 1000] if args.pace_ms > 0 else [])
-        concurrent = {(n, pace): asyncio.run(concurrent_sessions(srv.target, args.model, n, test, 40, pace))
-                      for pace in paces for n in (int(x) for x in args.sessions.split(","))}
+        concurrent = {}
+        for model in (args.model, "assistant-serial"):
+            for pace in paces:
+                for n in (int(x) for x in args.sessions.split(",")):
+                    before = client.get_model(args.language_model).stats
+                    times_n = asyncio.run(concurrent_sessions(srv.target, model, n, test, 40, pace))
+                    after = client.get_model(args.language_model).stats
+                    steps = after.lent_steps_total - before.lent_steps_total
+                    rows = _lent_rows(after) - _lent_rows(before)
+                    concurrent[model, n, pace] = (times_n, rows / steps if steps else float("nan"))
     base_p50 = percentile(times["session"], 50)
     print(f"\nPer-keystroke latency on a {len(document):,}-character document ({args.keystrokes} keystrokes)")
     print(table(["path", "p50 ms", "p99 ms", "p50 vs session"],
                 [(name, percentile(v, 50) * 1e3, percentile(v, 99) * 1e3, percentile(v, 50) / base_p50)
                  for name, v in times.items()]))
-    print("\nPer-keystroke latency with concurrent sessions (40 keystrokes each)")
-    print(table(["sessions", "typing", "p50 ms", "p99 ms"],
-                [(n, f"every {pace * 1e3:.0f} ms" if pace else "closed loop", percentile(v, 50) * 1e3,
-                  percentile(v, 99) * 1e3) for (n, pace), v in concurrent.items()]))
+    print("\nPer-keystroke latency with concurrent sessions (40 keystrokes each); searches batched into shared "
+          "model steps (as shipped) vs the assistant's calls one at a time")
+    print(table(["assistant", "sessions", "typing", "p50 ms", "p99 ms", "rows/step"],
+                [("batched" if model == args.model else "one at a time", n,
+                  f"every {pace * 1e3:.0f} ms" if pace else "closed loop", percentile(v, 50) * 1e3,
+                  percentile(v, 99) * 1e3, rows) for (model, n, pace), (v, rows) in concurrent.items()]))
     return 0
 
 

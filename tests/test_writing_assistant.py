@@ -13,12 +13,13 @@ import torch
 from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.plugins import PluginHost, load_plugins
+from rnnserve.step_programs import run_alone
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors
 from rnnserve_plugins import writing_assistant
 from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
-from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache, read, start_state
+from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache, read, read_variants, start_state
 from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char
 from tests.support import toy_plugin
 from tests.support.toy_plugin import RecitingLM, TinyGRULM
@@ -87,8 +88,8 @@ def _word_suggestions(suggester: Suggester, text: str, k: int = 3) -> list[Sugge
     model = suggester.model
     with torch.inference_mode():
         start = start_state(model)
-        return suggester.suggest(text, SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=k),
-                                 lambda n: read(model, start, text[:n]))
+        return run_alone(model, suggester.suggest(text, SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=k),
+                                                  lambda n: read(model, start, text[:n])))
 
 
 class _BigramVocab:
@@ -226,6 +227,41 @@ def test_session_state_after_edits_equals_reading_the_final_text() -> None:
         assert ring.text == "" and torch.allclose(ring.current.logits, start_state(model).logits)
 
 
+def test_typing_keeps_recent_states_so_word_starts_and_backspace_need_no_read() -> None:
+    """Keystroke by keystroke, the state at the start of the word being typed and the state one
+    backspace back are kept, not re-read from a checkpoint (and they equal reading from scratch)."""
+    model = TinyGRULM(seed=5)
+    with torch.inference_mode():
+        ring = CheckpointRing(model, every=32, size=4, recent=16)
+        for ch in "it is a truth universally":
+            ring.append(ch)
+        before = ring.chars_read
+        word_start = ring.state_at(len("it is a truth "))
+        ring.delete(1)
+        assert ring.chars_read == before  # neither needed a read
+        assert ring.text == "it is a truth universall"
+        for got, text in ((word_start, "it is a truth "), (ring.current, ring.text)):
+            scratch = read(model, start_state(model), text)
+            assert torch.allclose(got.state[0], scratch.state[0], atol=1e-5)
+            assert torch.allclose(got.logits, scratch.logits, atol=1e-5)
+        ring.append("y known")
+        scratch = read(model, start_state(model), "it is a truth universally known")
+        assert torch.allclose(ring.current.logits, scratch.logits, atol=1e-5)
+
+
+def test_casings_read_in_one_batch_match_reading_each() -> None:
+    model = TinyGRULM(seed=6)
+    with torch.inference_mode():
+        start = read(model, start_state(model), "the ")
+        texts = ["eli", "Eli", "ELI"]
+        state, logits, logprob = read_variants(model, start, texts)
+        for i, text in enumerate(texts):
+            alone = read(model, start, text)
+            assert torch.allclose(logits[i], alone.logits, atol=1e-5)
+            assert torch.allclose(state[0][:, i], alone.state[0][:, 0], atol=1e-5)
+            assert logprob[i].item() == pytest.approx(_logprob(model, "the ", text), abs=1e-5)
+
+
 def _same(a: list, b: list) -> bool:  # type: ignore[type-arg]
     """Same suggestions; probabilities equal to float tolerance (states come by different paths)."""
     return [(s.text, s.kind, s.insert_text, s.replace_chars) for s in a] == \
@@ -272,8 +308,8 @@ def test_suggester_completes_the_typed_word_with_a_raw_state_function() -> None:
     with torch.inference_mode():
         suggester = Suggester(model)
         state = start_state(model)
-        found = suggester.suggest("abc", SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=2),
-                                  lambda n: read(model, state, "abc"[:n]))
+        options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=2)
+        found = run_alone(model, suggester.suggest("abc", options, lambda n: read(model, state, "abc"[:n])))
     assert len(found) <= 2 and all(s.text.startswith("abc") for s in found)
 
 

@@ -2,7 +2,9 @@
 
 It owns no weights: it borrows a language model the host already serves (by name, option
 ``language_model``, default ``austen-char-lstm-int8``) and runs its math on that model's
-scheduler thread (``SharedLanguageModel.call``).
+scheduler thread: reads with ``SharedLanguageModel.call``, suggestion searches with
+``SharedLanguageModel.run_steps``, so the searches of concurrent sessions and ``Suggest``
+calls share batched model steps.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "lexicon_words": 100_000,  # completions must be among the N most frequent English words (wordfreq); 0: off
     "cache_weight": 0.0,     # weight of the document's own words in word suggestions (document_cache.py)
     "cache_chars": 20_000,   # characters before the cursor the document cache counts
+    "concurrent_calls": 32,  # calls (sessions' keystrokes, Suggest) whose searches may share model steps
 }
 
 
@@ -44,6 +47,11 @@ class WritingAssistant(Assistant):
             raise ValueError(f"unknown writing-assistant option(s) {unknown}; valid: {sorted(DEFAULTS)}")
         self.options = {**DEFAULTS, **options}
         self.shared = shared
+        # Every model call runs on the language model's thread (shared.call / run_steps), so
+        # concurrent calls are safe; their searches' steps are batched there.
+        self.concurrent_calls = int(self.options["concurrent_calls"])
+        if self.concurrent_calls < 1:
+            raise ValueError(f"concurrent_calls must be >= 1, got {self.concurrent_calls}")
         self.suggester = Suggester(shared.model, beam=self.options["beam"],
                                    max_word_chars=self.options["max_word_chars"],
                                    phrase_chars=self.options["phrase_chars"],
@@ -52,7 +60,8 @@ class WritingAssistant(Assistant):
         self.cache = PrefixCache(shared.model, self.options["cache_entries"])
 
     def suggest(self, text: str, options: SuggestOptions) -> list[Suggestion]:
-        return self.shared.call(lambda: self.suggester.suggest(text, options, lambda n: self.cache.state(text[:n])))
+        return self.shared.run_steps(lambda: self.suggester.suggest(text, options,
+                                                                    lambda n: self.cache.state(text[:n])))
 
     def open_session(self, options: SuggestOptions, text: str = "") -> AssistantSession:
         return WritingSession(self, options, text)
@@ -88,7 +97,8 @@ class WritingSession(AssistantSession):
 
     def suggestions(self) -> list[Suggestion]:
         suggester = self.assistant.suggester
-        return self.assistant.shared.call(lambda: suggester.suggest(self.ring.text, self.options, self.ring.state_at))
+        return self.assistant.shared.run_steps(lambda: suggester.suggest(self.ring.text, self.options,
+                                                                          self.ring.state_at))
 
     @property
     def document_chars(self) -> int:

@@ -3,7 +3,9 @@
 Used for word completion (extend with word characters; a hypothesis *ends* with the
 probability mass of a word boundary after it, without consuming it) and for phrase
 continuation (extend with any character; a hypothesis ends when it emits a clause end).
-All live hypotheses advance together in one batched ``step``.
+All live hypotheses advance together in one batched step. The search is a step program
+(``rnnserve.step_programs``): it yields the steps it needs, so the host can batch them
+with other searches' (``SharedLanguageModel.run_steps``) or run it alone (``run_alone``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from rnnserve.backends import LanguageModel, State
+from rnnserve.step_programs import StepProgram
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
 
 
@@ -28,12 +31,6 @@ class Hypothesis:
 def select_state(model: LanguageModel, state: State, index: torch.Tensor) -> State:
     """Rows ``index`` [k] of a batched state (along each tensor's declared batch dim)."""
     return tuple(t.index_select(d, index) for t, d in zip(state, model.state_batch_dims, strict=True))
-
-
-def concat_states(model: LanguageModel, states: list[State]) -> State:
-    """Concatenate batched states along their batch dims."""
-    return tuple(torch.cat(parts, dim=d) for parts, d in zip(zip(*states, strict=True), model.state_batch_dims,
-                                                               strict=True))
 
 
 def beam_search(
@@ -52,27 +49,31 @@ def beam_search(
     finish_at_limit: bool = False,
     lexicon: Lexicon | None = None,
     typed: str = "",
-) -> list[Hypothesis]:
-    """Most likely continuations from one state.
+    start_logprob: torch.Tensor | None = None,
+) -> StepProgram[list[Hypothesis]]:
+    """Most likely continuations from one state, or jointly from several (a step program).
 
     Args:
-        state: the state after the text so far, batch 1.
-        logits: [vocab] next-token logits in that state.
+        state: the state after the text so far, batch R (R starting points, e.g. casings of a
+            typed prefix; their hypotheses compete in one beam and advance in one batched step).
+        logits: [vocab] (R = 1) or [R, vocab] next-token logits in those states.
+        start_logprob: [R] log-probability of each starting point (default 0).
         extend: [vocab] bool, tokens a hypothesis may grow by.
         end_mass: [vocab] bool; a non-empty hypothesis finishes with log P(any of these next).
         end_on: [vocab] bool; a hypothesis finishes (consuming it) when it emits one of these.
         first: [vocab] bool, extra restriction on the first token.
         finish_at_limit: hypotheses still live after ``max_chars`` count as finished.
         lexicon: with ``end_mass``: hypotheses only grow into, and only finish as, its words
-            (``typed`` + hypothesis, in any case); ``typed`` is the part of the word already read.
+            (``typed`` + hypothesis, in any case); ``typed`` is the part of the word already read
+            (the same for every starting point, up to case).
         beam: live hypotheses kept per step; max_chars: longest continuation.
         results: how many finished hypotheses to return.
     Returns:
         Up to ``results`` hypotheses, most likely first.
     """
-    live_text = [""]
-    live_lp = torch.zeros(1, dtype=torch.float64)
-    live_logits = logits[None].float()
+    live_logits = (logits[None] if logits.dim() == 1 else logits).float()
+    live_text = [""] * live_logits.shape[0]
+    live_lp = torch.zeros(len(live_text), dtype=torch.float64) if start_logprob is None else start_logprob.double()
     live_state = state
     finished: list[Hypothesis] = []
     allowed = extend | end_on if end_on is not None else extend
@@ -110,6 +111,6 @@ def beam_search(
         if len(finished) >= results and float(top_lp[keep_t].max()) < finished[results - 1].logprob:
             break
         live_state = select_state(model, live_state, rows[keep_t])
-        live_logits, live_state = model.step(tokens[keep_t], live_state)
+        live_logits, live_state = yield tokens[keep_t], live_state
         live_text, live_lp = next_text, top_lp[keep_t].double()
     return finished[:results]

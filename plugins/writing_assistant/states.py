@@ -39,15 +39,21 @@ def read(model: LanguageModel, start: TextState, text: str) -> TextState:
     return TextState(state, logits[0, -1].clone())
 
 
-def read_scored(model: LanguageModel, start: TextState, text: str) -> tuple[TextState, float]:
-    """``read``, and the log-probability of ``text`` after ``start`` (natural log)."""
-    if not text:
-        return start, 0.0
-    ids, _ = model.vocab.encode(text)
-    logits, state = model.forward(torch.tensor([ids]), start.state)
-    previous = torch.cat([start.logits[None], logits[0, :-1]]).float()  # [len, vocab]: what predicted each id
-    logprob = float(torch.log_softmax(previous, dim=-1).gather(1, torch.tensor(ids)[:, None]).sum())
-    return TextState(state, logits[0, -1].clone()), logprob
+def read_variants(model: LanguageModel, start: TextState, texts: list[str]) -> tuple[State, torch.Tensor, torch.Tensor]:
+    """Read equally long ``texts`` (in one batched call) after ``start``.
+
+    Returns:
+        the states after each text (batch ``len(texts)``), the next-token logits there
+        [len(texts), vocab], and each text's log-probability after ``start`` [len(texts)] (float64).
+    """
+    ids = torch.tensor([model.vocab.encode(text)[0] for text in texts])  # [R, T]
+    rows = ids.shape[0]
+    state = tuple(t.expand(*[rows if d == dim else -1 for d in range(t.dim())]).contiguous()
+                  for t, dim in zip(start.state, model.state_batch_dims, strict=True))
+    logits, state = model.forward(ids, state)
+    previous = torch.cat([start.logits.expand(rows, 1, -1), logits[:, :-1]], dim=1).float()  # [R, T, vocab]
+    logprob = torch.log_softmax(previous, dim=-1).gather(2, ids[:, :, None]).sum(dim=(1, 2)).double()
+    return state, logits[:, -1].clone(), logprob
 
 
 class PrefixCache:
@@ -112,10 +118,11 @@ class CheckpointRing:
 
     A checkpoint is kept every ``every`` characters, the newest ``size`` of them. Appending
     reads only the new text; deleting restores the nearest checkpoint at or before the new
-    end and re-reads fewer than ``every`` characters.
+    end and re-reads fewer than ``every`` characters. The states after the last ``recent``
+    appends are kept too, so the start of the word being typed is at hand without a read.
     """
 
-    def __init__(self, model: LanguageModel, every: int = 32, size: int = 64) -> None:
+    def __init__(self, model: LanguageModel, every: int = 32, size: int = 64, recent: int = 24) -> None:
         self.model = model
         self.every = every
         self.size = size
@@ -124,6 +131,7 @@ class CheckpointRing:
         self._start = start_state(model)
         self.current = self._start
         self._ring: deque[tuple[int, TextState]] = deque(maxlen=size)
+        self._recent: deque[tuple[int, TextState]] = deque(maxlen=recent)
 
     def append(self, text: str) -> None:
         pos = len(self.text)
@@ -143,6 +151,8 @@ class CheckpointRing:
             pos = stop
             if pos % self.every == 0:
                 self._ring.append((pos, self.current))
+        if text:
+            self._recent.append((len(self.text), self.current))
 
     def delete(self, chars: int) -> None:
         self.truncate(max(0, len(self.text) - chars))
@@ -153,6 +163,11 @@ class CheckpointRing:
             return
         while self._ring and self._ring[-1][0] > length:
             self._ring.pop()
+        while self._recent and self._recent[-1][0] > length:
+            self._recent.pop()
+        if self._recent and self._recent[-1][0] == length:
+            self.text, self.current = self.text[:length], self._recent[-1][1]
+            return
         # Past the ring's reach (more than size * every characters back) it re-reads from the start.
         base_pos, base = self._ring[-1] if self._ring else (0, self._start)
         rest = self.text[base_pos:length]
@@ -164,15 +179,18 @@ class CheckpointRing:
         self.text = ""
         self.current = self._start
         self._ring.clear()
+        self._recent.clear()
 
     def state_at(self, length: int) -> TextState:
-        """The state after the first ``length`` characters (from the nearest checkpoint)."""
+        """The state after the first ``length`` characters (from the nearest kept state)."""
         if length == len(self.text):
             return self.current
         base_pos, base = (0, self._start)
-        for pos, state in reversed(self._ring):
-            if pos <= length:
-                base_pos, base = pos, state
-                break
+        for kept in (self._ring, self._recent):
+            for pos, state in reversed(kept):
+                if pos <= length:
+                    if pos > base_pos:
+                        base_pos, base = pos, state
+                    break
         self.chars_read += length - base_pos
         return read(self.model, base, self.text[base_pos:length])

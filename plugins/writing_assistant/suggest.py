@@ -2,11 +2,12 @@
 
 Casing follows what was typed: the word being typed is completed from the typed prefix
 and, when they differ, from its lower-case and capitalised forms (a model trained on
-prose rarely sees ``ELIZ``). Each completion is scored with the probability of its
-casing of the prefix too, so the probabilities are of "this word, given a word starting
-with these letters in one of these casings" (otherwise "W" -> "William" would outrank
-"w" -> "was" mid-sentence). The best completion of each word wins and is rendered in
-the typed casing (``ELIZ`` -> ``ELIZABETH``, ``eliz`` -> ``elizabeth``).
+prose rarely sees ``ELIZ``). The casings are read in one batched call and searched in
+one shared beam, each hypothesis starting from the probability of its casing of the
+prefix, so the probabilities are of "this word, given a word starting with these letters
+in one of these casings" (otherwise "W" -> "William" would outrank "w" -> "was"
+mid-sentence). The best completion of each word wins and is rendered in the typed casing
+(``ELIZ`` -> ``ELIZABETH``, ``eliz`` -> ``elizabeth``).
 
 With a lexicon, word searches only grow hypotheses that are prefixes of its words and
 only finish real words, so the beam is spent on candidates that can be suggested; a
@@ -21,10 +22,11 @@ from collections.abc import Callable, Iterable
 import torch
 
 from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
+from rnnserve.step_programs import StepProgram
 from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
-from rnnserve_plugins.writing_assistant.search import Hypothesis, beam_search
-from rnnserve_plugins.writing_assistant.states import TextState, read, read_scored
+from rnnserve_plugins.writing_assistant.search import Hypothesis, beam_search, select_state
+from rnnserve_plugins.writing_assistant.states import TextState, read, read_variants
 
 #: A casing of the typed prefix less likely than this (natural log, relative to all casings
 #: searched) is not searched: 1% of the probability mass.
@@ -86,35 +88,45 @@ class Suggester:
         if vocab.eos_id is not None:
             self.boundary[vocab.eos_id] = True
 
-    def suggest(self, text: str, options: SuggestOptions, state_at: Callable[[int], TextState]) -> list[Suggestion]:
-        """Suggestions for ``text``; ``state_at(n)`` gives the state after ``text[:n]``."""
+    def suggest(self, text: str, options: SuggestOptions,
+                state_at: Callable[[int], TextState]) -> StepProgram[list[Suggestion]]:
+        """Suggestions for ``text``; ``state_at(n)`` gives the state after ``text[:n]``.
+
+        A step program: run it with ``SharedLanguageModel.run_steps`` (batched with other
+        searches) or ``rnnserve.step_programs.run_alone``.
+        """
         out: list[Suggestion] = []
         k = options.max_suggestions
         for kind in options.kinds:
             if kind is SuggestionKind.WORD:
                 prefix = typed_word(text)
-                found = self._complete(text, prefix, state_at(len(text) - len(prefix)), k) if prefix \
-                    else self._next_words(text, state_at(len(text)), k, kind)
+                found = (yield from self._complete(text, prefix, state_at(len(text) - len(prefix)), k)) if prefix \
+                    else (yield from self._next_words(text, state_at(len(text)), k, kind))
             elif kind is SuggestionKind.NEXT_WORDS:
-                found = self._next_words(text, state_at(len(text)), k, kind)
+                found = yield from self._next_words(text, state_at(len(text)), k, kind)
             else:
-                found = self._phrases(state_at(len(text)), k, options.max_phrase_chars or self.phrase_chars)
+                found = yield from self._phrases(state_at(len(text)), k, options.max_phrase_chars or self.phrase_chars)
             out.extend(_normalised(found))
         return out
 
-    def _complete(self, text: str, prefix: str, word_start: TextState, k: int) -> list[Suggestion]:
+    def _complete(self, text: str, prefix: str, word_start: TextState, k: int) -> StepProgram[list[Suggestion]]:
         """Completions of the typed ``prefix`` at the end of ``text`` (never the bare prefix itself)."""
         best: dict[str, tuple[float, str]] = {}  # lower-case word -> (P_lm, rest of the word)
-        variants = [(variant, *read_scored(self.model, word_start, variant)) for variant in casing_variants(prefix)]
-        norm = torch.logsumexp(torch.tensor([lp for _, _, lp in variants], dtype=torch.float64), dim=0).item()
-        for variant, state, variant_lp in variants:
-            if variant_lp - norm < MIN_CASING_LOGPROB:
-                continue  # its completions would need 100x the probability of the others' to place
-            for hyp in self._words(state, k, first_letter=False, typed=variant):
-                key = render(prefix, hyp.text).lower()
-                p = math.exp(variant_lp - norm + hyp.logprob)
-                if key not in best or p > best[key][0]:
-                    best[key] = (p, hyp.text)
+        variants = casing_variants(prefix)
+        states, logits, variant_lp = read_variants(self.model, word_start, variants)
+        variant_lp = variant_lp - torch.logsumexp(variant_lp, dim=0)
+        # A casing under 1% is not searched: its completions would need 100x the others' to place.
+        keep = (variant_lp >= MIN_CASING_LOGPROB).nonzero()[:, 0]
+        rows = TextState(select_state(self.model, states, keep), logits[keep])
+        # The casings' completions share one beam (each starts from its casing's probability);
+        # the same word may come from several casings, so more are asked for than are shown.
+        hypotheses = yield from self._words(rows, k * len(keep), first_letter=False, typed=prefix,
+                                            start=variant_lp[keep])
+        for hyp in hypotheses:
+            key = render(prefix, hyp.text).lower()
+            p = math.exp(hyp.logprob)
+            if key not in best or p > best[key][0]:
+                best[key] = (p, hyp.text)
         cached = self._cached(text[: len(text) - len(prefix)], prefix, fold_case=True)
         ranked = _mix(best, {key: (p, word[len(prefix):]) for key, (p, word) in cached.items()},
                       self.cache_weight, k)
@@ -123,12 +135,13 @@ class Suggester:
                            replace_chars=len(prefix))
                 for p, rest in ranked]
 
-    def _next_words(self, text: str, state: TextState, k: int, kind: SuggestionKind) -> list[Suggestion]:
+    def _next_words(self, text: str, state: TextState, k: int,
+                    kind: SuggestionKind) -> StepProgram[list[Suggestion]]:
         """The k most likely next words; a space is typed first unless the text ends with one."""
         lead = " " if text and not text[-1].isspace() else ""
         if lead:
             state = read(self.model, state, lead)
-        found = {h.text: (math.exp(h.logprob), h.text) for h in self._words(state, k, first_letter=True)}
+        found = {h.text: (math.exp(h.logprob), h.text) for h in (yield from self._words(state, k, first_letter=True))}
         ranked = _mix(found, self._cached(text, "", fold_case=False), self.cache_weight, k)
         return [Suggestion(text=word, kind=kind, probability=0.0, absolute_probability=p, insert_text=lead + word)
                 for p, word in ranked]
@@ -138,16 +151,18 @@ class Suggester:
             return {}
         return cache_distribution(document[-self.cache_chars:], prefix, fold_case=fold_case)
 
-    def _words(self, state: TextState, k: int, *, first_letter: bool, typed: str = "") -> list[Hypothesis]:
-        """Up to k continuations of the word ``typed`` so far into whole words."""
+    def _words(self, state: TextState, k: int, *, first_letter: bool, typed: str = "",
+               start: torch.Tensor | None = None) -> StepProgram[list[Hypothesis]]:
+        """Up to k continuations of the word ``typed`` so far into whole words, from one state or
+        (batched ``state``, ``start`` log-probabilities) from several casings of ``typed``."""
         lexicon = self.lexicon if self.lexicon is not None and self.lexicon.has_prefix(typed) else None
-        return beam_search(self.model, self.token_text, state.state, state.logits, extend=self.word,
-                           end_mass=self.boundary, first=self.letter if first_letter else None,
-                           beam=max(self.beam, 2 * k), max_chars=self.max_word_chars, results=k,
-                           lexicon=lexicon, typed=typed)
+        return (yield from beam_search(self.model, self.token_text, state.state, state.logits, extend=self.word,
+                                       end_mass=self.boundary, first=self.letter if first_letter else None,
+                                       beam=max(self.beam, 2 * k), max_chars=self.max_word_chars, results=k,
+                                       lexicon=lexicon, typed=typed, start_logprob=start))
 
-    def _phrases(self, state: TextState, k: int, max_chars: int) -> list[Suggestion]:
-        found = beam_search(self.model, self.token_text, state.state, state.logits, extend=self.printable,
+    def _phrases(self, state: TextState, k: int, max_chars: int) -> StepProgram[list[Suggestion]]:
+        found = yield from beam_search(self.model, self.token_text, state.state, state.logits, extend=self.printable,
                             end_on=self.clause_end, beam=max(self.beam, k), max_chars=max_chars, results=k,
                             finish_at_limit=True)
         return [Suggestion(text=h.text, kind=SuggestionKind.PHRASE, probability=0.0,

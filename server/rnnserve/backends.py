@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -226,6 +226,11 @@ class Assistant(BackendBase):
     """A writing assistant."""
 
     kind = ModelKind.ASSISTANT
+    #: How many of its calls (suggest, session events) the host may run at once, each on its
+    #: own thread; 1: one at a time, in order. A backend whose math all runs on a borrowed
+    #: language model's thread (``SharedLanguageModel``) can allow many, so that concurrent
+    #: calls' model steps are batched there.
+    concurrent_calls: int = 1
 
     @abstractmethod
     def suggest(self, text: str, options: SuggestOptions) -> list[Suggestion]:
@@ -245,11 +250,15 @@ class SharedLanguageModel:
 
     ``call(fn)`` runs ``fn`` on the model's scheduler thread between two decoding steps
     and returns its result, keeping the rule that a model's math runs on one thread.
+    ``run_steps(make)`` runs the step program ``make()`` there (``rnnserve.step_programs``:
+    a generator that yields the model steps it needs), batching its steps with those of
+    the other programs running at the same time, and returns its result.
     """
 
     name: str
     model: LanguageModel
     call: Callable[[Callable[[], Any]], Any]
+    run_steps: Callable[[Callable[[], Generator[Any, Any, Any]]], Any]
 
 
 class LoadContext(Protocol):

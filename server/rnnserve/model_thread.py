@@ -34,6 +34,9 @@ class SchedulerStats:
     batch_rows_total: int = 0
     queue_depth: int = 0
     active_sequences: int = 0
+    #: Model steps run for step programs lent the model (e.g. assistant searches), and their rows.
+    lent_steps_total: int = 0
+    lent_rows_total: int = 0
 
     @property
     def mean_batch_size(self) -> float:
@@ -41,29 +44,39 @@ class SchedulerStats:
 
 
 class ModelThread:
-    """Base of the per-model schedulers: a named daemon thread looping over ``_take`` / ``_process``."""
+    """Base of the per-model schedulers: named daemon threads looping over ``_take`` / ``_process``
+    (one thread unless a subclass asks for more)."""
 
-    #: Thread names are ``f"{thread_prefix}:{model name}"``.
+    #: Thread names are ``f"{thread_prefix}:{model name}"`` (then ``:1``, ``:2``... for more threads).
     thread_prefix = "model"
 
-    def __init__(self, name: str, *, max_queue: int) -> None:
+    def __init__(self, name: str, *, max_queue: int, threads: int = 1) -> None:
         self.name = name
         self.max_queue = max_queue
         self.stats = SchedulerStats()
         self._cv = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._main, name=f"{self.thread_prefix}:{name}", daemon=True)
-        #: time.monotonic() when the model call now running began, None between calls (read by the watchdog)
-        self.step_started_at: float | None = None
+        names = [f"{self.thread_prefix}:{name}" + (f":{i}" if i else "") for i in range(threads)]
+        self._threads = [threading.Thread(target=self._main, name=n, daemon=True) for n in names]
+        self._thread = self._threads[0]
+        self._calls_started: dict[int, float] = {}  # thread ident -> time.monotonic() of its running call
+
+    @property
+    def step_started_at(self) -> float | None:
+        """When the oldest model call now running began (``time.monotonic()``), None when none
+        runs (read by the watchdog)."""
+        return min(self._calls_started.values(), default=None)
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         with self._cv:
             self._stopping = True
-            self._cv.notify()
-        self._thread.join(timeout=5)
+            self._cv.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _push(self, queue: deque[T], item: T, *, count: bool = True) -> None:
         """Append to a bounded queue and wake the thread; Overloaded when the queue is full."""
@@ -85,11 +98,15 @@ class ModelThread:
     @contextmanager
     def _model_call(self) -> Iterator[None]:
         """Mark a model call as running, for the watchdog."""
-        self.step_started_at = time.monotonic()
+        ident = threading.get_ident()
+        outer = ident in self._calls_started  # a call within a call keeps the outer start
+        if not outer:
+            self._calls_started[ident] = time.monotonic()
         try:
             yield
         finally:
-            self.step_started_at = None
+            if not outer:
+                del self._calls_started[ident]
 
     def _main(self) -> None:
         with torch.inference_mode():

@@ -130,7 +130,7 @@ class ModelRegistry:
         if entry.state != ModelState.READY or not isinstance(entry.backend, LanguageModel):
             raise ValueError(f"language model {name!r} is not ready ({entry.state}: {entry.reason})")
         assert isinstance(entry.worker, LanguageModelScheduler)
-        return SharedLanguageModel(name, entry.backend, entry.worker.call)
+        return SharedLanguageModel(name, entry.backend, entry.worker.call, entry.worker.run_steps)
 
     def _load(self, entry: ModelEntry) -> None:
         spec = entry.spec
@@ -218,7 +218,8 @@ class ModelRegistry:
                                           emit_interval_s=interval)
         if isinstance(backend, Translator):
             return TranslationScheduler(spec.name, backend, max_batch_texts=batch, max_queue=limits.max_queue)
-        return SerialWorker(spec.name, max_queue=limits.max_queue)
+        threads = backend.concurrent_calls if isinstance(backend, Assistant) else 1
+        return SerialWorker(spec.name, max_queue=limits.max_queue, threads=threads)
 
     # -- lookup ----------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ The event loop only moves messages; all model math runs on the scheduler's threa
    own parameters and random stream, in tensor operations over the whole batch;
 4. hands the new text to the streams when a row has finished (end of text, length) or
    ``emit_interval_s`` has passed since the last hand-over, removing finished rows (an
-   ``index_select`` over the state's batch dims).
+   ``index_select`` over the state's batch dims);
+5. advances the step programs lent the model (``run_steps``: e.g. writing-assistant
+   searches of concurrent sessions) by one batched step for all of them together.
 
 Per step there is no Python work per sequence: the tokens of the steps between two
 hand-overs are stacked, and the per-sequence work (decoding text, stop sequences,
@@ -35,16 +37,18 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from rnnserve.backends import LanguageModel, State
 from rnnserve.model_thread import ModelThread
 from rnnserve.sampling import SamplingParams, UniformBank, apply_repetition_penalty, sample, seen_mask
+from rnnserve.step_programs import StepBatcher, StepProgram, run_alone
 from rnnserve.stopping import StopMatcher
 
 log = logging.getLogger("rnnserve.scheduler")
+T = TypeVar("T")
 
 #: How often a decoding batch hands new text to its streams when no row has finished: 20 ms
 #: is far below what a reader notices and lets a step's tokens travel in one message per
@@ -291,6 +295,11 @@ class ScoreResult:
         return -self.total / len(self.tokens) if self.tokens else 0.0
 
 
+#: One scheduler iteration's intake: a job, new step programs, admitted requests.
+_Work = tuple[tuple[Callable[[], Any], Future[Any]] | None, list[tuple[Callable[[], StepProgram[Any]], Future[Any]]],
+              list[RequestHandle]]
+
+
 class LanguageModelScheduler(ModelThread):
     """Continuous-batching decoder for one language model."""
 
@@ -306,6 +315,8 @@ class LanguageModelScheduler(ModelThread):
         self._token_text = [self.vocab.decode([i]) for i in range(self.vocab.size)]
         self._waiting: deque[RequestHandle] = deque()
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self._programs: deque[tuple[Callable[[], StepProgram[Any]], Future[Any]]] = deque()
+        self._lent = StepBatcher(model, self.stats, max_rows=max_batch_size)
         self._active: list[_Sequence] = []
         self._rows: _Rows | None = None  # aligned with self._active; None when it is empty
         self._batch_params: _BatchParams | None = None  # of self._active; rebuilt when it changes
@@ -336,6 +347,15 @@ class LanguageModelScheduler(ModelThread):
             return fn()
         return self._enqueue_job(fn).result()
 
+    def run_steps(self, make: Callable[[], StepProgram[T]]) -> T:
+        """Run the step program ``make()`` on the scheduler thread, its steps batched with those
+        of the other programs running then (see ``step_programs``); blocks the calling thread."""
+        if threading.current_thread() is self._thread:
+            return run_alone(self.model, make())
+        future: Future[T] = Future()
+        self._push(self._programs, (make, future), count=False)
+        return future.result()
+
     async def score(self, text_ids: list[int], context_ids: list[int]) -> ScoreResult:
         """Log-probability of each token of ``text_ids`` after start-of-text and ``context_ids``."""
         return await self.run_job(lambda: self._score(text_ids, context_ids))
@@ -343,15 +363,19 @@ class LanguageModelScheduler(ModelThread):
     # -- scheduler thread ------------------------------------------------------------
 
     def _has_work(self) -> bool:
-        return bool(self._waiting or self._jobs or self._active)
+        return bool(self._waiting or self._jobs or self._active or self._programs or len(self._lent))
 
-    def _take(self) -> tuple[tuple[Callable[[], Any], Future[Any]] | None, list[RequestHandle]]:
-        """One job (scoring, lent work) and the waiting requests that fit in the batch."""
-        return (self._jobs.popleft() if self._jobs else None), self._take_admissible()
+    def _take(self) -> _Work:
+        """One job (scoring, lent work), the new step programs and the waiting requests that fit
+        in the batch."""
+        programs = list(self._programs)
+        self._programs.clear()
+        return (self._jobs.popleft() if self._jobs else None), programs, self._take_admissible()
 
-    def _process(self, work: tuple[tuple[Callable[[], Any], Future[Any]] | None, list[RequestHandle]]) -> None:
-        """One iteration: a job, admissions (prefill), drop cancelled, one batched step."""
-        job, admitted = work
+    def _process(self, work: _Work) -> None:
+        """One iteration: a job, admissions (prefill), drop cancelled, one batched step, one
+        batched step of the lent step programs."""
+        job, programs, admitted = work
         if job is not None:
             with self._model_call():
                 self._run_job(*job)
@@ -362,6 +386,13 @@ class LanguageModelScheduler(ModelThread):
         if self._active:
             with self._model_call():
                 self._step()
+        if programs:
+            with self._model_call():
+                for make, future in programs:
+                    self._lent.start(make, future)
+        if len(self._lent):
+            with self._model_call():
+                self._lent.round()
 
     def _take_admissible(self) -> list[RequestHandle]:
         """Pop waiting requests that fit in the batch (called with the lock held)."""

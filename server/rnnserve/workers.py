@@ -2,8 +2,9 @@
 
 * :class:`TranslationScheduler` batches texts from concurrent calls that share decoding
   options into one ``Translator.translate`` call (up to ``max_batch_texts`` texts).
-* :class:`SerialWorker` runs an assistant's calls one at a time, in order, each in a copy
-  of its caller's context (so the backend's log lines carry the call's request id).
+* :class:`SerialWorker` runs an assistant's calls in order, each in a copy of its
+  caller's context (so the backend's log lines carry the call's request id): one at a
+  time, or on ``Assistant.concurrent_calls`` threads where the backend allows it.
 
 Both are :class:`~rnnserve.model_thread.ModelThread` s.
 """
@@ -27,12 +28,13 @@ T = TypeVar("T")
 
 
 class SerialWorker(ModelThread):
-    """Runs jobs on the model's thread, in submission order, with a bounded queue."""
+    """Runs jobs on the model's thread (or ``threads`` threads), started in submission order,
+    with a bounded queue."""
 
     thread_prefix = "worker"
 
-    def __init__(self, name: str, *, max_queue: int) -> None:
-        super().__init__(name, max_queue=max_queue)
+    def __init__(self, name: str, *, max_queue: int, threads: int = 1) -> None:
+        super().__init__(name, max_queue=max_queue, threads=threads)
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
 
     async def run(self, fn: Callable[[], T]) -> T:

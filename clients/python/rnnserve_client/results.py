@@ -86,6 +86,9 @@ class ModelStats:
     mean_batch_size: float
     #: Backend-specific counters, e.g. ``{"prefix_cache_hits": 12.0}``.
     backend_counters: dict[str, float]
+    #: Steps run for searches lent the model (a writing assistant's), and their mean rows.
+    lent_steps_total: int = 0
+    mean_lent_rows: float = 0.0
 
     @classmethod
     def from_pb(cls, pb: models_pb2.ModelStats) -> ModelStats:
@@ -98,6 +101,8 @@ class ModelStats:
             rejected_total=pb.rejected_total,
             mean_batch_size=pb.mean_batch_size,
             backend_counters=dict(pb.backend_counters),
+            lent_steps_total=pb.lent_steps_total,
+            mean_lent_rows=pb.mean_lent_rows,
         )
 
 

@@ -42,6 +42,8 @@ def model_pb(entry: ModelEntry) -> models_pb2.Model:
             requests_total=stats.requests_total,
             rejected_total=stats.rejected_total,
             mean_batch_size=stats.mean_batch_size,
+            lent_steps_total=stats.lent_steps_total,
+            mean_lent_rows=stats.lent_rows_total / stats.lent_steps_total if stats.lent_steps_total else 0.0,
             backend_counters=entry.backend.counters() if entry.backend is not None else {},
         ),
     )

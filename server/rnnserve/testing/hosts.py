@@ -12,6 +12,7 @@ from rnnserve.backends import LanguageModel, SharedLanguageModel
 from rnnserve.config import ModelSpec
 from rnnserve.errors import PluginError
 from rnnserve.plugins import ENTRY_POINT_GROUP, PluginHost, load_plugins
+from rnnserve.step_programs import run_alone
 
 
 def plugin_host(*plugins: Any) -> PluginHost:
@@ -70,4 +71,5 @@ class LocalContext:
         if name not in self.language_models:
             raise ValueError(f"language model {name!r} is not available here; pass it in "
                              f"LocalContext(language_models={{{name!r}: model}})")
-        return SharedLanguageModel(name, self.language_models[name], lambda fn: fn())
+        model = self.language_models[name]
+        return SharedLanguageModel(name, model, lambda fn: fn(), lambda make: run_alone(model, make()))

@@ -55,7 +55,7 @@ class ModelCard(_message.Message):
     def __init__(self, description: _Optional[str] = ..., data: _Optional[str] = ..., split: _Optional[str] = ..., training_command: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., license: _Optional[str] = ..., limitations: _Optional[str] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("queue_depth", "active_sequences", "steps_total", "tokens_total", "requests_total", "rejected_total", "mean_batch_size", "backend_counters")
+    __slots__ = ("queue_depth", "active_sequences", "steps_total", "tokens_total", "requests_total", "rejected_total", "mean_batch_size", "backend_counters", "lent_steps_total", "mean_lent_rows")
     class BackendCountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,8 @@ class ModelStats(_message.Message):
     REJECTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     MEAN_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     BACKEND_COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    LENT_STEPS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MEAN_LENT_ROWS_FIELD_NUMBER: _ClassVar[int]
     queue_depth: int
     active_sequences: int
     steps_total: int
@@ -79,7 +81,9 @@ class ModelStats(_message.Message):
     rejected_total: int
     mean_batch_size: float
     backend_counters: _containers.ScalarMap[str, float]
-    def __init__(self, queue_depth: _Optional[int] = ..., active_sequences: _Optional[int] = ..., steps_total: _Optional[int] = ..., tokens_total: _Optional[int] = ..., requests_total: _Optional[int] = ..., rejected_total: _Optional[int] = ..., mean_batch_size: _Optional[float] = ..., backend_counters: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    lent_steps_total: int
+    mean_lent_rows: float
+    def __init__(self, queue_depth: _Optional[int] = ..., active_sequences: _Optional[int] = ..., steps_total: _Optional[int] = ..., tokens_total: _Optional[int] = ..., requests_total: _Optional[int] = ..., rejected_total: _Optional[int] = ..., mean_batch_size: _Optional[float] = ..., backend_counters: _Optional[_Mapping[str, float]] = ..., lent_steps_total: _Optional[int] = ..., mean_lent_rows: _Optional[float] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("name", "kind", "backend", "plugin", "plugin_version", "state", "reason", "parameter_count", "card", "stats")

@@ -1,0 +1,156 @@
+"""Step programs: searches lent a language model's thread, their steps batched together."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+from rnnserve.scheduler import LanguageModelScheduler
+from rnnserve.step_programs import StepProgram, run_alone
+from rnnserve.workers import SerialWorker
+from tests.support.toy_plugin import TinyGRULM
+
+
+def greedy_walk(model: TinyGRULM, rows: int, steps: int, first: int) -> StepProgram[list[list[int]]]:
+    """``rows`` greedy continuations of tokens first, first + 1, ...: one request per step."""
+    tokens = (torch.arange(rows) + first) % model.vocab.size
+    state = model.initial_state(rows)
+    out = []
+    for _ in range(steps):
+        logits, state = yield tokens, state
+        tokens = logits.argmax(-1)
+        out.append(tokens.tolist())
+    return out
+
+
+def failing_walk(model: TinyGRULM) -> StepProgram[None]:
+    yield torch.zeros(1, dtype=torch.long), model.initial_state(1)
+    raise RuntimeError("the program's own bug")
+
+
+def malformed_walk(model: TinyGRULM) -> StepProgram[None]:
+    yield torch.zeros(2, dtype=torch.long), model.initial_state(3)  # 2 tokens, 3 state rows
+
+
+def _run_together(scheduler: LanguageModelScheduler, makers: list[Any]) -> list[Any]:
+    """Queue every program before the scheduler starts, so they run side by side."""
+    with ThreadPoolExecutor(len(makers)) as pool:
+        futures = [pool.submit(scheduler.run_steps, make) for make in makers]
+        deadline = time.monotonic() + 10
+        while len(scheduler._programs) < len(makers) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        scheduler.start()
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result(timeout=30))
+            except Exception as exc:
+                outcomes.append(exc)
+    return outcomes
+
+
+def test_programs_running_together_share_steps_and_match_running_alone() -> None:
+    model = TinyGRULM(seed=7)
+    shapes = [(3, 5, 0), (1, 9, 4), (8, 2, 1), (2, 7, 6)]  # rows, steps, first token
+    scheduler = LanguageModelScheduler("lent", model, max_batch_size=64, max_queue=64)
+    try:
+        together = _run_together(scheduler, [lambda s=s: greedy_walk(model, *s) for s in shapes])
+    finally:
+        scheduler.stop()
+    with torch.inference_mode():
+        alone = [run_alone(model, greedy_walk(model, *s)) for s in shapes]
+    assert together == alone
+    stats = scheduler.stats
+    assert stats.lent_steps_total == max(steps for _, steps, _ in shapes)  # one batched step per round
+    assert stats.lent_rows_total == sum(rows * steps for rows, steps, _ in shapes)
+
+
+def test_batches_are_capped_at_the_schedulers_batch_size() -> None:
+    model = TinyGRULM(seed=7)
+    scheduler = LanguageModelScheduler("capped", model, max_batch_size=4, max_queue=64)
+    try:
+        together = _run_together(scheduler, [lambda: greedy_walk(model, 3, 2, 0), lambda: greedy_walk(model, 3, 2, 1)])
+    finally:
+        scheduler.stop()
+    with torch.inference_mode():
+        assert together == [run_alone(model, greedy_walk(model, 3, 2, i)) for i in (0, 1)]
+    assert scheduler.stats.lent_steps_total == 4  # 3 + 3 rows do not fit in one step of 4
+
+
+def test_a_failing_program_or_malformed_request_fails_alone() -> None:
+    model = TinyGRULM(seed=7)
+    scheduler = LanguageModelScheduler("faults", model, max_batch_size=64, max_queue=64)
+    try:
+        outcomes = _run_together(scheduler, [lambda: greedy_walk(model, 2, 4, 0), lambda: failing_walk(model),
+                                             lambda: malformed_walk(model), lambda: greedy_walk(model, 1, 3, 5)])
+    finally:
+        scheduler.stop()
+    with torch.inference_mode():
+        assert outcomes[0] == run_alone(model, greedy_walk(model, 2, 4, 0))
+        assert outcomes[3] == run_alone(model, greedy_walk(model, 1, 3, 5))
+    assert isinstance(outcomes[1], RuntimeError) and "own bug" in str(outcomes[1])
+    assert isinstance(outcomes[2], RuntimeError)  # the GRU refuses 2 tokens with 3 state rows
+
+
+def test_run_steps_on_the_schedulers_own_thread_runs_the_program_inline() -> None:
+    model = TinyGRULM(seed=7)
+    scheduler = LanguageModelScheduler("inline", model, max_batch_size=64, max_queue=64)
+    scheduler.start()
+    try:
+        nested = scheduler.call(lambda: scheduler.run_steps(lambda: greedy_walk(model, 2, 3, 0)))
+    finally:
+        scheduler.stop()
+    with torch.inference_mode():
+        assert nested == run_alone(model, greedy_walk(model, 2, 3, 0))
+
+
+def test_a_worker_with_threads_runs_that_many_calls_at_once() -> None:
+    worker = SerialWorker("pool", max_queue=16, threads=3)
+    worker.start()
+    barrier = threading.Barrier(3, timeout=10)
+    started: list[float | None] = []
+
+    def job() -> int:
+        barrier.wait()  # passes only when three calls run at once
+        started.append(worker.step_started_at)
+        barrier.wait()
+        return threading.get_ident()
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(worker.run(job) for _ in range(3))))
+
+    try:
+        idents = asyncio.run(main())
+    finally:
+        worker.stop()
+    assert len(set(idents)) == 3
+    assert all(s is not None for s in started) and worker.step_started_at is None
+
+
+def test_a_worker_with_one_thread_runs_one_call_at_a_time() -> None:
+    worker = SerialWorker("serial", max_queue=16)
+    worker.start()
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def job() -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*(worker.run(job) for _ in range(5)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        worker.stop()
+    assert most[0] == 1
