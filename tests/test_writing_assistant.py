@@ -363,6 +363,8 @@ def test_document_cache_is_the_relative_frequency_of_the_documents_words() -> No
     assert "walter" not in cache_distribution(document, "walter", fold_case=True)  # never the bare prefix
     words = cache_distribution(document, fold_case=False)
     assert words["Walter"][0] == pytest.approx(2 / 11) and "walter" not in words  # 11 words
+    known = cache_distribution(document, "ell", fold_case=True, exclude={"elliot"})
+    assert known == {"elliot's": (pytest.approx(1 / 4), "elliot's"), "ellis": (pytest.approx(1 / 4), "Ellis")}
 
 
 def test_document_cache_puts_the_documents_names_among_the_completions() -> None:
@@ -373,3 +375,16 @@ def test_document_cache_puts_the_documents_names_among_the_completions() -> None
     assert "juliet" not in {s.text for s in plain}
     assert "juliet" in {s.text for s in cached}
     assert sum(s.absolute_probability for s in cached) <= 1.0 + 1e-9
+
+
+def test_document_cache_scoped_to_unknown_words_offers_only_words_outside_the_lexicon() -> None:
+    """With a lexicon, the default scope leaves the lexicon's words to the language model."""
+    model, text = RecitingLM(), "juliet, juliet. jumble, jumble, jumble. the quick brown fox ju"
+    lexicon = ["jumps", "jumble", "quick", "the", "brown", "fox"]
+    unknown = Suggester(model, lexicon=lexicon, cache_weight=0.3)
+    everything = Suggester(model, lexicon=lexicon, cache_weight=0.3, cache_scope="all")
+    assert unknown._cached(text[:-2], "ju", fold_case=True).keys() == {"juliet"}
+    assert everything._cached(text[:-2], "ju", fold_case=True).keys() == {"juliet", "jumble"}
+    assert "juliet" in {s.text for s in _word_suggestions(unknown, text, k=2)}
+    with pytest.raises(ValueError, match="cache_scope"):
+        Suggester(model, cache_scope="some")

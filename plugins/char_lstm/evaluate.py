@@ -50,6 +50,9 @@ def evaluate_loss(model: LanguageModel | nn.Module, tokens: torch.Tensor, bos_id
     for i, (row, target) in enumerate(zip(rows, targets, strict=True)):
         x[i, : len(row)] = row
         y[i, : len(target)] = target
+    if isinstance(model, nn.Module):  # a module being trained may sit on a GPU
+        device = next(model.parameters()).device
+        x, y = x.to(device), y.to(device)
     state = model.initial_state(streams)
     total = 0.0
     for t in range(0, width, chunk):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -31,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from rnnserve.training import command_line, hardware, warmup_cosine_lr
+from rnnserve.training import DEVICES, command_line, hardware, placement, start_process_group, warmup_cosine_lr
 
 from . import checkpoint
 from .cells import CELL_KINDS
@@ -67,6 +66,8 @@ class TrainConfig:
     min_count: int = 5
     #: torch intra-op threads per process (0: torch's default).
     threads: int = 0
+    #: "auto" (a GPU when there is one: cuda:LOCAL_RANK, nccl between processes), "cpu" or "cuda".
+    device: str = "auto"
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -136,11 +137,9 @@ class TrainResult:
 def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *, quiet: bool = False,
           write_card: bool = True) -> TrainResult:
     """Train (or resume) into ``out``, as one rank of ``WORLD_SIZE`` when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    distributed = world > 1
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    rank = dist.get_rank() if distributed else 0
+    place = placement(config.device)
+    start_process_group(place)
+    world, rank, distributed, device = place.world, place.rank, place.distributed, place.device
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -157,13 +156,14 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     else:
         vocab = CharVocab.build(train_text, config.min_count)
         model = CharRNN(CharRNNConfig(vocab_size=vocab.size, **model_config))
+    model.to(device)  # before the optimizer, whose resumed state follows its parameters' device
     train_tokens = vocab.encode_tensor(train_text)
     val_tokens = vocab.encode_tensor(val_text)
     if config.eval_chars:
         val_tokens = val_tokens[: config.eval_chars]
 
     streams = make_streams(train_tokens, world * config.batch_size, vocab.bos_id)
-    streams = streams[rank * config.batch_size: (rank + 1) * config.batch_size]
+    streams = streams[rank * config.batch_size: (rank + 1) * config.batch_size].to(device)
     steps_per_epoch = (streams.shape[1] - 1) // config.seq_len
     optimizer = configure_optimizer(model, config)
     history: dict = {"train": [], "val": []}
@@ -175,7 +175,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             torch.manual_seed(config.seed + 1000 * rank + step)
     elif rank != 0:
         torch.manual_seed(config.seed + 1000 * rank)
-    net: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
+    net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=place.ddp_device_ids) \
+        if distributed else model
     data_info = {}
     manifest = data_dir / "manifest.json"
     if manifest.exists():
@@ -277,7 +278,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         for name, field in flags.items():
             parser.add_argument(f"--{name.replace('_', '-')}", dest=f"{group}.{name}", default=None,
                                 metavar=type(field.default).__name__.upper(), type=type(field.default),
-                                choices=CELL_KINDS if name == "cell" else None,
+                                choices={"cell": CELL_KINDS, "device": DEVICES}.get(name),
                                 help=f"{group} {name} (default {field.default})")
 
 

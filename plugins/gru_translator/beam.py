@@ -37,15 +37,21 @@ class Hyp:
     attention: list[list[float]] | None = None
 
 
-def pad_sources(sources: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Piece ids (each non-empty) → src [B, S] padded with PAD_ID and lengths [B]."""
+def model_device(model: Seq2Seq) -> torch.device:
+    """Where the model's weights are (every search tensor is made there)."""
+    return next(model.parameters()).device
+
+
+def pad_sources(sources: Sequence[Sequence[int]], device: torch.device | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Piece ids (each non-empty) → src [B, S] padded with PAD_ID and lengths [B], on ``device``."""
     lengths = torch.tensor([len(s) for s in sources], dtype=torch.long)
     if int(lengths.min()) < 1:
         raise ValueError("every source needs at least one piece")
     src = torch.full((len(sources), int(lengths.max())), PAD_ID, dtype=torch.long)
     for i, ids in enumerate(sources):
         src[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-    return src, lengths
+    return src.to(device), lengths.to(device)
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -65,12 +71,13 @@ def force_eos(logp: torch.Tensor, forced: torch.Tensor) -> torch.Tensor:
 def greedy_search(model: Seq2Seq, sources: Sequence[Sequence[int]], max_lengths: Sequence[int], *,
                   alpha: float = 0.0, return_attention: bool = False) -> list[Hyp]:
     """Arg-max decoding of all ``sources`` in one batch; one :class:`Hyp` per source (scored with ``alpha``)."""
-    src, lengths = pad_sources(sources)
+    device = model_device(model)
+    src, lengths = pad_sources(sources, device)
     encoded, state = model.encode(src, lengths)
-    limits = torch.tensor(max_lengths, dtype=torch.long)
-    tokens = model.start_tokens(src.shape[0])
-    log_prob = torch.zeros(src.shape[0])
-    finished = torch.zeros(src.shape[0], dtype=torch.bool)
+    limits = torch.tensor(max_lengths, dtype=torch.long, device=device)
+    tokens = model.start_tokens(src.shape[0], device)
+    log_prob = torch.zeros(src.shape[0], device=device)
+    finished = torch.zeros(src.shape[0], dtype=torch.bool, device=device)
     steps: list[torch.Tensor] = []
     attention: list[torch.Tensor] = []
     for t in range(int(limits.max()) + 1):
@@ -101,20 +108,22 @@ def beam_search(model: Seq2Seq, sources: Sequence[Sequence[int]], max_lengths: S
     """Beam search over all ``sources`` at once; per source its ``n_best`` hypotheses, best score first."""
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best must be within 1..beam_size ({beam_size}), got {n_best}")
-    src, lengths = pad_sources(sources)
+    device = model_device(model)
+    src, lengths = pad_sources(sources, device)
     k = beam_size
     encoded, state = model.encode(src, lengths)
-    rows = torch.arange(src.shape[0]).repeat_interleave(k)
+    rows = torch.arange(src.shape[0], device=device).repeat_interleave(k)
     encoded, state = encoded.select(rows), state.select(rows)
-    limits = torch.tensor(max_lengths, dtype=torch.long)
-    active = torch.arange(src.shape[0])  # [A] source index of each source still searching
-    scores = torch.full((src.shape[0], k), float("-inf"))  # [A, K] cumulative log-probabilities
+    limits = torch.tensor(max_lengths, dtype=torch.long, device=device)
+    active = torch.arange(src.shape[0], device=device)  # [A] source index of each source still searching
+    scores = torch.full((src.shape[0], k), float("-inf"), device=device)  # [A, K] cumulative log-probabilities
     scores[:, 0] = 0.0  # the first step expands one beam only
-    tokens = model.start_tokens(src.shape[0] * k)  # [A*K]
-    history = torch.zeros(src.shape[0] * k, 0, dtype=torch.long)  # [A*K, t]
-    attention = torch.zeros(src.shape[0] * k, 0, src.shape[1]) if return_attention else None  # [A*K, t, S]
+    tokens = model.start_tokens(src.shape[0] * k, device)  # [A*K]
+    history = torch.zeros(src.shape[0] * k, 0, dtype=torch.long, device=device)  # [A*K, t]
+    attention = torch.zeros(src.shape[0] * k, 0, src.shape[1], device=device) \
+        if return_attention else None  # [A*K, t, S]
     finished: list[list[Hyp]] = [[] for _ in sources]
-    rank = torch.arange(2 * k)
+    rank = torch.arange(2 * k, device=device)
     for t in range(int(limits.max()) + 1):
         logp, weights, state = model.decode_step(tokens, state, encoded)
         width = logp.shape[1]
@@ -136,18 +145,18 @@ def beam_search(model: Seq2Seq, sources: Sequence[Sequence[int]], max_lengths: S
             finished[source].append(Hyp(ids, lp, lp / length_penalty(len(ids) + 1, alpha), rows_))
         keep = (rank + eos * 2 * k).topk(k, dim=1, largest=False).indices.sort(dim=1).values  # best K non-EOS
         scores = cand_scores.gather(1, keep)
-        parents = (torch.arange(active.numel())[:, None] * k + beam.gather(1, keep)).view(-1)
+        parents = (torch.arange(active.numel(), device=device)[:, None] * k + beam.gather(1, keep)).view(-1)
         tokens = token.gather(1, keep).view(-1)
         history = torch.cat([history.index_select(0, parents), tokens[:, None]], dim=1)
         state = state.select(parents)
         if attention is not None:
             attention = attention.index_select(0, parents)
-        done = torch.tensor([len(finished[int(s)]) >= k for s in active])
+        done = torch.tensor([len(finished[int(s)]) >= k for s in active.tolist()], device=device)
         if bool(done.all()):
             break
         if bool(done.any()):
             alive = (~done).nonzero().squeeze(1)
-            rows = (alive[:, None] * k + torch.arange(k)).view(-1)
+            rows = (alive[:, None] * k + torch.arange(k, device=device)).view(-1)
             active, scores, tokens, history = active[alive], scores[alive], tokens[rows], history[rows]
             encoded, state = encoded.select(rows), state.select(rows)
             if attention is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -31,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from rnnserve.training import command_line, hardware, warmup_cosine_lr
+from rnnserve.training import DEVICES, command_line, hardware, placement, start_process_group, warmup_cosine_lr
 
 from . import checkpoint
 from .beam import greedy_search
@@ -67,6 +66,8 @@ class TrainConfig:
     time_limit_min: float = 0.0
     #: torch intra-op threads per process (0: torch's default).
     threads: int = 0
+    #: "auto" (a GPU when there is one: cuda:LOCAL_RANK, nccl between processes), "cpu" or "cuda".
+    device: str = "auto"
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -182,11 +183,9 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
 
     The subword model is ``vocab_path`` or ``data_dir/sentencepiece.model`` (from ``data en-de``).
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    distributed = world > 1
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    rank = dist.get_rank() if distributed else 0
+    place = placement(config.device)
+    start_process_group(place)
+    world, rank, distributed, device = place.world, place.rank, place.distributed, place.device
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -201,6 +200,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     else:
         vocab = SubwordVocab.load(vocab_path or data_dir / MODEL_FILE)
         model = Seq2Seq(Seq2SeqConfig(vocab_size=vocab.size, **model_config)).train()
+    model.to(device)  # before the optimizer, whose resumed state follows its parameters' device
     en, de = read_parallel(data_dir, "train")
     sources, targets = vocab.encode_batch(en), vocab.encode_batch(de)
     kept = [i for i in range(len(en)) if 0 < len(sources[i]) <= config.max_pieces
@@ -219,7 +219,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         best_bleu, elapsed, history = state["best_bleu"], state["elapsed_s"], state["history"]
     if rank != 0:
         torch.manual_seed(config.seed + 1000 * rank + step)
-    net: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
+    net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=place.ddp_device_ids) \
+        if distributed else model
     manifest = data_dir / "manifest.json"
     training_info = {"train": asdict(config), "data": json.loads(manifest.read_text()) if manifest.exists() else {},
                      "command": command_line(MODULE), "hardware": hardware(), "train_pairs_used": len(kept)}
@@ -259,7 +260,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             batches = epoch_batches(epoch)
         indices = batches[position]
         position += 1
-        src, lengths, tgt_in, tgt_out = collate([sources[i] for i in indices], [targets[i] for i in indices])
+        src, lengths, tgt_in, tgt_out = (t.to(device) for t in collate([sources[i] for i in indices],
+                                                                        [targets[i] for i in indices]))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         net.train()
@@ -285,7 +287,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
                             refresh=False)
         bar.update(1)
         if config.time_limit_min:
-            flag = torch.tensor([float(time.perf_counter() - started > 60 * config.time_limit_min)])
+            flag = torch.tensor([float(time.perf_counter() - started > 60 * config.time_limit_min)], device=device)
             if distributed:  # every rank must stop at the same step
                 dist.broadcast(flag, src=0)
             stop = bool(flag.item())
@@ -334,7 +336,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for group, flags in (("model", MODEL_FLAGS), ("train", TRAIN_FLAGS)):
         for name, field in flags.items():
             parser.add_argument(f"--{name.replace('_', '-')}", dest=f"{group}.{name}", default=None,
-                                type=_flag_type(field.default), help=f"{group} {name} (default {field.default})")
+                                type=_flag_type(field.default), choices=DEVICES if name == "device" else None,
+                                help=f"{group} {name} (default {field.default})")
 
 
 def run(args: argparse.Namespace) -> int:

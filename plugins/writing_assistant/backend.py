@@ -25,8 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 32,  # session checkpoint spacing, in characters
     "checkpoints": 64,       # session checkpoints kept (backspace reach: every * checkpoints)
     "lexicon_words": 100_000,  # completions must be among the N most frequent English words (wordfreq); 0: off
-    "cache_weight": 0.0,     # weight of the document's own words in word suggestions (document_cache.py)
+    "cache_weight": 0.1,     # weight of the document's own words in word suggestions (document_cache.py)
     "cache_chars": 20_000,   # characters before the cursor the document cache counts
+    "cache_scope": "unknown",  # the cache offers words outside the lexicon ("unknown") or any ("all")
     "concurrent_calls": 32,  # calls (sessions' keystrokes, Suggest) whose searches may share model steps
 }
 
@@ -56,7 +57,8 @@ class WritingAssistant(Assistant):
                                    max_word_chars=self.options["max_word_chars"],
                                    phrase_chars=self.options["phrase_chars"],
                                    lexicon=english_lexicon(self.options["lexicon_words"]),
-                                   cache_weight=self.options["cache_weight"], cache_chars=self.options["cache_chars"])
+                                   cache_weight=self.options["cache_weight"], cache_chars=self.options["cache_chars"],
+                                   cache_scope=self.options["cache_scope"])
         self.cache = PrefixCache(shared.model, self.options["cache_entries"])
 
     def suggest(self, text: str, options: SuggestOptions) -> list[Suggestion]:

@@ -32,6 +32,10 @@ from rnnserve_plugins.writing_assistant.states import TextState, read, read_vari
 #: searched) is not searched: 1% of the probability mass.
 MIN_CASING_LOGPROB = math.log(0.01)
 
+#: Which of the document's words the cache model offers: "unknown", those outside the lexicon
+#: (names and rare words, which the lexicon-steered search cannot produce); "all" of them.
+CACHE_SCOPES = {"unknown", "all"}
+
 #: Characters that end a phrase suggestion (a clause or a sentence).
 CLAUSE_END = set(".,;:!?\n")
 
@@ -64,12 +68,16 @@ class Suggester:
 
     def __init__(self, model: LanguageModel, *, beam: int = 8, max_word_chars: int = 20,
                  phrase_chars: int = 60, lexicon: Iterable[str] | None = None, cache_weight: float = 0.0,
-                 cache_chars: int = 20_000) -> None:
+                 cache_chars: int = 20_000, cache_scope: str = "unknown") -> None:
+        if cache_scope not in CACHE_SCOPES:
+            raise ValueError(f"cache_scope must be one of {sorted(CACHE_SCOPES)}, got {cache_scope!r}")
         self.model = model
         #: Weight of the document cache model in word suggestions (0: the language model alone),
-        #: over the last ``cache_chars`` characters before the cursor (see document_cache.py).
+        #: over the last ``cache_chars`` characters before the cursor (see document_cache.py),
+        #: for the words ``cache_scope`` says.
         self.cache_weight = cache_weight
         self.cache_chars = cache_chars
+        self.cache_scope = cache_scope
         self.beam = beam
         self.max_word_chars = max_word_chars
         self.phrase_chars = phrase_chars
@@ -149,7 +157,9 @@ class Suggester:
     def _cached(self, document: str, prefix: str, *, fold_case: bool) -> dict[str, tuple[float, str]]:
         if self.cache_weight <= 0:
             return {}
-        return cache_distribution(document[-self.cache_chars:], prefix, fold_case=fold_case)
+        unknown_only = self.cache_scope == "unknown" and self.lexicon is not None
+        return cache_distribution(document[-self.cache_chars:], prefix, fold_case=fold_case,
+                                  exclude=self.lexicon if unknown_only else ())
 
     def _words(self, state: TextState, k: int, *, first_letter: bool, typed: str = "",
                start: torch.Tensor | None = None) -> StepProgram[list[Hypothesis]]:

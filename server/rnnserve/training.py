@@ -1,6 +1,7 @@
 """Helpers shared by backend trainers (the built-in plugins' and any author's).
 
-Small pieces every recurrent trainer here needs the same way: the learning-rate schedule,
+Small pieces every recurrent trainer here needs the same way: where a process trains (its
+device, and under torchrun its rank and process-group backend), the learning-rate schedule,
 replacing a checkpoint directory without leaving a half-written one, and how a run describes
 the command and hardware that produced it (for model cards).
 """
@@ -13,9 +14,69 @@ import platform
 import shlex
 import shutil
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import distributed as dist
+
+#: Values of a trainer's ``device`` option.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one training process runs.
+
+    ``rank``/``world`` come from torchrun's ``RANK``/``WORLD_SIZE`` (0/1 when run directly);
+    ``device`` is ``cuda:LOCAL_RANK`` on a GPU machine (one GPU per process), else the CPU;
+    ``backend`` is the process group's: nccl between GPUs, gloo between CPU processes,
+    None for a single process.
+    """
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def ddp_device_ids(self) -> list[int] | None:
+        """``DistributedDataParallel(device_ids=...)``: this process's GPU, None on the CPU."""
+        return [self.device.index] if self.device.type == "cuda" else None
+
+
+def placement(device: str = "auto", env: Mapping[str, str] | None = None, cuda_devices: int | None = None) -> Placement:
+    """The placement of this process: ``device`` "auto" (a GPU when there is one), "cpu" or
+    "cuda"; ``env`` (default ``os.environ``) and ``cuda_devices`` (default
+    ``torch.cuda.device_count()``) are parameters so the choice can be tested anywhere."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    env = os.environ if env is None else env
+    gpus = torch.cuda.device_count() if cuda_devices is None else cuda_devices
+    world, rank, local_rank = (int(env.get(k, d)) for k, d in (("WORLD_SIZE", "1"), ("RANK", "0"),
+                                                                  ("LOCAL_RANK", "0")))
+    use_cuda = device == "cuda" or (device == "auto" and gpus > 0)
+    if use_cuda and local_rank >= gpus:
+        raise ValueError(f"device {device!r}: process LOCAL_RANK={local_rank} needs GPU {local_rank}, "
+                         f"but {gpus} GPU(s) are visible")
+    where = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    backend = None if world == 1 else ("nccl" if use_cuda else "gloo")
+    return Placement(where, rank, world, local_rank, backend)
+
+
+def start_process_group(place: Placement) -> None:
+    """Join torchrun's process group (nccl or gloo) unless this process runs alone or already joined."""
+    if place.backend is None or dist.is_initialized():
+        return
+    if place.device.type == "cuda":
+        torch.cuda.set_device(place.device)
+    dist.init_process_group(place.backend)
 
 
 def warmup_cosine_lr(step: int, *, lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
@@ -49,7 +110,10 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPU cores ({cpu}), {torch.get_num_threads()} torch threads per process, "
+    gpus = ""
+    if torch.cuda.is_available():
+        gpus = f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return (f"{os.cpu_count()} CPU cores ({cpu}){gpus}, {torch.get_num_threads()} torch threads per process, "
             f"{int(os.environ.get('WORLD_SIZE', '1'))} process(es), torch {torch.__version__}")
 
 
