@@ -17,6 +17,7 @@ from rnnserve.step_programs import run_alone
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors
 from rnnserve_plugins import writing_assistant
+from rnnserve_plugins.writing_assistant import document_cache
 from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
 from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache, read, read_variants, start_state
@@ -350,6 +351,17 @@ def test_lexicon_answers_prefix_questions_in_any_case() -> None:
     assert not lexicon.continuations("jumps").any()
 
 
+def test_lexicon_next_letters_match_testing_every_letter() -> None:
+    words = ["a", "an", "and", "ant", "anti", "antique", "apple", "b", "be", "bee", "been", "beer", "zoo", "zoom",
+             "naïve", "café", "can't", "cant", "o'clock"]
+    lexicon = Lexicon(words, ["a"])
+    letters = sorted({c for w in words for c in w})
+    for prefix in ["", "a", "an", "ant", "anti", "b", "be", "bee", "zo", "zoo", "zoom", "na", "caf", "can", "o", "q"]:
+        expected = {c for c in letters if lexicon.has_prefix(prefix + c)}
+        assert set(lexicon.next_letters(prefix)) == expected, prefix
+        assert len(lexicon.next_letters(prefix)) == len(expected)  # each letter once
+
+
 def test_a_prefix_no_lexicon_word_starts_is_completed_by_the_model_alone() -> None:
     found = _word_suggestions(Suggester(RecitingLM(), lexicon={"cat", "dog"}), "the quick brown fox ju")
     assert found and found[0].text == "jumps"
@@ -363,8 +375,23 @@ def test_document_cache_is_the_relative_frequency_of_the_documents_words() -> No
     assert "walter" not in cache_distribution(document, "walter", fold_case=True)  # never the bare prefix
     words = cache_distribution(document, fold_case=False)
     assert words["Walter"][0] == pytest.approx(2 / 11) and "walter" not in words  # 11 words
-    known = cache_distribution(document, "ell", fold_case=True, exclude={"elliot"})
+    known = cache_distribution(document, "ell", fold_case=True, exclude=frozenset({"elliot"}))
     assert known == {"elliot's": (pytest.approx(1 / 4), "elliot's"), "ellis": (pytest.approx(1 / 4), "Ellis")}
+
+
+def test_document_cache_of_a_long_document_counts_every_word_once() -> None:
+    """A long document is counted as a cached head plus the rest: every word once, none split."""
+    import collections
+
+    names = ["Elliot", "Ellis", "Elmira", "elegant", "Walter", "else", "Eleanor"]
+    document = " ".join(f"{names[i % 7]} {names[i % 3]}, and {names[i % 5]}." for i in range(300))
+    assert len(document) > 4 * document_cache.BLOCK
+    words = collections.Counter(w.lower() for w in document_cache.WORD.findall(document))
+    expected = {w: n for w, n in words.items() if w.startswith("el")}
+    found = cache_distribution(document, "El", fold_case=True)
+    assert {k: p for k, (p, _) in found.items()} == pytest.approx({k: n / sum(expected.values())
+                                                                   for k, n in expected.items()})
+    assert found["elliot"][1] == "Elliot"
 
 
 def test_document_cache_puts_the_documents_names_among_the_completions() -> None:

@@ -9,10 +9,12 @@ calls share batched model steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rnnserve.backends import Assistant, AssistantSession, LoadContext, SharedLanguageModel, Suggestion, SuggestOptions
 from rnnserve.config import ModelSpec
+from rnnserve.step_programs import StepProgram
 from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache
 from rnnserve_plugins.writing_assistant.suggest import Suggester
 
@@ -77,34 +79,57 @@ class WritingAssistant(Assistant):
 
 
 class WritingSession(AssistantSession):
-    """A document typed at its end; its state lives in a checkpoint ring."""
+    """A document typed at its end; its state lives in a checkpoint ring.
+
+    Edits are queued and read into the ring on the language model's thread at the start of
+    the next suggestion search, so a keystroke is one trip to that thread, not two.
+    """
+
+    #: Edits queued without a search are read once this many are waiting.
+    MAX_QUEUED_EDITS = 256
 
     def __init__(self, assistant: WritingAssistant, options: SuggestOptions, text: str) -> None:
         self.assistant = assistant
         self.options = options
-        call = assistant.shared.call
-        self.ring: CheckpointRing = call(lambda: CheckpointRing(assistant.shared.model,
-                                                                assistant.options["checkpoint_every"],
-                                                                assistant.options["checkpoints"]))
-        call(lambda: self.ring.append(text))
+        self.ring: CheckpointRing = assistant.shared.call(lambda: CheckpointRing(
+            assistant.shared.model, assistant.options["checkpoint_every"], assistant.options["checkpoints"]))
+        self._edits: list[Callable[[], None]] = []
+        self._chars = 0
+        self.append(text)
 
     def append(self, text: str) -> None:
-        self.assistant.shared.call(lambda: self.ring.append(text))
+        self._queue(lambda: self.ring.append(text), self._chars + len(text))
 
     def delete(self, chars: int) -> None:
-        self.assistant.shared.call(lambda: self.ring.delete(chars))
+        self._queue(lambda: self.ring.delete(chars), max(0, self._chars - chars))
 
     def reset(self) -> None:
-        self.assistant.shared.call(self.ring.reset)
+        self._queue(self.ring.reset, 0)
 
     def suggestions(self) -> list[Suggestion]:
         suggester = self.assistant.suggester
-        return self.assistant.shared.run_steps(lambda: suggester.suggest(self.ring.text, self.options,
-                                                                          self.ring.state_at))
+
+        def search() -> StepProgram[list[Suggestion]]:
+            self._read_edits()
+            return (yield from suggester.suggest(self.ring.text, self.options, self.ring.state_at))
+
+        return self.assistant.shared.run_steps(search)
 
     @property
     def document_chars(self) -> int:
-        return len(self.ring.text)
+        return self._chars
+
+    def _queue(self, edit: Callable[[], None], chars: int) -> None:
+        self._edits.append(edit)
+        self._chars = chars
+        if len(self._edits) >= self.MAX_QUEUED_EDITS:
+            self.assistant.shared.call(self._read_edits)
+
+    def _read_edits(self) -> None:
+        """Apply the queued edits (on the language model's thread)."""
+        edits, self._edits = self._edits, []
+        for edit in edits:
+            edit()
 
 
 def create_backend(spec: ModelSpec, context: LoadContext) -> WritingAssistant:

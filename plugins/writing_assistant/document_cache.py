@@ -6,16 +6,18 @@ cache distribution over the next word is the relative frequency of the document'
 (those matching the typed prefix), mixed with the language model's:
 P(w) = (1 - weight) P_lm(w) + weight P_cache(w) (Kuhn & De Mori, 1990).
 
-The words of a document are counted once per document text (an LRU of the last few): in
-a session the text before the word being typed stays the same keystroke after keystroke,
-so a document is scanned once per word, and each keystroke is a binary search of its
-sorted words.
+The counts are kept for the document up to its last space before a multiple of ``BLOCK``
+characters (an LRU of the last few such heads), and only the rest is counted per call: as
+a document grows, each head is counted once per ``BLOCK`` characters, and a keystroke
+costs a binary search of its sorted words plus a regex over at most ``BLOCK`` or so
+characters, however long the document.
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
+import itertools
 import re
 from collections.abc import Container
 from dataclasses import dataclass
@@ -28,32 +30,69 @@ WORD = re.compile(r"(?:[^\W\d_]|')+")
 @dataclass(frozen=True)
 class _Words:
     keys: list[str]  # sorted word keys (lower case with fold_case)
-    spellings: dict[str, collections.Counter[str]]  # key -> how often each spelling occurs
+    counts: dict[str, int]  # key -> occurrences
+    spelling: dict[str, str]  # key -> its most frequent spelling
+    cumulative: list[int]  # [len(keys) + 1]: occurrences of keys[:i]
+
+    def span(self, match: str) -> tuple[int, int]:
+        """The range of keys that start with ``match``."""
+        start = bisect.bisect_left(self.keys, match)
+        return start, bisect.bisect_left(self.keys, match + "\U0010ffff", lo=start)
+
+    def total(self, match: str) -> int:
+        """Occurrences of the words that start with ``match``, ``match`` itself not counted."""
+        start, end = self.span(match)
+        return self.cumulative[end] - self.cumulative[start] - self.counts.get(match, 0)
 
 
-@lru_cache(maxsize=64)
-def _words(document: str, fold_case: bool) -> _Words:
+def _count_words(document: str, fold_case: bool, exclude: Container[str]) -> _Words:
     spellings: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for found in WORD.finditer(document):
         word = found.group()
         spellings[word.lower() if fold_case else word][word] += 1
-    return _Words(sorted(spellings), dict(spellings))
+    keys = sorted(key for key in spellings if key not in exclude)
+    counts = {key: spellings[key].total() for key in keys}
+    return _Words(keys, counts, {key: spellings[key].most_common(1)[0][0] for key in keys},
+                  list(itertools.accumulate((counts[key] for key in keys), initial=0)))
 
 
-def cache_distribution(document: str, prefix: str = "", *, fold_case: bool,
-                       exclude: Container[str] = ()) -> dict[str, tuple[float, str]]:
-    """P_cache(word | the word starts with ``prefix``) over the words of ``document``.
+#: The counts of recent document heads (documents up to a cut; see the module docstring).
+_head_words = lru_cache(maxsize=64)(_count_words)
+
+#: Heads of documents are cut at a space before a multiple of this many characters.
+BLOCK = 512
+
+
+def _add(words: _Words, match: str, counts: dict[str, int], spelling: dict[str, str]) -> None:
+    """Add the words of ``words`` that start with ``match``."""
+    start, end = words.span(match)
+    for key in words.keys[start:end]:
+        counts[key] = counts.get(key, 0) + words.counts[key]
+        spelling.setdefault(key, words.spelling[key])
+
+
+def cache_distribution(document: str, prefix: str = "", *, fold_case: bool, exclude: Container[str] = (),
+                       window: int | None = None) -> dict[str, tuple[float, str]]:
+    """P_cache(word | the word starts with ``prefix``) over the words of ``document`` (of about
+    its last ``window`` characters: those before its cached head's end, plus the rest).
 
     Returns word key -> (probability, the word's most frequent spelling). With
     ``fold_case`` keys are lower case and ``prefix`` matches any casing; words equal to the
     prefix are left out (a suggestion never repeats what was typed). Words in ``exclude``
-    are left out too, after normalising (their probability is not given to the others).
-    Empty when no word of the document extends the prefix.
+    (hashable: it is part of the cache key) are left out too, after normalising (their
+    probability is not given to the others). Empty when no word of the document extends
+    the prefix.
     """
-    words = _words(document, fold_case)
+    cut = max(0, document.rfind(" ", 0, len(document) // BLOCK * BLOCK))
+    head = document[max(0, cut - window):cut] if window is not None else document[:cut]
     match = prefix.lower() if fold_case else prefix
-    start = bisect.bisect_left(words.keys, match)
-    end = bisect.bisect_left(words.keys, match + "\U0010ffff", lo=start)  # keys that start with match
-    counts = {key: words.spellings[key] for key in words.keys[start:end] if key != match}
-    total = sum(sum(c.values()) for c in counts.values())
-    return {key: (sum(c.values()) / total, c.most_common(1)[0][0]) for key, c in counts.items() if key not in exclude}
+    kept: dict[str, int] = {}
+    spelling: dict[str, str] = {}
+    _add(_head_words(head, fold_case, exclude), match, kept, spelling)
+    _add(_count_words(document[cut:], fold_case, exclude), match, kept, spelling)
+    kept.pop(match, None)
+    if not kept:
+        return {}
+    # The normaliser counts the excluded words too.
+    total = _head_words(head, fold_case, ()).total(match) + _count_words(document[cut:], fold_case, ()).total(match)
+    return {key: (n / total, spelling[key]) for key, n in kept.items()}

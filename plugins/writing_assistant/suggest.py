@@ -158,7 +158,7 @@ class Suggester:
         if self.cache_weight <= 0:
             return {}
         unknown_only = self.cache_scope == "unknown" and self.lexicon is not None
-        return cache_distribution(document[-self.cache_chars:], prefix, fold_case=fold_case,
+        return cache_distribution(document, prefix, fold_case=fold_case, window=self.cache_chars,
                                   exclude=self.lexicon if unknown_only else ())
 
     def _words(self, state: TextState, k: int, *, first_letter: bool, typed: str = "",

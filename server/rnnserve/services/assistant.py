@@ -85,9 +85,9 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
         session: AssistantSession | None = None
         try:
             session = opened = await run(lambda: backend.open_session(options, first.open.text))
+            suggestions = await run(opened.suggestions)
             event_index = 0
             while True:
-                suggestions = await run(opened.suggestions)
                 yield assistant_pb2.SessionResponse(
                     session_id=session_id, event_index=event_index,
                     suggestions=[_suggestion_pb(s) for s in suggestions], document_chars=opened.document_chars)
@@ -95,7 +95,7 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
                 if message is None:
                     return
                 event_index += 1
-                await run(lambda m=message: self._apply(opened, m))
+                suggestions = await run(lambda m=message: self._apply(opened, m))
         finally:
             self.open_sessions -= 1
             if session is not None:
@@ -113,7 +113,8 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
             raise SessionExpired(f"session idle for more than {self.limits.session_idle_timeout_s:g} s "
                                  "(limit session_idle_timeout_s)") from exc
 
-    def _apply(self, session: AssistantSession, message: assistant_pb2.SessionRequest) -> None:
+    def _apply(self, session: AssistantSession, message: assistant_pb2.SessionRequest) -> list[Suggestion]:
+        """Apply one edit and return the suggestions after it (one call on the model's worker)."""
         event = message.WhichOneof("event")
         if event == "append":
             if session.document_chars + len(message.append.text) > self.limits.max_document_chars:
@@ -126,3 +127,4 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
             session.reset()
         else:
             raise SessionError(f"unexpected Session event {event!r}: 'open' only comes first")
+        return session.suggestions()
