@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             lm = simulate(text, k, assistant_typist(client, args.model, k))
             elapsed = time.perf_counter() - t
             base = simulate(text, k, lambda k=k: unigram.start(k))
-            rows.append((f"KSR@{k}", lm, base, lm / base if base else float("nan"), elapsed))
+            rows.append((f"KSR@{k}", f"{lm:.4f}", f"{base:.4f}", f"{lm / base:.3f}" if base else "nan", elapsed))
         print(f"Keystroke savings on {len(text):,} characters of Persuasion (held out)")
         print(table(["metric", "assistant", "unigram", "ratio", "assistant s"], rows))
         document = (test * (args.doc_chars // len(test) + 1))[: args.doc_chars]

@@ -284,6 +284,29 @@ def test_session_over_loopback_matches_suggest(client: Client) -> None:
         assert _same(session.reset(), client.suggest("wa-gru", "", kinds=kinds, max_suggestions=3))
 
 
+def test_concurrent_sessions_get_what_they_would_alone(server: ServerThread, client: Client) -> None:
+    """Four people typing at once (their searches batched on the language model's thread):
+    each keystroke's suggestions equal the ones for that text alone. GetModel counts the
+    steps lent to the searches (how they are batched: tests/test_step_programs.py)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = ["the quick brown fox", "over the lazy dog", "a quiet brook", "the lazy fox jumps"]
+    kinds = ("word", "next_words")
+
+    def type_out(text: str) -> list[list[Suggestion]]:
+        with Client(server.target, timeout=30) as c, c.session("wa-gru", kinds=kinds, max_suggestions=3) as session:
+            return [session.append(ch) for ch in text]
+
+    before = client.get_model("gru").stats.lent_steps_total
+    with ThreadPoolExecutor(len(texts)) as pool:
+        typed = list(pool.map(type_out, texts))
+    lent = client.get_model("gru").stats
+    assert lent.lent_steps_total > before and lent.mean_lent_rows >= 1
+    for text, per_key in zip(texts, typed, strict=True):
+        for n, got in enumerate(per_key, start=1):
+            assert _same(got, client.suggest("wa-gru", text[:n], kinds=kinds, max_suggestions=3)), text[:n]
+
+
 def test_disconnected_session_is_freed_at_once(server: ServerThread, client: Client) -> None:
     sessions = _assistant_service(server)
     session = client.session("wa")

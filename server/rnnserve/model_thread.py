@@ -65,7 +65,8 @@ class ModelThread:
     def step_started_at(self) -> float | None:
         """When the oldest model call now running began (``time.monotonic()``), None when none
         runs (read by the watchdog)."""
-        return min(self._calls_started.values(), default=None)
+        started = tuple(self._calls_started.values())  # one C-level copy: other threads add and remove
+        return min(started, default=None)
 
     def start(self) -> None:
         for thread in self._threads:
