@@ -8,13 +8,16 @@ import torch
 from rnnserve import torch_runtime
 
 
-def test_onednn_cache_gets_a_bound_unless_the_environment_sets_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(torch_runtime.ONEDNN_CACHE_ENV, raising=False)
+@pytest.mark.parametrize(("env", "default"), [(torch_runtime.ONEDNN_CACHE_ENV, torch_runtime.DEFAULT_ONEDNN_CACHE),
+                                               (torch_runtime.IDEEP_CACHE_ENV, torch_runtime.DEFAULT_IDEEP_CACHE)])
+def test_kernel_caches_get_a_bound_unless_the_environment_sets_one(monkeypatch: pytest.MonkeyPatch, env: str,
+                                                                   default: int) -> None:
+    monkeypatch.delenv(env, raising=False)
     torch_runtime.configure()
-    assert torch_runtime.os.environ[torch_runtime.ONEDNN_CACHE_ENV] == str(torch_runtime.DEFAULT_ONEDNN_CACHE)
-    monkeypatch.setenv(torch_runtime.ONEDNN_CACHE_ENV, "7")
+    assert torch_runtime.os.environ[env] == str(default)
+    monkeypatch.setenv(env, "7")
     torch_runtime.configure()
-    assert torch_runtime.os.environ[torch_runtime.ONEDNN_CACHE_ENV] == "7"
+    assert torch_runtime.os.environ[env] == "7"
 
 
 def test_thread_count_is_applied_only_when_given() -> None:
