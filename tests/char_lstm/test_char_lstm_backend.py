@@ -46,7 +46,7 @@ def test_hooks_register_backend_commands_and_shipped_model():
     assert commands == {("data", "austen"), ("train", "char-lstm"), ("eval", "char-lstm")}
     if (plugin.SHIPPED_DIR / "model.safetensors").exists():
         assert [(m.name, m.backend, m.path, m.options) for m in models] == [
-            ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR), {}),
+            ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR), {"dtype": "auto"}),
             ("austen-char-lstm-int8", "char-lstm", str(plugin.SHIPPED_DIR), {"quantize": True})]
         assert Path(models[0].path).is_absolute()
     else:
