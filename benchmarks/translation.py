@@ -9,7 +9,13 @@ closed-loop clients each translate one sentence per call.
                                      [--dtype bfloat16]
 
 ``--dtype`` serves both (batched and baseline) in that dtype, so the ratio compares like
-with like.
+with like. ``--bleu DATA`` (the output of ``rnnserve data en-de``) then translates the whole
+test split through the running server, one sentence per call from 32 concurrent clients
+(beam 5, the model's other defaults), and prints sacreBLEU and chrF per part next to the
+figures of the model card the server reports (``GetModel``): the card's numbers
+reproduced through the serving path, cross-call batching included.
+
+    python -m benchmarks.translation --concurrency 1,8,32 --bleu runs/en-de/data
 """
 
 from __future__ import annotations
@@ -56,6 +62,41 @@ def default_model_dir() -> Path:
     return SHIPPED_DIR
 
 
+async def translate_split(target: str, model: str, texts: list[str], concurrency: int = 32,
+                          beam: int = 5) -> list[str]:
+    """The best translation of each text, one call per text from ``concurrency`` workers."""
+    out = [""] * len(texts)
+    pending = iter(range(len(texts)))
+    async with AsyncClient(target, timeout=600) as client:
+
+        async def worker() -> None:
+            for i in pending:
+                out[i] = (await client.translate(model, texts[i], beam_size=beam))[0].hypotheses[0].text
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return out
+
+
+def bleu_through_server(target: str, model: str, data: Path) -> list[tuple[object, ...]]:
+    """Rows (part, BLEU, card BLEU, chrF, card chrF) for the test split translated through ``target``."""
+    from rnnserve_client import Client
+    from rnnserve_plugins.gru_translator.data import read_parallel
+    from rnnserve_plugins.gru_translator.evaluate import PARTS, score
+
+    with Client(target) as client:
+        card = client.get_model(model).card.metrics
+    sources = sorted({s for part in PARTS for s in read_parallel(data, part)[0]}, key=len)
+    translated = dict(zip(sources, asyncio.run(translate_split(target, model, sources)), strict=True))
+    rows = []
+    for part in PARTS:
+        part_sources, references = read_parallel(data, part)
+        result = score([translated[s] for s in part_sources], references)
+        rows.append((part, len(part_sources), result["bleu"], card.get(f"{part}_bleu_beam5", float("nan")),
+                     result["chrf"], card.get(f"{part}_chrf_beam5", float("nan"))))
+    print(f"signatures: BLEU {result['bleu_signature']}; chrF {result['chrf_signature']}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="gru-seq2seq checkpoint (default: shipped)")
@@ -63,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--calls", type=int, default=192, help="calls per measurement")
     parser.add_argument("--dtype", default="float32", help="model dtype for both servers (float32 or bfloat16)")
+    parser.add_argument("--bleu", type=Path, metavar="DATA",
+                        help="also score the test split of DATA (rnnserve data en-de) through the server")
     args = parser.parse_args(argv)
     model_dir = (args.model_dir or default_model_dir()).resolve()
     sentences = args.sentences.read_text().splitlines() if args.sentences else FALLBACK
@@ -81,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((f"rnnserve, beam {beam}", c, rate, percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3,
                              rate / base))
                 print(f"  beam {beam} c={c}: {rate:.1f} sentences/s", flush=True)
+        bleu_rows = bleu_through_server(server.target, "batched", args.bleu) if args.bleu else []
     print(table(["server", "concurrency", "sentences/s", "latency p50 ms", "latency p99 ms", "x one-at-a-time"],
                 rows))
+    if bleu_rows:
+        print(f"\nTest split through the server (beam 5, {args.dtype}, 32 concurrent calls) against the model card")
+        print(table(["part", "pairs", "BLEU", "card BLEU", "chrF", "card chrF"], bleu_rows))
     return 0
 
 
