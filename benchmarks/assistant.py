@@ -12,7 +12,7 @@ it switched off); and with 1, 16 and 64 sessions typing at once, as shipped (the
 searches share batched model steps) and with the assistant's calls run one at a time
 (``concurrent_calls = 1``), people typing every 150 ms and in a closed loop.
 
-    python -m benchmarks.assistant --data runs/austen/data [--chars 4000] [--doc-chars 20000]
+    python -m benchmarks.assistant --data runs/austen/data [--chars 20000] [--doc-chars 20000]
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="output of `rnnserve data austen`")
     parser.add_argument("--config", help="server config (default: the installed plugins' models)")
     parser.add_argument("--model", default="writing-assistant")
-    parser.add_argument("--chars", type=int, default=4000, help="characters of test text to type")
+    parser.add_argument("--chars", type=int, default=20000, help="characters of test text to type")
     parser.add_argument("--doc-chars", type=int, default=20000, help="document length for the latency test")
     parser.add_argument("--keystrokes", type=int, default=100, help="keystrokes timed per latency variant")
     parser.add_argument("--sessions", default="1,16,64", help="concurrent sessions for the keystroke latency table")
