@@ -25,6 +25,23 @@ def test_top_k_one_and_tiny_top_p_are_greedy_whatever_the_draw() -> None:
         assert torch.equal(sample(logits, *_row_params(8, top_p=1e-6), uniforms), logits.argmax(-1))
 
 
+def test_extreme_logits_and_temperatures_still_pick_a_real_token() -> None:
+    """A temperature or repetition penalty of 1e-40 (both in range) makes logits / t infinite;
+    found by the request fuzzer as an out-of-range index (a NaN softmax kept no token)."""
+    logits = torch.tensor([[0.5, 2.0, -1.0, 2.0 - 1e-3], [float("inf"), 1.0, float("nan"), float("-inf")],
+                           [float("-inf"), float("-inf"), 3.0, float("-inf")], [float("nan")] * 4])
+    for temperature in (1e-40, 1e-6, 1.0, 100.0):
+        for u in (0.0, 0.5, 0.999999):
+            tokens = sample(logits, *_row_params(4, temperature=temperature), torch.full((4,), u, dtype=torch.float64))
+            assert ((tokens >= 0) & (tokens < 4)).all(), (temperature, u, tokens)
+            assert tokens[1] == 0 and tokens[2] == 2
+            if temperature <= 1e-6:
+                assert tokens[0] == 1  # a near-zero temperature is greedy
+    penalised = apply_repetition_penalty(torch.tensor([[3.0, -2.0, 1.0]]), torch.tensor([1e-40]),
+                                         torch.tensor([[True, True, False]]))
+    assert int(sample(penalised, *_row_params(1), torch.tensor([0.7], dtype=torch.float64))) == 0
+
+
 def test_top_k_never_picks_outside_the_k_best() -> None:
     logits = torch.randn(1, 30, generator=torch.Generator().manual_seed(1))
     best = set(logits[0].topk(3).indices.tolist())

@@ -121,7 +121,12 @@ def sample(
     if bool(greedy.all()):
         return logits.argmax(dim=-1)
     temp = torch.where(greedy, torch.ones_like(temperature), temperature)
-    sorted_logits, order = torch.sort(logits / temp[:, None], dim=-1, descending=True)
+    # Finite, and 0 at each row's best: a tiny temperature or penalty (1e-40 is in range)
+    # sends logits / temperature to +-inf, and inf - inf would make the softmax NaN.
+    finfo = torch.finfo(logits.dtype)
+    finite = torch.nan_to_num(logits, nan=finfo.min, posinf=finfo.max, neginf=finfo.min)
+    scaled = (finite - finite.amax(dim=-1, keepdim=True)) / temp[:, None]
+    sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)
     vocab = logits.shape[-1]
     ranks = torch.arange(vocab).expand_as(sorted_logits)
     k = torch.where(top_k > 0, top_k.clamp(max=vocab), torch.full_like(top_k, vocab))
