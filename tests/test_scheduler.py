@@ -94,3 +94,49 @@ def test_handing_text_over_every_few_steps_changes_no_output(params: SamplingPar
     if params.stop:
         # the case is exercised:
         assert any(sample[2] is FinishReason.STOP_SEQUENCE for e in batched for sample in _summary(e))
+
+
+def _handles(n: int) -> list[RequestHandle]:
+    loop = asyncio.new_event_loop()  # never run: the handles only wait in the queue here
+    return [RequestHandle(loop, [1, 2], SamplingParams(max_new_tokens=4), 0, lambda: None) for _ in range(n)]
+
+
+def test_a_burst_reaching_an_idle_scheduler_is_gathered_into_one_prefill(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests arriving less than BURST_GAP_S apart are taken together; the gathering stops
+    when the burst does (well before BURST_WAIT_S) or the batch is full. (The window is
+    widened here so that a loaded test machine's thread switches stay inside it.)"""
+    import threading
+    import time
+
+    from rnnserve import scheduler as module
+
+    monkeypatch.setattr(module, "BURST_GAP_S", 0.05)
+    monkeypatch.setattr(module, "BURST_WAIT_S", 5.0)
+    scheduler = LanguageModelScheduler("burst", TinyGRULM(seed=5), max_batch_size=64, max_queue=64)
+    handles = _handles(20)
+    scheduler._enqueue(handles[0])
+    with scheduler._cv:
+        first = scheduler._take_admissible()
+
+    def arrive() -> None:
+        for handle in handles[1:]:
+            time.sleep(0.005)
+            scheduler._enqueue(handle)
+
+    sender = threading.Thread(target=arrive)
+    started = time.monotonic()
+    sender.start()
+    gathered = scheduler._gather_burst(len(first))
+    elapsed = time.monotonic() - started
+    sender.join()
+    assert first + gathered == handles
+    assert elapsed < 1.0  # it stopped one gap after the burst, not at BURST_WAIT_S
+
+    time.sleep(module.BURST_GAP_S)  # a lone request: nothing is arriving, no wait
+    started = time.monotonic()
+    assert scheduler._gather_burst(1) == [] and time.monotonic() - started < module.BURST_GAP_S
+
+    small = LanguageModelScheduler("small", TinyGRULM(seed=5), max_batch_size=4, max_queue=64)
+    for handle in _handles(10):
+        small._enqueue(handle)
+    assert len(small._gather_burst(1)) == 3  # the batch's free rows, no more

@@ -295,6 +295,12 @@ class ScoreResult:
         return -self.total / len(self.tokens) if self.tokens else 0.0
 
 
+#: A burst of requests reaching an idle scheduler is gathered into one prefill: admission
+#: waits while requests keep arriving less than ``BURST_GAP_S`` apart, for at most
+#: ``BURST_WAIT_S`` (a lone request waits one gap).
+BURST_GAP_S = 0.0005
+BURST_WAIT_S = 0.02
+
 #: One scheduler iteration's intake: a job, new step programs, admitted requests.
 _Work = tuple[tuple[Callable[[], Any], Future[Any]] | None, list[tuple[Callable[[], StepProgram[Any]], Future[Any]]],
               list[RequestHandle]]
@@ -323,14 +329,19 @@ class LanguageModelScheduler(ModelThread):
         self._pending: list[torch.Tensor] = []  # tokens [B] of each step since the last hand-over
         self._pending_logprobs: list[torch.Tensor] = []  # their logprobs [B], when some row wants them
         self._last_emit = 0.0
+        self._last_arrival = 0.0  # time.monotonic() of the newest submit
 
     # -- event-loop side -------------------------------------------------------------
 
     def submit(self, prompt_ids: list[int], params: SamplingParams) -> RequestHandle:
         """Queue a generation; raises Overloaded when the waiting queue is full."""
         handle = RequestHandle(asyncio.get_running_loop(), prompt_ids, params, params.resolved_seed(), self._wake)
-        self._push(self._waiting, handle)
+        self._enqueue(handle)
         return handle
+
+    def _enqueue(self, handle: RequestHandle) -> None:
+        self._push(self._waiting, handle)
+        self._last_arrival = time.monotonic()
 
     def _enqueue_job(self, fn: Callable[[], Any]) -> Future[Any]:
         future: Future[Any] = Future()
@@ -380,6 +391,8 @@ class LanguageModelScheduler(ModelThread):
             with self._model_call():
                 self._run_job(*job)
         if admitted:
+            if not self._active:
+                admitted += self._gather_burst(sum(h.params.n for h in admitted if not h.cancelled))
             with self._model_call():
                 self._admit(admitted)
         self._drop_cancelled()
@@ -394,9 +407,25 @@ class LanguageModelScheduler(ModelThread):
             with self._model_call():
                 self._lent.round()
 
-    def _take_admissible(self) -> list[RequestHandle]:
-        """Pop waiting requests that fit in the batch (called with the lock held)."""
-        free = self.max_batch_size - len(self._active)
+    def _gather_burst(self, rows: int) -> list[RequestHandle]:
+        """More waiting requests for an idle scheduler's first prefill (``rows`` rows taken so
+        far) while a burst is still arriving (see ``BURST_GAP_S``): 64 clients starting
+        together become one prefill of 64 prompts rather than a dozen small ones."""
+        more: list[RequestHandle] = []
+        deadline = time.monotonic() + BURST_WAIT_S
+        while rows < self.max_batch_size and time.monotonic() < deadline:
+            if time.monotonic() - self._last_arrival >= BURST_GAP_S:
+                break
+            time.sleep(BURST_GAP_S / 4)
+            with self._cv:
+                taken = self._take_admissible(self.max_batch_size - rows)
+            more += taken
+            rows += sum(h.params.n for h in taken if not h.cancelled)
+        return more
+
+    def _take_admissible(self, free: int | None = None) -> list[RequestHandle]:
+        """Pop waiting requests that fit in the batch, or in ``free`` rows (called with the lock held)."""
+        free = self.max_batch_size - len(self._active) if free is None else free
         taken = []
         while self._waiting and (self._waiting[0].cancelled or self._waiting[0].params.n <= free):
             handle = self._waiting.popleft()
