@@ -26,22 +26,30 @@ from functools import lru_cache
 #: A word as ``is_word_char`` sees it: letters and apostrophes.
 WORD = re.compile(r"(?:[^\W\d_]|')+")
 
+#: Sorts after every string that starts with a given prefix.
+_LAST = "\U0010ffff"
+
 
 @dataclass(frozen=True)
 class _Words:
-    keys: list[str]  # sorted word keys (lower case with fold_case)
-    counts: dict[str, int]  # key -> occurrences
-    spelling: dict[str, str]  # key -> its most frequent spelling
-    cumulative: list[int]  # [len(keys) + 1]: occurrences of keys[:i]
+    """The words of one text: those not excluded, with their counts and spellings, and the
+    occurrences of all of them (excluded ones too: they still count in the normaliser)."""
 
-    def span(self, match: str) -> tuple[int, int]:
-        """The range of keys that start with ``match``."""
+    keys: list[str]  # sorted keys not excluded (lower case with fold_case)
+    counts: dict[str, int]  # key -> occurrences, every key
+    spelling: dict[str, str]  # kept key -> its most frequent spelling
+    all_keys: list[str]  # sorted keys, excluded ones too
+    cumulative: list[int]  # [len(all_keys) + 1]: occurrences of all_keys[:i]
+
+    def kept(self, match: str) -> list[str]:
+        """The kept keys that start with ``match``."""
         start = bisect.bisect_left(self.keys, match)
-        return start, bisect.bisect_left(self.keys, match + "\U0010ffff", lo=start)
+        return self.keys[start:bisect.bisect_left(self.keys, match + _LAST, lo=start)]
 
     def total(self, match: str) -> int:
-        """Occurrences of the words that start with ``match``, ``match`` itself not counted."""
-        start, end = self.span(match)
+        """Occurrences of all the words that start with ``match``, ``match`` itself not counted."""
+        start = bisect.bisect_left(self.all_keys, match)
+        end = bisect.bisect_left(self.all_keys, match + _LAST, lo=start)
         return self.cumulative[end] - self.cumulative[start] - self.counts.get(match, 0)
 
 
@@ -50,10 +58,11 @@ def _count_words(document: str, fold_case: bool, exclude: Container[str]) -> _Wo
     for found in WORD.finditer(document):
         word = found.group()
         spellings[word.lower() if fold_case else word][word] += 1
-    keys = sorted(key for key in spellings if key not in exclude)
-    counts = {key: spellings[key].total() for key in keys}
-    return _Words(keys, counts, {key: spellings[key].most_common(1)[0][0] for key in keys},
-                  list(itertools.accumulate((counts[key] for key in keys), initial=0)))
+    all_keys = sorted(spellings)
+    counts = {key: spellings[key].total() for key in all_keys}
+    keys = [key for key in all_keys if key not in exclude]
+    return _Words(keys, counts, {key: spellings[key].most_common(1)[0][0] for key in keys}, all_keys,
+                  list(itertools.accumulate((counts[key] for key in all_keys), initial=0)))
 
 
 #: The counts of recent document heads (documents up to a cut; see the module docstring).
@@ -61,14 +70,6 @@ _head_words = lru_cache(maxsize=64)(_count_words)
 
 #: Heads of documents are cut at a space before a multiple of this many characters.
 BLOCK = 512
-
-
-def _add(words: _Words, match: str, counts: dict[str, int], spelling: dict[str, str]) -> None:
-    """Add the words of ``words`` that start with ``match``."""
-    start, end = words.span(match)
-    for key in words.keys[start:end]:
-        counts[key] = counts.get(key, 0) + words.counts[key]
-        spelling.setdefault(key, words.spelling[key])
 
 
 def cache_distribution(document: str, prefix: str = "", *, fold_case: bool, exclude: Container[str] = (),
@@ -86,13 +87,15 @@ def cache_distribution(document: str, prefix: str = "", *, fold_case: bool, excl
     cut = max(0, document.rfind(" ", 0, len(document) // BLOCK * BLOCK))
     head = document[max(0, cut - window):cut] if window is not None else document[:cut]
     match = prefix.lower() if fold_case else prefix
+    parts = (_head_words(head, fold_case, exclude), _count_words(document[cut:], fold_case, exclude))
     kept: dict[str, int] = {}
     spelling: dict[str, str] = {}
-    _add(_head_words(head, fold_case, exclude), match, kept, spelling)
-    _add(_count_words(document[cut:], fold_case, exclude), match, kept, spelling)
+    for words in parts:
+        for key in words.kept(match):
+            kept[key] = kept.get(key, 0) + words.counts[key]
+            spelling.setdefault(key, words.spelling[key])
     kept.pop(match, None)
     if not kept:
         return {}
-    # The normaliser counts the excluded words too.
-    total = _head_words(head, fold_case, ()).total(match) + _count_words(document[cut:], fold_case, ()).total(match)
+    total = sum(words.total(match) for words in parts)
     return {key: (n / total, spelling[key]) for key, n in kept.items()}
