@@ -56,11 +56,13 @@ def test_hung_backends_fail_their_calls_and_are_marked_failed(hang_server: Serve
     generation = generation_pb2_grpc.GenerationStub(channel)
     translation = translation_pb2_grpc.TranslationStub(channel)
     assistant = assistant_pb2_grpc.AssistantStub(channel)
+    # greedy: a sampled end of text within the three steps before the hang would end a call OK
     calls = {
         "generate": lambda: generation.Generate(
-            generation_pb2.GenerateRequest(model="lm-hang", prompt="the", max_new_tokens=50), timeout=20),
+            generation_pb2.GenerateRequest(model="lm-hang", prompt="the", max_new_tokens=50, temperature=0),
+            timeout=20),
         "stream": lambda: list(generation.GenerateStream(
-            generation_pb2.GenerateRequest(model="lm-hang", max_new_tokens=50), timeout=20)),
+            generation_pb2.GenerateRequest(model="lm-hang", max_new_tokens=50, temperature=0), timeout=20)),
         "translate": lambda: translation.Translate(
             translation_pb2.TranslateRequest(model="tr-hang", texts=["good day"]), timeout=20),
         "suggest": lambda: assistant.Suggest(assistant_pb2.SuggestRequest(model="assist-hang", text="Eli"), timeout=20),
