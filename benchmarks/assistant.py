@@ -10,7 +10,9 @@ Latency: per-keystroke time through a Session on a long document, against re-sen
 whole text to ``Suggest`` at every keystroke (with the prefix cache, as shipped, and with
 it switched off); and with 1, 16 and 64 sessions typing at once, as shipped (the sessions'
 searches share batched model steps) and with the assistant's calls run one at a time
-(``concurrent_calls = 1``), people typing every 150 ms and in a closed loop.
+(``concurrent_calls = 1``), without a session's search ahead for the keystroke it expects
+(``expect_next = false``) and without that and the states a session keeps from its searches
+(``word_nodes = 0``), people typing every 150 ms and in a closed loop.
 
     python -m benchmarks.assistant --data runs/austen/data [--chars 20000] [--doc-chars 20000]
 """
@@ -88,8 +90,9 @@ def assistant_typist(client: Client, model: str, k: int) -> Callable[[], tuple[l
     return start
 
 
-def latency(client: Client, model: str, document: str, keystrokes: int) -> dict[str, list[float]]:
-    """Per-keystroke seconds: through a Session, and re-sending the whole text to Suggest."""
+def latency(client: Client, model: str, document: str, keystrokes: int, *,
+            suggest: bool = True) -> dict[str, list[float]]:
+    """Per-keystroke seconds: through a Session, and (``suggest``) re-sending the whole text to Suggest."""
     typed = document[-keystrokes:]
     base = document[:-keystrokes]
     out: dict[str, list[float]] = {"session": [], "suggest": []}
@@ -98,7 +101,7 @@ def latency(client: Client, model: str, document: str, keystrokes: int) -> dict[
             t = time.perf_counter()
             session.append(ch)
             out["session"].append(time.perf_counter() - t)
-    for i in range(1, len(typed) + 1):
+    for i in range(1, len(typed) + 1 if suggest else 0):
         t = time.perf_counter()
         client.suggest(model, base + typed[:i], kinds=("word",), max_suggestions=3)
         out["suggest"].append(time.perf_counter() - t)
@@ -158,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     unigram = UnigramCompleter(train)
     config = (Path(args.config).read_text() if args.config else "") + (
         '\n[[models]]\nname = "assistant-no-cache"\nbackend = "writing-assistant"\noptions.cache_entries = 0\n'
-        '\n[[models]]\nname = "assistant-serial"\nbackend = "writing-assistant"\noptions.concurrent_calls = 1\n')
+        '\n[[models]]\nname = "assistant-serial"\nbackend = "writing-assistant"\noptions.concurrent_calls = 1\n'
+        '\n[[models]]\nname = "assistant-no-ahead"\nbackend = "writing-assistant"\noptions.expect_next = false\n'
+        '\n[[models]]\nname = "assistant-previous"\nbackend = "writing-assistant"\noptions.expect_next = false\n'
+        'options.word_nodes = 0\n')
     with serve(config) as srv, Client(srv.target, timeout=600) as client:
         rows = []
         for k in (1, 3):
@@ -171,12 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         print(table(["metric", "assistant", "unigram", "ratio", "assistant s"], rows))
         document = (test * (args.doc_chars // len(test) + 1))[: args.doc_chars]
         times = latency(client, args.model, document, args.keystrokes)
+        for model, label in (("assistant-no-ahead", "no search ahead"), ("assistant-previous", "no word nodes")):
+            times[f"session, {label}"] = latency(client, model, document, args.keystrokes, suggest=False)["session"]
         # Re-reading the whole document per keystroke is slow: a few keystrokes tell the story.
         cold = latency(client, "assistant-no-cache", document, max(2, args.keystrokes // 10))
         times["suggest, no prefix cache"] = cold["suggest"]
         paces = [0.0] + ([args.pace_ms / 1000] if args.pace_ms > 0 else [])
         concurrent = {}
-        for model in (args.model, "assistant-serial"):
+        variants = {args.model: "shipped", "assistant-no-ahead": "no search ahead",
+                    "assistant-previous": "neither (previous)", "assistant-serial": "one at a time"}
+        for model in variants:
             for pace in paces:
                 for n in (int(x) for x in args.sessions.split(",")):
                     before = client.get_model(args.language_model).stats
@@ -190,10 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["path", "p50 ms", "p99 ms", "p50 vs session"],
                 [(name, percentile(v, 50) * 1e3, percentile(v, 99) * 1e3, percentile(v, 50) / base_p50)
                  for name, v in times.items()]))
-    print("\nPer-keystroke latency with concurrent sessions (40 keystrokes each); searches batched into shared "
-          "model steps (as shipped) vs the assistant's calls one at a time")
+    print("\nPer-keystroke latency with concurrent sessions (40 keystrokes each): as shipped (searches batched "
+          "into shared model steps, word nodes, search ahead), without the search ahead, without it and the word "
+          "nodes (the previous release), and the assistant's calls one at a time")
     print(table(["assistant", "sessions", "typing", "p50 ms", "p99 ms", "rows/step"],
-                [("batched" if model == args.model else "one at a time", n,
+                [(variants[model], n,
                   f"every {pace * 1e3:.0f} ms" if pace else "closed loop", percentile(v, 50) * 1e3,
                   percentile(v, 99) * 1e3, rows) for (model, n, pace), (v, rows) in concurrent.items()]))
     return 0

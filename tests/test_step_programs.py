@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
 
+from rnnserve.model_thread import SchedulerStats
 from rnnserve.scheduler import LanguageModelScheduler
-from rnnserve.step_programs import StepProgram, run_alone
+from rnnserve.step_programs import StepBatcher, StepProgram, run_alone, while_true
 from rnnserve.workers import SerialWorker
 from tests.support.toy_plugin import TinyGRULM
 
@@ -154,3 +155,72 @@ def test_a_worker_with_one_thread_runs_one_call_at_a_time() -> None:
     finally:
         worker.stop()
     assert most[0] == 1
+
+
+def _logged(tag: str, log: list[str], program: StepProgram[Any]) -> StepProgram[Any]:
+    """``program``, appending ``tag`` to ``log`` at each step it gets back."""
+    try:
+        request = next(program)
+        while True:
+            result = yield request
+            log.append(tag)
+            request = program.send(result)
+    except StopIteration as done:
+        return done.value
+
+
+def test_idle_programs_run_when_the_model_has_nothing_else_to_do() -> None:
+    """Programs lent with ``run_steps_idle`` get no step while other programs wait for one, and
+    give what they give alone."""
+    model = TinyGRULM(seed=7)
+    scheduler = LanguageModelScheduler("idle", model, max_batch_size=64, max_queue=64)
+    log: list[str] = []
+    idle = [scheduler.run_steps_idle(lambda i=i: _logged("idle", log, greedy_walk(model, 2, 3, i))) for i in range(3)]
+    try:
+        busy = _run_together(scheduler, [lambda i=i: _logged("busy", log, greedy_walk(model, 1, 6, i))
+                                         for i in range(2)])
+        idle_results = [future.result(timeout=30) for future in idle]
+    finally:
+        scheduler.stop()
+    with torch.inference_mode():
+        assert busy == [run_alone(model, greedy_walk(model, 1, 6, i)) for i in range(2)]
+        assert idle_results == [run_alone(model, greedy_walk(model, 2, 3, i)) for i in range(3)]
+    assert log == ["busy"] * 12 + ["idle"] * 9
+
+
+def test_idle_programs_beyond_the_cap_are_dropped_oldest_first() -> None:
+    model = TinyGRULM(seed=7)
+    batcher = StepBatcher(model, SchedulerStats(), max_rows=64, max_idle=2)
+    futures: list[Future[Any]] = [Future() for _ in range(3)]
+    with torch.inference_mode():
+        for i, future in enumerate(futures):
+            batcher.add_idle(lambda i=i: greedy_walk(model, 1, 2, i), future)
+        assert futures[0].result(timeout=0) is None  # dropped before it started
+        batcher.round()  # not an idle round: nothing runs
+        assert not futures[1].done()
+        while len(batcher):
+            batcher.round(idle=True)
+        assert [f.result(timeout=0) for f in futures[1:]] == [run_alone(model, greedy_walk(model, 1, 2, i))
+                                                             for i in (1, 2)]
+
+
+def test_while_true_stops_a_program_before_it_sees_another_step() -> None:
+    model = TinyGRULM(seed=7)
+    steps: list[int] = []
+    closed: list[bool] = []
+
+    def counting() -> StepProgram[str]:
+        try:
+            tokens, state = torch.zeros(1, dtype=torch.long), model.initial_state(1)
+            for i in range(5):
+                _, state = yield tokens, state
+                steps.append(i)
+            return "finished"
+        finally:
+            closed.append(True)
+
+    with torch.inference_mode():
+        assert run_alone(model, while_true(lambda: True, counting())) == "finished"
+        steps.clear()
+        assert run_alone(model, while_true(lambda: len(steps) < 2, counting())) is None
+    assert steps == [0, 1] and closed == [True, True]

@@ -4,26 +4,44 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, ClassVar
 
 import pytest
 import torch
 
-from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
+from rnnserve.backends import (
+    LanguageModel,
+    SharedLanguageModel,
+    State,
+    Suggestion,
+    SuggestionKind,
+    SuggestOptions,
+)
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.plugins import PluginHost, load_plugins
-from rnnserve.step_programs import run_alone
+from rnnserve.step_programs import StepProgram, run_alone
+from rnnserve.testing.hosts import LocalContext
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors
 from rnnserve_plugins import writing_assistant
 from rnnserve_plugins.writing_assistant import document_cache
+from rnnserve_plugins.writing_assistant.backend import WritingAssistant
 from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
-from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache, read, read_variants, start_state
+from rnnserve_plugins.writing_assistant.states import (
+    CheckpointRing,
+    Node,
+    PrefixCache,
+    WordNodes,
+    read,
+    read_variants,
+    start_state,
+)
 from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char
 from tests.support import toy_plugin
-from tests.support.toy_plugin import RecitingLM, TinyGRULM
+from tests.support.toy_plugin import TEXT, RecitingLM, TinyGRULM
 
 
 @pytest.fixture(scope="module")
@@ -438,3 +456,116 @@ def test_document_cache_scoped_to_unknown_words_offers_only_words_outside_the_le
     assert "juliet" in {s.text for s in _word_suggestions(unknown, text, k=2)}
     with pytest.raises(ValueError, match="cache_scope"):
         Suggester(model, cache_scope="some")
+
+
+class _CountingGRU(TinyGRULM):
+    """TinyGRULM counting its model calls (reads and the searches' steps, which call forward)."""
+
+    calls = 0
+
+    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        self.calls += 1
+        return super().forward(tokens, state)
+
+
+def _local_assistant(model: LanguageModel, **options: object) -> WritingAssistant:
+    return WritingAssistant(LocalContext(language_models={"lm": model}).language_model("lm"), **options)
+
+
+def test_word_nodes_carry_a_search_into_the_next_keystroke() -> None:
+    """A session keeps the states its searches reached in the word being typed: keystroke by
+    keystroke it suggests what a session without them does, in fewer model steps, and reads
+    no typed letter a search already reached."""
+    text = "the quick brown fox jumps over the lazy dog, and the quiet brook"
+    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=3)
+    typed: dict[int, list[list[Suggestion]]] = {}
+    cost: dict[int, tuple[int, int]] = {}
+    for capacity in (1024, 0):
+        model = _CountingGRU(seed=7)
+        assistant = _local_assistant(model, word_nodes=capacity, lexicon_words=0, cache_weight=0.0,
+                                     expect_next=False)
+        with torch.inference_mode():
+            session = assistant.open_session(options)
+            typed[capacity] = []
+            for ch in text:
+                session.append(ch)
+                typed[capacity].append(session.suggestions())
+            cost[capacity] = (model.calls, session.ring.chars_read)
+            session.delete(4)  # leaves the word: its nodes go, and what follows is still right
+            after_delete = session.suggestions()
+            assert _same(after_delete, assistant.suggest(text[:-4], options))
+    for n, (with_nodes, without) in enumerate(zip(typed[1024], typed[0], strict=True), start=1):
+        assert _same(with_nodes, without), text[:n]
+    (calls, reads), (calls_off, reads_off) = cost[1024], cost[0]
+    assert calls < calls_off, (calls, calls_off)
+    assert reads < reads_off, (reads, reads_off)
+
+
+def test_word_nodes_belong_to_one_word_start_and_the_typed_prefix() -> None:
+    node = Node((torch.zeros(1, 1, 2),), torch.zeros(4), 0.0)
+    nodes = WordNodes(capacity=3).at((5, " "))
+    for key in ("", "e", "El", "x"):
+        nodes.put(key, node)
+    assert len(nodes) == 3 and nodes.get("") is None  # the least recently used went first
+    nodes.keep_under("E")  # the typed word left "x" behind; "e" and "El" extend "E" in some case
+    assert nodes.get("x") is None and nodes.get("e") is node and nodes.get("El") is node
+    assert nodes.at((5, " ")).get("El") is node  # the same word start keeps them
+    assert len(nodes.at((5, ","))) == 0  # another word start at the same place does not
+
+
+class _CountingReciter(RecitingLM):
+    """RecitingLM counting its model calls (reads and steps)."""
+
+    calls = 0
+
+    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        self.calls += 1
+        return super().forward(tokens, state)
+
+
+def test_a_session_searches_ahead_for_the_expected_keystroke_in_idle_time() -> None:
+    """After each keystroke a session searches, in the model's idle time, for the character the
+    model expects next; when it is typed, its suggestions need no model call, and they equal
+    those of a session that does not search ahead. A keystroke that overtakes a search ahead
+    stops it before its next step."""
+    model = _CountingReciter()
+    idle: list[Callable[[], StepProgram[Any]]] = []
+
+    def run_idle(make: Callable[[], StepProgram[Any]]) -> Future[Any]:
+        idle.append(make)  # run below, between keystrokes: the model's idle time
+        return Future()
+
+    shared = SharedLanguageModel("lm", model, lambda fn: fn(), lambda make: run_alone(model, make()), run_idle)
+    ahead = WritingAssistant(shared, lexicon_words=0, cache_weight=0.0)
+    plain = _local_assistant(model, lexicon_words=0, cache_weight=0.0, expect_next=False)
+    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=3)
+    text = TEXT[:24] + "x" + TEXT[25:50]  # the reciting model expects TEXT: one keystroke it does not
+    with torch.inference_mode():
+        session, reference = ahead.open_session(options), plain.open_session(options)
+        for n, ch in enumerate(text, start=1):
+            session.append(ch)
+            reference.append(ch)
+            hits, calls = ahead.expected_hits, model.calls
+            got = session.suggestions()
+            if ahead.expected_hits > hits:
+                assert model.calls == calls, text[:n]  # answered from the search ahead
+            assert _same(got, reference.suggestions()), text[:n]
+            while idle:
+                run_alone(model, idle.pop()())
+        assert ahead.expected_hits >= len(text) - 4  # all but the first, the odd one and its neighbours
+        assert ahead.expected_searches == len(text)
+
+        # A search ahead overtaken by a keystroke: it stops before its next step.
+        program = idle_search = None
+        session.append("q")
+        session.suggestions()
+        idle_search = idle.pop()
+        program = idle_search()
+        request = next(program)
+        session.append("u")
+        after = session.suggestions()
+        with pytest.raises(StopIteration) as stopped:
+            program.send(model.step(*request))
+        assert stopped.value.value is None
+        reference.append("qu")
+        assert _same(after, reference.suggestions())

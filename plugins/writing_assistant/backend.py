@@ -9,14 +9,14 @@ calls share batched model steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rnnserve.backends import Assistant, AssistantSession, LoadContext, SharedLanguageModel, Suggestion, SuggestOptions
 from rnnserve.config import ModelSpec
-from rnnserve.step_programs import StepProgram
-from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache
-from rnnserve_plugins.writing_assistant.suggest import Suggester
+from rnnserve.step_programs import StepProgram, while_true
+from rnnserve_plugins.writing_assistant.states import CheckpointRing, Node, PrefixCache, TextState, WordNodes, read
+from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char, typed_word
 
 DEFAULTS: dict[str, Any] = {
     "language_model": "austen-char-lstm-int8",
@@ -26,11 +26,13 @@ DEFAULTS: dict[str, Any] = {
     "cache_entries": 1024,   # prefix cache size (a few KB each)
     "checkpoint_every": 32,  # session checkpoint spacing, in characters
     "checkpoints": 64,       # session checkpoints kept (backspace reach: every * checkpoints)
+    "word_nodes": 1024,      # most states a session keeps from its searches in the typed word (a few KB each); 0: off
     "lexicon_words": 100_000,  # completions must be among the N most frequent English words (wordfreq); 0: off
     "cache_weight": 0.1,     # weight of the document's own words in word suggestions (document_cache.py)
     "cache_chars": 20_000,   # characters before the cursor the document cache counts
     "cache_scope": "unknown",  # the cache offers words outside the lexicon ("unknown") or any ("all")
     "concurrent_calls": 32,  # calls (sessions' keystrokes, Suggest) whose searches may share model steps
+    "expect_next": True,     # sessions search ahead, in the model's idle time, for the likeliest next character
 }
 
 
@@ -62,6 +64,9 @@ class WritingAssistant(Assistant):
                                    cache_weight=self.options["cache_weight"], cache_chars=self.options["cache_chars"],
                                    cache_scope=self.options["cache_scope"])
         self.cache = PrefixCache(shared.model, self.options["cache_entries"])
+        #: Sessions' searches ahead that finished, and keystrokes they answered (see WritingSession).
+        self.expected_searches = 0
+        self.expected_hits = 0
 
     def suggest(self, text: str, options: SuggestOptions) -> list[Suggestion]:
         return self.shared.run_steps(lambda: self.suggester.suggest(text, options,
@@ -75,14 +80,36 @@ class WritingAssistant(Assistant):
 
     def counters(self) -> dict[str, float]:
         return {"prefix_cache_hits": self.cache.hits, "prefix_cache_misses": self.cache.misses,
-                "prefix_cache_entries": len(self.cache), "prefix_cache_chars_read": self.cache.chars_read}
+                "prefix_cache_entries": len(self.cache), "prefix_cache_chars_read": self.cache.chars_read,
+                "expected_searches": self.expected_searches, "expected_hits": self.expected_hits}
+
+
+@dataclass
+class _Expected:
+    """A session's search run ahead, while the model was idle, for the keystroke it expects next."""
+
+    base: str = ""    # the document it was run after
+    typed: str = ""   # the character expected next
+    after: TextState | None = None  # the state after base + typed
+    nodes: WordNodes | None = None  # after a word boundary: the nodes of the word typed next
+    result: list[Suggestion] | None = None  # the suggestions for base + typed, once finished
+
+
+#: A queued edit: ("append", text), ("delete", chars) or ("reset", 0).
+Edit = tuple[str, Any]
 
 
 class WritingSession(AssistantSession):
     """A document typed at its end; its state lives in a checkpoint ring.
 
     Edits are queued and read into the ring on the language model's thread at the start of
-    the next suggestion search, so a keystroke is one trip to that thread, not two.
+    the next suggestion search, so a keystroke is one trip to that thread, not two. The
+    states the searches reach in the word being typed are kept (``WordNodes``): the next
+    keystroke's search starts from them, and a typed letter a search reached is not read.
+    After answering a keystroke, the session searches ahead for the character the model
+    expects next (option ``expect_next``), in the language model's idle time
+    (``SharedLanguageModel.run_steps_idle``): when that character is typed, its
+    suggestions are ready; a keystroke that arrives first stops that search.
     """
 
     #: Edits queued without a search are read once this many are waiting.
@@ -93,43 +120,125 @@ class WritingSession(AssistantSession):
         self.options = options
         self.ring: CheckpointRing = assistant.shared.call(lambda: CheckpointRing(
             assistant.shared.model, assistant.options["checkpoint_every"], assistant.options["checkpoints"]))
-        self._edits: list[Callable[[], None]] = []
+        self.capacity = int(assistant.options["word_nodes"])
+        self.nodes = WordNodes(self.capacity) if self.capacity > 0 else None
+        self._edits: list[Edit] = []
+        self._expected: _Expected | None = None
         self._chars = 0
         self.append(text)
 
     def append(self, text: str) -> None:
-        self._queue(lambda: self.ring.append(text), self._chars + len(text))
+        self._queue(("append", text), self._chars + len(text))
 
     def delete(self, chars: int) -> None:
-        self._queue(lambda: self.ring.delete(chars), max(0, self._chars - chars))
+        self._queue(("delete", chars), max(0, self._chars - chars))
 
     def reset(self) -> None:
-        self._queue(self.ring.reset, 0)
+        self._queue(("reset", 0), 0)
 
     def suggestions(self) -> list[Suggestion]:
         suggester = self.assistant.suggester
 
         def search() -> StepProgram[list[Suggestion]]:
-            self._read_edits()
-            return (yield from suggester.suggest(self.ring.text, self.options, self.ring.state_at))
+            expected = self._read_edits()
+            if expected is not None:
+                self.assistant.expected_hits += 1
+                return expected
+            if self.nodes is not None:
+                self.nodes.keep_under(typed_word(self.ring.text))
+            return (yield from suggester.suggest(self.ring.text, self.options, self.ring.state_at, self.nodes))
 
-        return self.assistant.shared.run_steps(search)
+        found = self.assistant.shared.run_steps(search)
+        self._expect_next()
+        return found
 
     @property
     def document_chars(self) -> int:
         return self._chars
 
-    def _queue(self, edit: Callable[[], None], chars: int) -> None:
+    def _queue(self, edit: Edit, chars: int) -> None:
         self._edits.append(edit)
         self._chars = chars
         if len(self._edits) >= self.MAX_QUEUED_EDITS:
             self.assistant.shared.call(self._read_edits)
 
-    def _read_edits(self) -> None:
-        """Apply the queued edits (on the language model's thread)."""
+    def _read_edits(self) -> list[Suggestion] | None:
+        """Apply the queued edits (on the language model's thread); the suggestions searched
+        ahead if the edits were the keystroke expected, else None."""
+        expected, self._expected = self._expected, None  # a search ahead still running stops here
         edits, self._edits = self._edits, []
-        for edit in edits:
-            edit()
+        if (expected is not None and expected.result is not None and expected.after is not None
+                and edits == [("append", expected.typed)] and self.ring.text == expected.base):
+            self.ring.append(expected.typed, after=expected.after)
+            if expected.nodes is not None:
+                self.nodes = expected.nodes
+            return expected.result
+        for kind, value in edits:
+            if kind == "append":
+                self._append(value)
+                continue
+            if self.nodes is not None:
+                self.nodes.clear()
+            if kind == "delete":
+                self.ring.delete(value)
+            else:
+                self.ring.reset()
+        return None
+
+    def _append(self, text: str) -> None:
+        """Append to the ring, with no read if a search already reached the typed letter."""
+        node = self._word_node(self.ring.text, text) if len(text) == 1 else None
+        if node is not None:
+            self.ring.append(text, after=TextState(node.state, node.logits))
+        else:
+            self.ring.append(text)
+
+    def _word_node(self, document: str, letter: str) -> Node | None:
+        """The node a search reached for ``document + letter`` in the word being typed, if any."""
+        if not is_word_char(letter) or self.nodes is None or self.nodes.anchor is None:
+            return None
+        start = len(document) - len(typed_word(document))
+        if self.nodes.anchor != (start, document[start - 1:start]):
+            return None
+        return self.nodes.get(document[start:] + letter)
+
+    def _expect_next(self) -> None:
+        """Search ahead, in the model's idle time, for the character the model expects next."""
+        run_idle = self.assistant.shared.run_steps_idle
+        if run_idle is None or not self.assistant.options["expect_next"]:
+            return
+        expected = _Expected()
+        self._expected = expected
+        run_idle(lambda: self._search_ahead(expected))
+
+    def _search_ahead(self, expected: _Expected) -> StepProgram[None]:
+        """The step program behind ``_expect_next`` (on the language model's thread)."""
+        if self._expected is not expected or self._edits:
+            return  # a keystroke came first
+        suggester = self.assistant.suggester
+        base = self.ring.text
+        current = self.ring.current
+        typed = suggester.likely_next(current.logits)
+        document = base + typed
+        nodes, after = self.nodes, None
+        if not is_word_char(typed) or nodes is None:  # a word search would not reach it
+            after = read(suggester.model, current, typed)
+        if not is_word_char(typed):  # the next word starts after it: nodes of its own
+            nodes = WordNodes(self.capacity) if self.capacity > 0 else None
+
+        def state_at(n: int) -> TextState:
+            return after if n == len(document) and after is not None else self.ring.state_at(n)
+
+        result = yield from while_true(lambda: self._expected is expected,
+                                       suggester.suggest(document, self.options, state_at, nodes))
+        if result is None:
+            return
+        if after is None:
+            node = self._word_node(base, typed)
+            after = TextState(node.state, node.logits) if node is not None else read(suggester.model, current, typed)
+        expected.base, expected.typed, expected.after, expected.nodes = base, typed, after, nodes
+        expected.result = result
+        self.assistant.expected_searches += 1
 
 
 def create_backend(spec: ModelSpec, context: LoadContext) -> WritingAssistant:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from rnnserve.backends import LanguageModel, State
-from rnnserve.step_programs import StepProgram
+from rnnserve.step_programs import StepProgram, concat_states, split_state
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
+from rnnserve_plugins.writing_assistant.states import Node, WordNodes
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,30 @@ class Hypothesis:
 def select_state(model: LanguageModel, state: State, index: torch.Tensor) -> State:
     """Rows ``index`` [k] of a batched state (along each tensor's declared batch dim)."""
     return tuple(t.index_select(d, index) for t, d in zip(state, model.state_batch_dims, strict=True))
+
+
+def advance(model: LanguageModel, nodes: WordNodes, keys: list[str], logprobs: list[float], tokens: torch.Tensor,
+            state: State, rows: torch.Tensor) -> StepProgram[tuple[torch.Tensor, State]]:
+    """Rows ``rows`` of ``state`` after reading ``tokens`` [k], reaching the texts ``keys``
+    (with log-probabilities ``logprobs``): their logits [k, vocab] and states (batch k).
+
+    Texts already in ``nodes`` need no model step; the others are stepped together (a
+    step program) and become nodes.
+    """
+    found = [nodes.get(key) for key in keys]
+    missing = [i for i, node in enumerate(found) if node is None]
+    if missing:
+        index = torch.tensor(missing)
+        logits, stepped = yield tokens[index], select_state(model, state, rows[index])
+        # Own copies: what a shared step hands back are views of the whole batch's output.
+        logits = logits.float().clone()
+        parts = split_state(tuple(t.clone() for t in stepped), model.state_batch_dims, [1] * len(missing))
+        for j, i in enumerate(missing):
+            found[i] = Node(parts[j], logits[j], logprobs[i])
+            nodes.put(keys[i], found[i])
+    nodes_found: list[Node] = found  # type: ignore[assignment]  # every row is a node now
+    return (torch.stack([node.logits for node in nodes_found]),
+            concat_states([node.state for node in nodes_found], model.state_batch_dims))
 
 
 def beam_search(
@@ -50,6 +75,8 @@ def beam_search(
     lexicon: Lexicon | None = None,
     typed: str = "",
     start_logprob: torch.Tensor | None = None,
+    nodes: WordNodes | None = None,
+    keys: list[str] | None = None,
 ) -> StepProgram[list[Hypothesis]]:
     """Most likely continuations from one state, or jointly from several (a step program).
 
@@ -68,6 +95,8 @@ def beam_search(
             (the same for every starting point, up to case).
         beam: live hypotheses kept per step; max_chars: longest continuation.
         results: how many finished hypotheses to return.
+        nodes: states reached from the word start, reused and extended (see ``WordNodes``);
+            ``keys`` [R] are the starting points' texts after the word start, each a node.
     Returns:
         Up to ``results`` hypotheses, most likely first.
     """
@@ -75,6 +104,10 @@ def beam_search(
     live_text = [""] * live_logits.shape[0]
     live_lp = torch.zeros(len(live_text), dtype=torch.float64) if start_logprob is None else start_logprob.double()
     live_state = state
+    if nodes is not None:
+        assert keys is not None and len(keys) == len(live_text), "one key per starting point"
+        live_key = list(keys)
+        live_raw = torch.tensor([nodes.logprob(key) for key in keys], dtype=torch.float64)  # after the word start
     finished: list[Hypothesis] = []
     allowed = extend | end_on if end_on is not None else extend
     for length in range(max_chars):
@@ -110,7 +143,15 @@ def beam_search(
         # Prune: probabilities only shrink as a hypothesis grows.
         if len(finished) >= results and float(top_lp[keep_t].max()) < finished[results - 1].logprob:
             break
-        live_state = select_state(model, live_state, rows[keep_t])
-        live_logits, live_state = yield tokens[keep_t], live_state
+        if nodes is None:
+            live_state = select_state(model, live_state, rows[keep_t])
+            live_logits, live_state = yield tokens[keep_t], live_state
+        else:
+            kept_rows, kept_tokens = rows[keep_t], tokens[keep_t]
+            live_key = [live_key[r] + token_text[t]
+                        for r, t in zip(kept_rows.tolist(), kept_tokens.tolist(), strict=True)]
+            live_raw = live_raw[kept_rows] + logp[kept_rows, kept_tokens]
+            live_logits, live_state = yield from advance(model, nodes, live_key, live_raw.tolist(), kept_tokens,
+                                                         live_state, kept_rows)
         live_text, live_lp = next_text, top_lp[keep_t].double()
     return finished[:results]

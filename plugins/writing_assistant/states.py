@@ -133,9 +133,17 @@ class CheckpointRing:
         self._ring: deque[tuple[int, TextState]] = deque(maxlen=size)
         self._recent: deque[tuple[int, TextState]] = deque(maxlen=recent)
 
-    def append(self, text: str) -> None:
+    def append(self, text: str, after: TextState | None = None) -> None:
+        """Read ``text`` at the end; ``after``, the state after one appended character if the
+        caller has it (a search reached it, see :class:`WordNodes`), saves the read."""
         pos = len(self.text)
         self.text += text
+        if after is not None and len(text) == 1:
+            self.current = after
+            if len(self.text) % self.every == 0:
+                self._ring.append((len(self.text), after))
+            self._recent.append((len(self.text), after))
+            return
         # Checkpoints older than the ring keeps would be dropped at once: read that part in one call.
         reach = (len(self.text) - self.every * self.size) // self.every * self.every
         if reach > pos:
@@ -194,3 +202,74 @@ class CheckpointRing:
                     break
         self.chars_read += length - base_pos
         return read(self.model, base, self.text[base_pos:length])
+
+
+@dataclass(frozen=True)
+class Node:
+    """A text reached from a word start: the state after it (batch 1), the next-token logits
+    [vocab] float32 there, and its natural-log probability after the word start."""
+
+    state: State
+    logits: torch.Tensor
+    logprob: float
+
+
+class WordNodes:
+    """The states a session's searches reached from the start of the word being typed.
+
+    A word completion search from ``Eli`` steps ``Eliz``, ``Eliza``, ... to score them; when
+    the person then types ``z``, the search from ``Eliz`` needs those same states again.
+    Keyed by the text after the word start (exact case), the nodes of one search are the
+    next one's starting points and first steps, and the state after a typed letter is often
+    already here, so a keystroke in the middle of a word costs few or no model steps. A
+    search after a word boundary (next words) leaves the nodes of the word typed next.
+
+    The nodes belong to one word start (``anchor``: its position and the character before
+    it); moving to another clears them, as does any edit that is not an append, and those
+    the typed word has left behind are dropped (``keep_under``). At most ``capacity`` nodes
+    are kept (least recently used go first).
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self.anchor: tuple[int, str] | None = None
+        self.hits = 0
+        self._nodes: OrderedDict[str, Node] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def at(self, anchor: tuple[int, str]) -> WordNodes:
+        """These nodes for the word starting at ``anchor`` = (position, character before it):
+        cleared if they were another word's."""
+        if anchor != self.anchor:
+            self.clear()
+            self.anchor = anchor
+        return self
+
+    def clear(self) -> None:
+        self._nodes.clear()
+        self.anchor = None
+
+    def get(self, key: str) -> Node | None:
+        node = self._nodes.get(key)
+        if node is not None:
+            self.hits += 1
+            self._nodes.move_to_end(key)
+        return node
+
+    def keep_under(self, prefix: str) -> None:
+        """Drop the nodes that do not extend ``prefix`` (in any case): the typed word has left them."""
+        prefix = prefix.lower()
+        for key in [key for key in self._nodes if not key.lower().startswith(prefix)]:
+            del self._nodes[key]
+
+    def logprob(self, key: str) -> float:
+        """Log-probability of the node ``key`` (which must be here) after the word start."""
+        return self._nodes[key].logprob
+
+    def put(self, key: str, node: Node) -> None:
+        self._nodes[key] = node
+        self._nodes.move_to_end(key)
+        while len(self._nodes) > self.capacity:
+            self._nodes.popitem(last=False)

@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable
 import torch
 
 from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
-from rnnserve.step_programs import StepProgram
+from rnnserve.step_programs import StepProgram, concat_states, split_state
 from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
-from rnnserve_plugins.writing_assistant.search import Hypothesis, beam_search, select_state
-from rnnserve_plugins.writing_assistant.states import TextState, read, read_variants
+from rnnserve_plugins.writing_assistant.search import Hypothesis, advance, beam_search, select_state
+from rnnserve_plugins.writing_assistant.states import Node, TextState, WordNodes, read, read_variants
 
 #: A casing of the typed prefix less likely than this (natural log, relative to all casings
 #: searched) is not searched: 1% of the probability mass.
@@ -96,32 +96,49 @@ class Suggester:
         if vocab.eos_id is not None:
             self.boundary[vocab.eos_id] = True
 
-    def suggest(self, text: str, options: SuggestOptions,
-                state_at: Callable[[int], TextState]) -> StepProgram[list[Suggestion]]:
+    def likely_next(self, logits: torch.Tensor) -> str:
+        """The printable character most likely next, after next-token ``logits`` [vocab]."""
+        return self.token_text[int(logits.masked_fill(~self.printable, -math.inf).argmax())]
+
+    def suggest(self, text: str, options: SuggestOptions, state_at: Callable[[int], TextState],
+                nodes: WordNodes | None = None) -> StepProgram[list[Suggestion]]:
         """Suggestions for ``text``; ``state_at(n)`` gives the state after ``text[:n]``.
 
+        ``nodes``: a session's states from its last searches (see ``WordNodes``), reused by
+        word searches and left for the next keystroke's.
         A step program: run it with ``SharedLanguageModel.run_steps`` (batched with other
         searches) or ``rnnserve.step_programs.run_alone``.
         """
         out: list[Suggestion] = []
         k = options.max_suggestions
+        prefix = typed_word(text)
         for kind in options.kinds:
             if kind is SuggestionKind.WORD:
-                prefix = typed_word(text)
-                found = (yield from self._complete(text, prefix, state_at(len(text) - len(prefix)), k)) if prefix \
-                    else (yield from self._next_words(text, state_at(len(text)), k, kind))
+                found = (yield from self._complete(text, prefix, state_at(len(text) - len(prefix)), k, nodes)) \
+                    if prefix else (yield from self._next_words(text, state_at(len(text)), k, kind, nodes))
             elif kind is SuggestionKind.NEXT_WORDS:
-                found = yield from self._next_words(text, state_at(len(text)), k, kind)
+                # Mid-word, the next word's nodes would push out those of the word being typed.
+                found = yield from self._next_words(text, state_at(len(text)), k, kind, None if prefix else nodes)
             else:
                 found = yield from self._phrases(state_at(len(text)), k, options.max_phrase_chars or self.phrase_chars)
             out.extend(_normalised(found))
         return out
 
-    def _complete(self, text: str, prefix: str, word_start: TextState, k: int) -> StepProgram[list[Suggestion]]:
+    def _complete(self, text: str, prefix: str, word_start: TextState, k: int,
+                  nodes: WordNodes | None = None) -> StepProgram[list[Suggestion]]:
         """Completions of the typed ``prefix`` at the end of ``text`` (never the bare prefix itself)."""
         best: dict[str, tuple[float, str]] = {}  # lower-case word -> (P_lm, rest of the word)
         variants = casing_variants(prefix)
-        states, logits, variant_lp = read_variants(self.model, word_start, variants)
+        if nodes is None:
+            states, logits, variant_lp = read_variants(self.model, word_start, variants)
+        else:
+            start = len(text) - len(prefix)
+            nodes.at((start, text[start - 1:start]))
+            found = yield from self._variant_nodes(nodes, word_start, variants)
+            nodes.keep_under(prefix)
+            states = concat_states([node.state for node in found], self.model.state_batch_dims)
+            logits = torch.stack([node.logits for node in found])
+            variant_lp = torch.tensor([node.logprob for node in found], dtype=torch.float64)
         variant_lp = variant_lp - torch.logsumexp(variant_lp, dim=0)
         # A casing under 1% is not searched: its completions would need 100x the others' to place.
         keep = (variant_lp >= MIN_CASING_LOGPROB).nonzero()[:, 0]
@@ -129,7 +146,8 @@ class Suggester:
         # The casings' completions share one beam (each starts from its casing's probability);
         # the same word may come from several casings, so more are asked for than are shown.
         hypotheses = yield from self._words(rows, k * len(keep), first_letter=False, typed=prefix,
-                                            start=variant_lp[keep])
+                                            start=variant_lp[keep], nodes=nodes,
+                                            keys=[variants[i] for i in keep.tolist()])
         for hyp in hypotheses:
             key = render(prefix, hyp.text).lower()
             p = math.exp(hyp.logprob)
@@ -143,13 +161,44 @@ class Suggester:
                            replace_chars=len(prefix))
                 for p, rest in ranked]
 
-    def _next_words(self, text: str, state: TextState, k: int,
-                    kind: SuggestionKind) -> StepProgram[list[Suggestion]]:
+    def _variant_nodes(self, nodes: WordNodes, word_start: TextState, variants: list[str]) -> StepProgram[list[Node]]:
+        """The nodes of the casings ``variants`` of the typed prefix: kept from the last search,
+        else stepped from their one letter shorter nodes, else read from the word start."""
+        if nodes.get("") is None:
+            nodes.put("", Node(word_start.state, word_start.logits, 0.0))
+        missing = [v for v in variants if nodes.get(v) is None]
+        parents = [nodes.get(v[:-1]) for v in missing]
+        tokens = [self.model.vocab.encode(v[-1])[0] for v in missing]
+        if not missing:
+            pass
+        elif all(parent is not None for parent in parents) and all(len(t) == 1 for t in tokens):
+            known: list[Node] = parents  # type: ignore[assignment]
+            ids = torch.tensor([t[0] for t in tokens])
+            logprobs = [parent.logprob + float(torch.log_softmax(parent.logits.float(), dim=-1)[i])
+                        for parent, i in zip(known, ids.tolist(), strict=True)]
+            state = concat_states([parent.state for parent in known], self.model.state_batch_dims)
+            yield from advance(self.model, nodes, missing, logprobs, ids, state, torch.arange(len(missing)))
+        else:
+            states, logits, logprob = read_variants(self.model, word_start, missing)
+            parts = split_state(states, self.model.state_batch_dims, [1] * len(missing))
+            for i, variant in enumerate(missing):
+                nodes.put(variant, Node(parts[i], logits[i], float(logprob[i])))
+        return [nodes.get(v) for v in variants]  # type: ignore[misc]  # all there now
+
+    def _next_words(self, text: str, state: TextState, k: int, kind: SuggestionKind,
+                    nodes: WordNodes | None = None) -> StepProgram[list[Suggestion]]:
         """The k most likely next words; a space is typed first unless the text ends with one."""
         lead = " " if text and not text[-1].isspace() else ""
         if lead:
             state = read(self.model, state, lead)
-        found = {h.text: (math.exp(h.logprob), h.text) for h in (yield from self._words(state, k, first_letter=True))}
+        keys = None
+        if nodes is not None:  # the word typed next starts after the lead: its nodes
+            nodes.at((len(text) + len(lead), lead or text[-1:]))
+            if nodes.get("") is None:
+                nodes.put("", Node(state.state, state.logits, 0.0))
+            keys = [""]
+        found = {h.text: (math.exp(h.logprob), h.text)
+                 for h in (yield from self._words(state, k, first_letter=True, nodes=nodes, keys=keys))}
         ranked = _mix(found, self._cached(text, "", fold_case=False), self.cache_weight, k)
         return [Suggestion(text=word, kind=kind, probability=0.0, absolute_probability=p, insert_text=lead + word)
                 for p, word in ranked]
@@ -162,14 +211,15 @@ class Suggester:
                                   exclude=self.lexicon if unknown_only else ())
 
     def _words(self, state: TextState, k: int, *, first_letter: bool, typed: str = "",
-               start: torch.Tensor | None = None) -> StepProgram[list[Hypothesis]]:
+               start: torch.Tensor | None = None, nodes: WordNodes | None = None,
+               keys: list[str] | None = None) -> StepProgram[list[Hypothesis]]:
         """Up to k continuations of the word ``typed`` so far into whole words, from one state or
         (batched ``state``, ``start`` log-probabilities) from several casings of ``typed``."""
         lexicon = self.lexicon if self.lexicon is not None and self.lexicon.has_prefix(typed) else None
         return (yield from beam_search(self.model, self.token_text, state.state, state.logits, extend=self.word,
                                        end_mass=self.boundary, first=self.letter if first_letter else None,
                                        beam=max(self.beam, 2 * k), max_chars=self.max_word_chars, results=k,
-                                       lexicon=lexicon, typed=typed, start_logprob=start))
+                                       lexicon=lexicon, typed=typed, start_logprob=start, nodes=nodes, keys=keys))
 
     def _phrases(self, state: TextState, k: int, max_chars: int) -> StepProgram[list[Suggestion]]:
         found = yield from beam_search(self.model, self.token_text, state.state, state.logits, extend=self.printable,

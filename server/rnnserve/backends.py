@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -252,13 +253,18 @@ class SharedLanguageModel:
     and returns its result, keeping the rule that a model's math runs on one thread.
     ``run_steps(make)`` runs the step program ``make()`` there (``rnnserve.step_programs``:
     a generator that yields the model steps it needs), batching its steps with those of
-    the other programs running at the same time, and returns its result.
+    the other programs running at the same time, and returns its result;
+    ``run_steps_idle(make)`` does so only while the model has nothing else to do.
     """
 
     name: str
     model: LanguageModel
     call: Callable[[Callable[[], Any]], Any]
     run_steps: Callable[[Callable[[], Generator[Any, Any, Any]]], Any]
+    #: ``run_steps_idle(make)``: run the step program when the model has nothing else to do
+    #: and return at once (a ``concurrent.futures.Future``; None as its result if dropped):
+    #: for work that may be wasted, such as precomputing a likely next request.
+    run_steps_idle: Callable[[Callable[[], Generator[Any, Any, Any]]], Future[Any]] | None = None
 
 
 class LoadContext(Protocol):

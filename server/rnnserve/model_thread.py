@@ -114,7 +114,7 @@ class ModelThread:
             while True:
                 with self._cv:
                     while not (self._stopping or self._has_work()):
-                        self._cv.wait()
+                        self._cv.wait(self._wait_s())
                     if self._stopping:
                         return
                     work = self._take()
@@ -123,6 +123,10 @@ class ModelThread:
     def _has_work(self) -> bool:
         """Whether there is anything to do (called with the lock held)."""
         raise NotImplementedError
+
+    def _wait_s(self) -> float | None:
+        """With nothing to do, how long to wait before asking again (None: until woken)."""
+        return None
 
     def _take(self) -> Any:
         """Take the next unit of work off the queues (called with the lock held)."""

@@ -130,7 +130,8 @@ class ModelRegistry:
         if entry.state != ModelState.READY or not isinstance(entry.backend, LanguageModel):
             raise ValueError(f"language model {name!r} is not ready ({entry.state}: {entry.reason})")
         assert isinstance(entry.worker, LanguageModelScheduler)
-        return SharedLanguageModel(name, entry.backend, entry.worker.call, entry.worker.run_steps)
+        return SharedLanguageModel(name, entry.backend, entry.worker.call, entry.worker.run_steps,
+                                   entry.worker.run_steps_idle)
 
     def _load(self, entry: ModelEntry) -> None:
         spec = entry.spec

@@ -13,7 +13,9 @@ The event loop only moves messages; all model math runs on the scheduler's threa
    ``emit_interval_s`` has passed since the last hand-over, removing finished rows (an
    ``index_select`` over the state's batch dims);
 5. advances the step programs lent the model (``run_steps``: e.g. writing-assistant
-   searches of concurrent sessions) by one batched step for all of them together.
+   searches of concurrent sessions) by one batched step for all of them together; when it
+   has nothing else to do, the idle ones (``run_steps_idle``: e.g. a session's search for
+   the keystroke it expects next).
 
 Per step there is no Python work per sequence: the tokens of the steps between two
 hand-overs are stacked, and the per-sequence work (decoding text, stop sequences,
@@ -301,9 +303,14 @@ class ScoreResult:
 BURST_GAP_S = 0.0005
 BURST_WAIT_S = 0.02
 
-#: One scheduler iteration's intake: a job, new step programs, admitted requests.
-_Work = tuple[tuple[Callable[[], Any], Future[Any]] | None, list[tuple[Callable[[], StepProgram[Any]], Future[Any]]],
-              list[RequestHandle]]
+#: Idle step programs (``run_steps_idle``) run once the scheduler has had no other work for
+#: this long: what it just finished (e.g. a keystroke's suggestions) reaches its caller
+#: before they take the interpreter lock for their Python.
+IDLE_AFTER_S = 0.001
+
+#: One scheduler iteration's intake: a job, new step programs, admitted requests, new idle step programs.
+_Program = tuple[Callable[[], StepProgram[Any]], Future[Any]]
+_Work = tuple[tuple[Callable[[], Any], Future[Any]] | None, list[_Program], list[RequestHandle], list[_Program]]
 
 
 class LanguageModelScheduler(ModelThread):
@@ -322,7 +329,8 @@ class LanguageModelScheduler(ModelThread):
         self._waiting: deque[RequestHandle] = deque()
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._programs: deque[tuple[Callable[[], StepProgram[Any]], Future[Any]]] = deque()
-        self._lent = StepBatcher(model, self.stats, max_rows=max_batch_size)
+        self._idle_programs: deque[tuple[Callable[[], StepProgram[Any]], Future[Any]]] = deque()
+        self._lent = StepBatcher(model, self.stats, max_rows=max_batch_size, max_idle=max_batch_size)
         self._active: list[_Sequence] = []
         self._rows: _Rows | None = None  # aligned with self._active; None when it is empty
         self._batch_params: _BatchParams | None = None  # of self._active; rebuilt when it changes
@@ -330,6 +338,7 @@ class LanguageModelScheduler(ModelThread):
         self._pending_logprobs: list[torch.Tensor] = []  # their logprobs [B], when some row wants them
         self._last_emit = 0.0
         self._last_arrival = 0.0  # time.monotonic() of the newest submit
+        self._last_busy = 0.0  # time.monotonic() when work other than idle programs last ran
 
     # -- event-loop side -------------------------------------------------------------
 
@@ -367,6 +376,17 @@ class LanguageModelScheduler(ModelThread):
         self._push(self._programs, (make, future), count=False)
         return future.result()
 
+    def run_steps_idle(self, make: Callable[[], StepProgram[T]]) -> Future[T | None]:
+        """Run the step program ``make()`` when the model has nothing else to do (no generation,
+        job or other program waiting); returns at once. For work that may be wasted, such as
+        precomputing a likely next request. The future gets None if the program is dropped
+        (more than ``max_batch_size`` waiting)."""
+        future: Future[T | None] = Future()
+        with self._cv:
+            self._idle_programs.append((make, future))
+            self._cv.notify()
+        return future
+
     async def score(self, text_ids: list[int], context_ids: list[int]) -> ScoreResult:
         """Log-probability of each token of ``text_ids`` after start-of-text and ``context_ids``."""
         return await self.run_job(lambda: self._score(text_ids, context_ids))
@@ -374,19 +394,34 @@ class LanguageModelScheduler(ModelThread):
     # -- scheduler thread ------------------------------------------------------------
 
     def _has_work(self) -> bool:
-        return bool(self._waiting or self._jobs or self._active or self._programs or len(self._lent))
+        if self._busy():
+            return True
+        return bool(self._idle_programs or len(self._lent)) and time.monotonic() - self._last_busy >= IDLE_AFTER_S
+
+    def _busy(self) -> bool:
+        """Whether work other than idle step programs is waiting (read without the lock by _process)."""
+        return bool(self._waiting or self._jobs or self._active or self._programs or self._lent.busy)
+
+    def _wait_s(self) -> float | None:
+        if self._idle_programs or len(self._lent):
+            return max(0.0, self._last_busy + IDLE_AFTER_S - time.monotonic())
+        return None
 
     def _take(self) -> _Work:
-        """One job (scoring, lent work), the new step programs and the waiting requests that fit
-        in the batch."""
-        programs = list(self._programs)
+        """One job (scoring, lent work), the new step programs, the waiting requests that fit
+        in the batch and the new idle step programs."""
+        programs, idle = list(self._programs), list(self._idle_programs)
         self._programs.clear()
-        return (self._jobs.popleft() if self._jobs else None), programs, self._take_admissible()
+        self._idle_programs.clear()
+        return (self._jobs.popleft() if self._jobs else None), programs, self._take_admissible(), idle
 
     def _process(self, work: _Work) -> None:
         """One iteration: a job, admissions (prefill), drop cancelled, one batched step, one
         batched step of the lent step programs."""
-        job, programs, admitted = work
+        job, programs, admitted, idle_programs = work
+        for make, future in idle_programs:
+            self._lent.add_idle(make, future)
+        busy = bool(job or programs or admitted or self._active or self._lent.busy)
         if job is not None:
             with self._model_call():
                 self._run_job(*job)
@@ -404,8 +439,11 @@ class LanguageModelScheduler(ModelThread):
                 for make, future in programs:
                     self._lent.start(make, future)
         if len(self._lent):
+            idle = not (busy or self._busy()) and time.monotonic() - self._last_busy >= IDLE_AFTER_S
             with self._model_call():
-                self._lent.round()
+                self._lent.round(idle=idle)
+        if busy:
+            self._last_busy = time.monotonic()
 
     def _gather_burst(self, rows: int) -> list[RequestHandle]:
         """More waiting requests for an idle scheduler's first prefill (``rows`` rows taken so

@@ -42,6 +42,25 @@ def run_alone(model: LanguageModel, program: StepProgram[T]) -> T:
         return done.value
 
 
+def while_true(alive: Callable[[], bool], program: StepProgram[T]) -> StepProgram[T | None]:
+    """``program`` for as long as ``alive()`` holds when each step comes back; None if it stopped.
+
+    For work that a later event makes pointless (e.g. a search ahead for a keystroke that
+    another one overtook): checked before ``program`` resumes, so it never sees a step once
+    ``alive()`` is false.
+    """
+    try:
+        request = next(program)
+        while True:
+            result = yield request
+            if not alive():
+                program.close()
+                return None
+            request = program.send(result)
+    except StopIteration as done:
+        return done.value
+
+
 def concat_states(states: list[State], dims: tuple[int, ...]) -> State:
     """Concatenate batched states along their batch dims (``LanguageModel.state_batch_dims``)."""
     return tuple(torch.cat(parts, dim=d) for parts, d in zip(zip(*states, strict=True), dims, strict=True))
@@ -58,27 +77,40 @@ class _Running:
     program: StepProgram[Any]
     future: Future[Any]
     request: StepRequest
+    idle: bool = False
 
 
 class StepBatcher:
     """Advances many step programs together: one ``model.step`` per round for all their
     pending requests (up to ``max_rows`` rows; the rest wait for the next round).
 
+    *Idle* programs (``add_idle``: work that may be wasted, such as precomputing a likely
+    next request) start and advance only in rounds the host calls idle, when it has nothing
+    else to do; at most ``max_idle`` wait, the oldest is dropped first.
+
     Runs on the model's thread. A program that raises fails alone; when a batched step
     raises (say one program asked with a malformed state), each of its programs is retried
     alone, so only the ones whose own step fails are failed.
     """
 
-    def __init__(self, model: LanguageModel, stats: SchedulerStats, *, max_rows: int) -> None:
+    def __init__(self, model: LanguageModel, stats: SchedulerStats, *, max_rows: int, max_idle: int = 64) -> None:
         self.model = model
         self.stats = stats
         self.max_rows = max_rows
+        self.max_idle = max_idle
         self._running: list[_Running] = []
+        self._idle: list[_Running] = []
+        self._idle_new: list[tuple[Callable[[], StepProgram[Any]], Future[Any]]] = []
 
     def __len__(self) -> int:
-        return len(self._running)
+        return len(self._running) + len(self._idle) + len(self._idle_new)
 
-    def start(self, make: Callable[[], StepProgram[Any]], future: Future[Any]) -> None:
+    @property
+    def busy(self) -> bool:
+        """Whether programs other than idle ones are waiting for a step."""
+        return bool(self._running)
+
+    def start(self, make: Callable[[], StepProgram[Any]], future: Future[Any], *, idle: bool = False) -> None:
         """Create a program and run it up to its first request (or its end)."""
         if not future.set_running_or_notify_cancel():
             return
@@ -87,18 +119,39 @@ class StepBatcher:
         except Exception as exc:
             future.set_exception(exc)
             return
-        self._advance(program, future, None)
+        self._advance(program, future, None, idle)
 
-    def round(self) -> None:
-        """One batched step over the pending requests; each program runs on to its next one."""
+    def add_idle(self, make: Callable[[], StepProgram[Any]], future: Future[Any]) -> None:
+        """Queue an idle program; it starts in the next idle round. Its future gets None if it is dropped."""
+        self._idle_new.append((make, future))
+        while len(self._idle) + len(self._idle_new) > self.max_idle:
+            if self._idle:
+                dropped = self._idle.pop(0)
+                dropped.program.close()
+                dropped.future.set_result(None)
+            else:
+                self._idle_new.pop(0)[1].set_result(None)
+
+    def round(self, *, idle: bool = False) -> None:
+        """One batched step over the pending requests; each program runs on to its next one.
+
+        Idle programs get the step only in an ``idle`` round with no other program waiting.
+        """
+        if not self._running and idle:
+            starting, self._idle_new = self._idle_new, []
+            for make, future in starting:
+                self.start(make, future, idle=True)
+        queue = self._running if self._running else self._idle if idle else []
         batch, rows = [], 0
-        for running in self._running:
+        for running in queue:
             size = len(running.request[0])
             if batch and rows + size > self.max_rows:
                 break
             batch.append(running)
             rows += size
-        self._running = self._running[len(batch):]
+        if not batch:
+            return
+        del queue[:len(batch)]
         dims = self.model.state_batch_dims
         sizes = [len(r.request[0]) for r in batch]
         try:
@@ -111,7 +164,7 @@ class StepBatcher:
         self.stats.lent_rows_total += rows
         for running, part, part_state in zip(batch, logits.split(sizes), split_state(state, dims, sizes),
                                              strict=True):
-            self._advance(running.program, running.future, (part, part_state))
+            self._advance(running.program, running.future, (part, part_state), running.idle)
 
     def _step_alone(self, batch: list[_Running]) -> None:
         for running in batch:
@@ -124,14 +177,17 @@ class StepBatcher:
                 continue
             self.stats.lent_steps_total += 1
             self.stats.lent_rows_total += len(running.request[0])
-            self._advance(running.program, running.future, result)
+            self._advance(running.program, running.future, result, running.idle)
 
-    def _advance(self, program: StepProgram[Any], future: Future[Any], result: StepResult | None) -> None:
+    def _advance(self, program: StepProgram[Any], future: Future[Any], result: StepResult | None,
+                 idle: bool) -> None:
         try:
             request = next(program) if result is None else program.send(result)
         except StopIteration as done:
             future.set_result(done.value)
         except Exception as exc:
+            if idle:  # nobody waits on it
+                log.warning("an idle step program failed", exc_info=exc)
             future.set_exception(exc)
         else:
-            self._running.append(_Running(program, future, request))
+            (self._idle if idle else self._running).append(_Running(program, future, request, idle))

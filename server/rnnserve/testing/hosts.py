@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Future
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
@@ -54,7 +55,8 @@ class LocalContext:
     """A :class:`~rnnserve.backends.LoadContext` for building a backend outside a server.
 
     Relative model paths resolve against ``base_dir``; ``language_models`` lends models to
-    backends that build on one (the function runs inline, on the caller's thread).
+    backends that build on one (the function runs inline, on the caller's thread; so does
+    idle work, at once).
     """
 
     def __init__(self, base_dir: Path | str = ".", language_models: Mapping[str, LanguageModel] | None = None):
@@ -72,4 +74,12 @@ class LocalContext:
             raise ValueError(f"language model {name!r} is not available here; pass it in "
                              f"LocalContext(language_models={{{name!r}: model}})")
         model = self.language_models[name]
-        return SharedLanguageModel(name, model, lambda fn: fn(), lambda make: run_alone(model, make()))
+        return SharedLanguageModel(name, model, lambda fn: fn(), lambda make: run_alone(model, make()),
+                                   lambda make: _finished(run_alone(model, make())))
+
+
+def _finished(result: Any) -> Future[Any]:
+    """A future that already has ``result`` (idle work runs at once outside a server)."""
+    future: Future[Any] = Future()
+    future.set_result(result)
+    return future
