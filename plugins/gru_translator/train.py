@@ -34,7 +34,7 @@ from rnnserve.training import DEVICES, command_line, hardware, placement, start_
 
 from . import checkpoint
 from .beam import greedy_search
-from .data import read_parallel
+from .data import PHRASES, read_parallel
 from .model import Seq2Seq, Seq2SeqConfig
 from .subwords import BOS_ID, EOS_ID, MODEL_FILE, PAD_ID, SubwordVocab
 
@@ -68,6 +68,8 @@ class TrainConfig:
     threads: int = 0
     #: "auto" (a GPU when there is one: cuda:LOCAL_RANK, nccl between processes), "cpu" or "cuda".
     device: str = "auto"
+    #: Also train on ``train.phrases`` (the Ding dictionary's multi-word phrase pairs).
+    phrases: bool = False
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -202,6 +204,9 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         model = Seq2Seq(Seq2SeqConfig(vocab_size=vocab.size, **model_config)).train()
     model.to(device)  # before the optimizer, whose resumed state follows its parameters' device
     en, de = read_parallel(data_dir, "train")
+    if config.phrases:
+        phrases_en, phrases_de = read_parallel(data_dir, PHRASES)
+        en, de = en + phrases_en, de + phrases_de
     sources, targets = vocab.encode_batch(en), vocab.encode_batch(de)
     kept = [i for i in range(len(en)) if 0 < len(sources[i]) <= config.max_pieces
             and 0 < len(targets[i]) <= config.max_pieces]

@@ -8,12 +8,15 @@ import sqlite3
 from pathlib import Path
 
 from rnnserve_plugins.gru_translator.data import (
+    PHRASES,
     SPLITS,
     bucket,
     build_splits,
     clean_bible,
     clean_ding,
     parse_ding,
+    parse_ding_phrases,
+    phrase_split,
     prepare,
     read_bible,
     read_parallel,
@@ -29,6 +32,8 @@ DING = [
     "Sie ist ja noch ein Kind.; Sie ist jung. :: She is still only/but a child.",
     "etw. abgucken | abguckend :: to copy sth. from sb. | copying",
     "Wie geht’s „dir“? | zwei :: How are “you” doing? | two | three",
+    "die breite Masse | im kleinen Rahmen {adv} :: the crowd | in a small setting",
+    "jdm. etw. spendieren :: to buy sb. sth.",
 ]
 
 
@@ -39,6 +44,22 @@ def test_ding_keeps_example_sentences_without_annotations():
         ("He stayed calm.", "Er blieb ruhig."),
         ("She is still only a child.", "Sie ist ja noch ein Kind."),  # otherwise first with first
     ]  # "He arrived." is too short, "to copy sth. ..." no sentence, unequal sub-entry counts skipped
+
+
+def test_ding_phrases_are_multi_word_entries_without_placeholders():
+    assert list(parse_ding_phrases(DING)) == [
+        ("the crowd", "die breite Masse"),
+        ("in a small setting", "im kleinen Rahmen"),
+    ]  # single words, sentences and "to buy sb. sth." are not phrases for training
+
+
+def test_phrases_train_only_and_never_repeat_a_sentence_pair():
+    sentences = {"train": [("He was calm.", "Er war ruhig.")], "dev": [], "test": []}
+    phrases = [(f"big house {i}", f"großes Haus {i}") for i in range(300)] + [("He was calm.", "Er war ruhig.")]
+    kept, counts = phrase_split(phrases, sentences)
+    assert counts == {"ding_phrases_raw": 301, f"{PHRASES}_pairs": len(kept)}
+    assert ("He was calm.", "Er war ruhig.") not in kept
+    assert all(split_name(en) == "train" for en, _ in kept) and 250 < len(kept) < 300
 
 
 def test_cleaning():
@@ -101,4 +122,6 @@ def test_prepare_writes_parallel_files_and_a_manifest(tmp_path):
     en, de = read_parallel(out, "train")
     total = sum(len(read_parallel(out, s)[0]) for s in ("train", "dev", "test"))
     assert total == 6 and len(en) == len(de)  # 4 Ding sentences + 2 distinct Bible verses
+    phrases_en, _ = read_parallel(out, PHRASES)
+    assert set(phrases_en) <= {"the crowd", "in a small setting"} and manifest["counts"]["ding_phrases_raw"] == 2
     assert manifest["source"]["ding"]["dictionary_sha256"] == hashlib.sha256(ding_file.read_bytes()).hexdigest()

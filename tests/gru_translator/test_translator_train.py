@@ -91,3 +91,16 @@ def test_lr_schedule_and_collate():
     src, lengths, tgt_in, tgt_out = collate([[5, 6], [7]], [[8], [9, 10]])
     assert src.tolist() == [[5, 6], [7, 0]] and lengths.tolist() == [2, 1]
     assert tgt_in.tolist() == [[2, 8, 0], [2, 9, 10]] and tgt_out.tolist() == [[8, 3, 0], [9, 10, 3]]
+
+
+def test_phrases_join_the_training_pairs_when_asked(toy_data, tmp_path):
+    en = (toy_data / "train.en").read_text().splitlines()[:40]
+    de = (toy_data / "train.de").read_text().splitlines()[:40]
+    (toy_data / "train.phrases.en").write_text("".join(" ".join(line.split()[:2]) + "\n" for line in en))
+    (toy_data / "train.phrases.de").write_text("".join(" ".join(line.split()[:2]) + "\n" for line in de))
+    used = {}
+    for phrases in (False, True):
+        train(toy_data, tmp_path / str(phrases), MODEL, config(max_steps=2, eval_every=1000, phrases=phrases),
+              quiet=True)
+        used[phrases] = load_model(tmp_path / str(phrases) / "last")[2]["training"]["train_pairs_used"]
+    assert used == {False: 260, True: 300}
