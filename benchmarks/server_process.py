@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,13 @@ def _wait_loaded(target: str, deadline: float) -> None:
             time.sleep(0.2)
 
 
+def _drain(proc: subprocess.Popen[str]) -> None:
+    """Pass the server's log through to stderr once it has started (warnings stay visible)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stderr.write(f"[server] {line}")
+
+
 @contextmanager
 def serve(config_text: str, timeout: float = 600) -> Iterator[ServerProcess]:
     """Start ``rnnserve serve`` on a free port with the given TOML config; stop it afterwards."""
@@ -58,6 +66,8 @@ def serve(config_text: str, timeout: float = 600) -> Iterator[ServerProcess]:
             else:
                 raise TimeoutError("server did not start")
             server = ServerProcess(proc, int(match.group(1)))
+            # Keep reading its output: a full pipe would block the server's next log line.
+            threading.Thread(target=_drain, args=(proc,), daemon=True).start()
             _wait_loaded(server.target, deadline)
             yield server
         finally:

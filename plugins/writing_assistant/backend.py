@@ -9,6 +9,7 @@ calls share batched model steps.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,8 @@ class _Expected:
     result: list[Suggestion] | None = None  # the suggestions for base + typed, once finished
 
 
-#: A queued edit: ("append", text), ("delete", chars) or ("reset", 0).
+#: A queued edit: ("append", text), ("delete", chars), ("reset", 0), or ("expected", _Expected):
+#: a keystroke answered by the search ahead.
 Edit = tuple[str, Any]
 
 
@@ -123,6 +125,7 @@ class WritingSession(AssistantSession):
         self.capacity = int(assistant.options["word_nodes"])
         self.nodes = WordNodes(self.capacity) if self.capacity > 0 else None
         self._edits: list[Edit] = []
+        self._lock = threading.Lock()  # self._edits: queued by the caller, read on the model's thread
         self._expected: _Expected | None = None
         self._chars = 0
         self.append(text)
@@ -138,17 +141,16 @@ class WritingSession(AssistantSession):
 
     def suggestions(self) -> list[Suggestion]:
         suggester = self.assistant.suggester
+        found = self._expected_answer()
+        if found is None:
+            def search() -> StepProgram[list[Suggestion]]:
+                self._expected = None  # a search ahead still running stops at its next step
+                self._apply_edits()
+                if self.nodes is not None:
+                    self.nodes.keep_under(typed_word(self.ring.text))
+                return (yield from suggester.suggest(self.ring.text, self.options, self.ring.state_at, self.nodes))
 
-        def search() -> StepProgram[list[Suggestion]]:
-            expected = self._read_edits()
-            if expected is not None:
-                self.assistant.expected_hits += 1
-                return expected
-            if self.nodes is not None:
-                self.nodes.keep_under(typed_word(self.ring.text))
-            return (yield from suggester.suggest(self.ring.text, self.options, self.ring.state_at, self.nodes))
-
-        found = self.assistant.shared.run_steps(search)
+            found = self.assistant.shared.run_steps(search)
         self._expect_next()
         return found
 
@@ -157,33 +159,49 @@ class WritingSession(AssistantSession):
         return self._chars
 
     def _queue(self, edit: Edit, chars: int) -> None:
-        self._edits.append(edit)
+        with self._lock:
+            self._edits.append(edit)
         self._chars = chars
         if len(self._edits) >= self.MAX_QUEUED_EDITS:
-            self.assistant.shared.call(self._read_edits)
+            def apply() -> None:
+                self._expected = None
+                self._apply_edits()
 
-    def _read_edits(self) -> list[Suggestion] | None:
-        """Apply the queued edits (on the language model's thread); the suggestions searched
-        ahead if the edits were the keystroke expected, else None."""
-        expected, self._expected = self._expected, None  # a search ahead still running stops here
-        edits, self._edits = self._edits, []
-        if (expected is not None and expected.result is not None and expected.after is not None
-                and edits == [("append", expected.typed)] and self.ring.text == expected.base):
-            self.ring.append(expected.typed, after=expected.after)
-            if expected.nodes is not None:
-                self.nodes = expected.nodes
-            return expected.result
+            self.assistant.shared.call(apply)
+
+    def _expected_answer(self) -> list[Suggestion] | None:
+        """The suggestions searched ahead, if the queued edits are the keystroke expected
+        (on the caller's thread: such a keystroke never waits for the model's thread)."""
+        expected = self._expected
+        if expected is None or expected.result is None or expected.after is None:
+            return None
+        with self._lock:
+            # A finished search ahead has applied every earlier edit, so the ring is still.
+            if self._edits != [("append", expected.typed)] or self.ring.text != expected.base:
+                return None
+            self._edits = [("expected", expected)]  # read into the ring on the model's thread, later
+        self._expected = None
+        return expected.result
+
+    def _apply_edits(self) -> None:
+        """Read the queued edits into the ring (on the language model's thread)."""
+        with self._lock:
+            edits, self._edits = self._edits, []
         for kind, value in edits:
             if kind == "append":
                 self._append(value)
-                continue
-            if self.nodes is not None:
-                self.nodes.clear()
-            if kind == "delete":
-                self.ring.delete(value)
+            elif kind == "expected":  # a keystroke answered by the search ahead: its state is known
+                self.ring.append(value.typed, after=value.after)
+                if value.nodes is not None:
+                    self.nodes = value.nodes
+                self.assistant.expected_hits += 1
             else:
-                self.ring.reset()
-        return None
+                if self.nodes is not None:
+                    self.nodes.clear()
+                if kind == "delete":
+                    self.ring.delete(value)
+                else:
+                    self.ring.reset()
 
     def _append(self, text: str) -> None:
         """Append to the ring, with no read if a search already reached the typed letter."""
@@ -213,8 +231,9 @@ class WritingSession(AssistantSession):
 
     def _search_ahead(self, expected: _Expected) -> StepProgram[None]:
         """The step program behind ``_expect_next`` (on the language model's thread)."""
-        if self._expected is not expected or self._edits:
+        if self._expected is not expected:
             return  # a keystroke came first
+        self._apply_edits()  # the keystroke just answered, if the last search ahead did
         suggester = self.assistant.suggester
         base = self.ring.text
         current = self.ring.current

@@ -12,6 +12,7 @@ shown to clients, so they go through ``errors.redact_paths`` (no server paths).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -153,6 +154,10 @@ class ModelRegistry:
             self._set_failed(entry, f"{type(exc).__name__}: {exc}")
             log.error("model %s failed to load: %s", entry.name, entry.reason, exc_info=exc)
         finally:
+            # What a model keeps for good (weights, vocabularies, lexicons: often millions of
+            # objects) leaves the garbage collector's scans: a full collection over it held
+            # the interpreter lock for ~100 ms, under every request in flight.
+            gc.freeze()
             entry.ready.set()
             if self._on_change is not None:
                 self._on_change(entry)

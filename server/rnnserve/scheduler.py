@@ -297,9 +297,9 @@ class ScoreResult:
         return -self.total / len(self.tokens) if self.tokens else 0.0
 
 
-#: Idle step programs (``run_steps_idle``) run once the scheduler has had no other work for
-#: this long: what it just finished (e.g. a keystroke's suggestions) reaches its caller
-#: before they take the interpreter lock for their Python.
+#: Idle step programs (``run_steps_idle``) run once the scheduler has had no other work, and
+#: no idle program was lent, for this long: what was just answered (e.g. a keystroke's
+#: suggestions) reaches its caller before they take the interpreter lock for their Python.
 IDLE_AFTER_S = 0.001
 
 #: One scheduler iteration's intake: a job, new step programs, admitted requests, new idle step programs.
@@ -377,6 +377,8 @@ class LanguageModelScheduler(ModelThread):
         future: Future[T | None] = Future()
         with self._cv:
             self._idle_programs.append((make, future))
+            # The caller is about to answer someone (e.g. a keystroke): quiet starts now.
+            self._last_busy = time.monotonic()
             self._cv.notify()
         return future
 

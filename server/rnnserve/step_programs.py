@@ -72,6 +72,10 @@ def split_state(state: State, dims: tuple[int, ...], sizes: list[int]) -> list[S
     return [tuple(p[i] for p in pieces) for i in range(len(sizes))]
 
 
+#: Idle programs advanced (or started) per idle round.
+IDLE_PER_ROUND = 4
+
+
 @dataclass
 class _Running:
     program: StepProgram[Any]
@@ -86,7 +90,8 @@ class StepBatcher:
 
     *Idle* programs (``add_idle``: work that may be wasted, such as precomputing a likely
     next request) start and advance only in rounds the host calls idle, when it has nothing
-    else to do; at most ``max_idle`` wait, the oldest is dropped first.
+    else to do, at most ``IDLE_PER_ROUND`` of them a round (work arriving meanwhile waits
+    for no more than their Python); at most ``max_idle`` wait, the oldest is dropped first.
 
     Runs on the model's thread. A program that raises fails alone; when a batched step
     raises (say one program asked with a malformed state), each of its programs is retried
@@ -137,15 +142,16 @@ class StepBatcher:
 
         Idle programs get the step only in an ``idle`` round with no other program waiting.
         """
-        if not self._running and idle:
-            starting, self._idle_new = self._idle_new, []
+        if not self._running and idle and len(self._idle) < IDLE_PER_ROUND:
+            starting = self._idle_new[:IDLE_PER_ROUND - len(self._idle)]
+            del self._idle_new[:len(starting)]
             for make, future in starting:
                 self.start(make, future, idle=True)
         queue = self._running if self._running else self._idle if idle else []
         batch, rows = [], 0
         for running in queue:
             size = len(running.request[0])
-            if batch and rows + size > self.max_rows:
+            if batch and (rows + size > self.max_rows or (running.idle and len(batch) == IDLE_PER_ROUND)):
                 break
             batch.append(running)
             rows += size
