@@ -33,6 +33,11 @@ from rnnserve_client import AsyncClient, Client
 from rnnserve_client.results import ModelStats
 from rnnserve_plugins.writing_assistant.suggest import is_word_char, typed_word
 
+#: Keystrokes each concurrent session types, from SKIP + i * 997 characters into the text (past
+#: the title page, "Persuasion / by / Jane Austen / (1818) / Chapter 1").
+KEYSTROKES = 80
+SKIP = 1000
+
 
 def simulate(text: str, k: int, start: Callable[[], tuple[list[str], Callable[[str], list[str]]]]) -> float:
     """KSR of a typist with top-``k`` suggestions; ``start()`` -> (initial words, append(text) -> words)."""
@@ -110,7 +115,8 @@ def latency(client: Client, model: str, document: str, keystrokes: int, *,
 
 async def concurrent_sessions(target: str, model: str, sessions: int, text: str, keystrokes: int,
                               pace: float = 0.0) -> list[float]:
-    """Per-keystroke seconds with ``sessions`` sessions typing at once (each its own slice of ``text``).
+    """Per-keystroke seconds with ``sessions`` sessions typing at once (each its own slice of
+    ``text``, past its first ``SKIP`` characters).
 
     ``pace`` 0: each typist sends its next keystroke as soon as the last is answered (closed
     loop, a throughput test). ``pace`` > 0: one keystroke every ``pace`` seconds per typist,
@@ -120,7 +126,7 @@ async def concurrent_sessions(target: str, model: str, sessions: int, text: str,
     async with AsyncClient(target, timeout=600) as client:
 
         async def typist(i: int) -> None:
-            start = (i * 997) % max(1, len(text) - keystrokes)
+            start = SKIP + (i * 997) % max(1, len(text) - keystrokes - SKIP)
             async with client.session(model, kinds=("word",), max_suggestions=3) as session:
                 await asyncio.sleep(pace * (i * 0.618 % 1))
                 due = time.perf_counter()
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             for pace in paces:
                 for n in (int(x) for x in args.sessions.split(",")):
                     before = client.get_model(args.language_model).stats
-                    times_n = asyncio.run(concurrent_sessions(srv.target, model, n, test, 40, pace))
+                    times_n = asyncio.run(concurrent_sessions(srv.target, model, n, test, KEYSTROKES, pace))
                     after = client.get_model(args.language_model).stats
                     steps = after.lent_steps_total - before.lent_steps_total
                     rows = _lent_rows(after) - _lent_rows(before)
@@ -200,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["path", "p50 ms", "p99 ms", "p50 vs session"],
                 [(name, percentile(v, 50) * 1e3, percentile(v, 99) * 1e3, percentile(v, 50) / base_p50)
                  for name, v in times.items()]))
-    print("\nPer-keystroke latency with concurrent sessions (40 keystrokes each): as shipped (searches batched "
-          "into shared model steps, word nodes, search ahead), without the search ahead, without it and the word "
-          "nodes (the previous release), and the assistant's calls one at a time")
+    print(f"\nPer-keystroke latency with concurrent sessions ({KEYSTROKES} keystrokes each): as shipped (searches "
+          "batched into shared model steps, word nodes, search ahead), without the search ahead, without it and the "
+          "word nodes (the previous release), and the assistant's calls one at a time")
     print(table(["assistant", "sessions", "typing", "p50 ms", "p99 ms", "rows/step"],
                 [(variants[model], n,
                   f"every {pace * 1e3:.0f} ms" if pace else "closed loop", percentile(v, 50) * 1e3,
