@@ -571,3 +571,10 @@ def test_a_session_searches_ahead_for_the_expected_keystroke_in_idle_time() -> N
         assert stopped.value.value is None
         reference.append("qu")
         assert _same(after, reference.suggestions())
+
+        # Closing the session lets go of its states; its queued search ahead then does nothing.
+        pending = idle.pop()
+        searches = ahead.expected_searches
+        session.close()
+        assert session.ring.text == "" and session.nodes is None
+        assert run_alone(model, pending()) is None and ahead.expected_searches == searches

@@ -158,6 +158,18 @@ class WritingSession(AssistantSession):
     def document_chars(self) -> int:
         return self._chars
 
+    def close(self) -> None:
+        """Stop the search ahead and let go of the session's states (a search ahead still queued
+        on the model's thread keeps the emptied session until its turn, then returns at once)."""
+        def release() -> None:
+            self._expected = None
+            self.nodes = None
+            self.ring.reset()
+            with self._lock:
+                self._edits = []
+
+        self.assistant.shared.call(release)
+
     def _queue(self, edit: Edit, chars: int) -> None:
         with self._lock:
             self._edits.append(edit)
