@@ -108,7 +108,7 @@ def test_a_burst_reaching_an_idle_scheduler_is_gathered_into_one_prefill(monkeyp
     import threading
     import time
 
-    from rnnserve import model_thread as module
+    from rnnserve import scheduler as module
 
     monkeypatch.setattr(module, "BURST_GAP_S", 0.05)
     monkeypatch.setattr(module, "BURST_WAIT_S", 5.0)
@@ -126,7 +126,7 @@ def test_a_burst_reaching_an_idle_scheduler_is_gathered_into_one_prefill(monkeyp
     sender = threading.Thread(target=arrive)
     started = time.monotonic()
     sender.start()
-    gathered = scheduler._gather_burst_requests(len(first))
+    gathered = scheduler._gather_burst(len(first))
     elapsed = time.monotonic() - started
     sender.join()
     assert first + gathered == handles
@@ -134,41 +134,9 @@ def test_a_burst_reaching_an_idle_scheduler_is_gathered_into_one_prefill(monkeyp
 
     time.sleep(module.BURST_GAP_S)  # a lone request: nothing is arriving, no wait
     started = time.monotonic()
-    assert scheduler._gather_burst_requests(1) == [] and time.monotonic() - started < module.BURST_GAP_S
+    assert scheduler._gather_burst(1) == [] and time.monotonic() - started < module.BURST_GAP_S
 
     small = LanguageModelScheduler("small", TinyGRULM(seed=5), max_batch_size=4, max_queue=64)
     for handle in _handles(10):
         small._enqueue(handle)
-    assert len(small._gather_burst_requests(1)) == 3  # the batch's free rows, no more
-
-
-def test_translate_calls_arriving_together_share_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Calls to an idle translator that keep arriving less than BURST_GAP_S apart join the
-    batch the first one starts; calls with other options wait for their own."""
-    import asyncio
-
-    from rnnserve import model_thread
-    from rnnserve.backends import TranslateOptions
-    from rnnserve.workers import TranslationScheduler
-    from tests.support.toy_plugin import ToyTranslator
-
-    monkeypatch.setattr(model_thread, "BURST_GAP_S", 0.05)  # wide: a loaded test machine's switches fit in
-    monkeypatch.setattr(model_thread, "BURST_WAIT_S", 5.0)
-    translator = ToyTranslator()
-    scheduler = TranslationScheduler("burst", translator, max_batch_texts=64, max_queue=64)
-    scheduler.start()
-
-    async def main() -> list[list[str]]:
-        async def call(i: int) -> list[str]:
-            await asyncio.sleep(0.005 * i)
-            options = TranslateOptions(n_best=2 if i == 7 else 1)
-            return [h.text for h in (await scheduler.translate([f"word {i}"], options))[0].hypotheses]
-
-        return list(await asyncio.gather(*(call(i) for i in range(8))))
-
-    try:
-        results = asyncio.run(main())
-    finally:
-        scheduler.stop()
-    assert results[:7] == [[f"WORD {i}"] for i in range(7)] and results[7] == ["WORD 7", "WORD 7 !"]
-    assert translator.batches == [7, 1]
+    assert len(small._gather_burst(1)) == 3  # the batch's free rows, no more

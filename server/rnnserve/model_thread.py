@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,12 +21,6 @@ import torch
 from rnnserve.errors import Overloaded
 
 T = TypeVar("T")
-
-#: A burst of requests reaching an idle scheduler is gathered into one batch: taking work
-#: waits while requests keep arriving less than ``BURST_GAP_S`` apart, for at most
-#: ``BURST_WAIT_S`` (a lone request waits one gap).
-BURST_GAP_S = 0.0005
-BURST_WAIT_S = 0.02
 
 
 @dataclass
@@ -66,7 +60,6 @@ class ModelThread:
         self._threads = [threading.Thread(target=self._main, name=n, daemon=True) for n in names]
         self._thread = self._threads[0]
         self._calls_started: dict[int, float] = {}  # thread ident -> time.monotonic() of its running call
-        self._last_arrival = 0.0  # time.monotonic() of the newest request (set by subclasses)
 
     @property
     def step_started_at(self) -> float | None:
@@ -98,19 +91,6 @@ class ModelThread:
                 self.stats.requests_total += 1
             self.stats.queue_depth = len(queue)
             self._cv.notify()
-
-    def _gather_burst(self, take: Callable[[int], int], room: int) -> None:
-        """While a burst of requests is still arriving (the newest less than ``BURST_GAP_S``
-        ago), add waiting ones with ``take(room)`` (called with the lock held; returns the room
-        it used) until ``room`` is used up or ``BURST_WAIT_S`` has passed: 64 clients starting
-        together become one batch rather than a dozen small ones."""
-        deadline = time.monotonic() + BURST_WAIT_S
-        while room > 0 and time.monotonic() < deadline:
-            if time.monotonic() - self._last_arrival >= BURST_GAP_S:
-                break
-            time.sleep(BURST_GAP_S / 4)
-            with self._cv:
-                room -= take(room)
 
     def _wake(self) -> None:
         with self._cv:

@@ -297,6 +297,12 @@ class ScoreResult:
         return -self.total / len(self.tokens) if self.tokens else 0.0
 
 
+#: A burst of requests reaching an idle scheduler is gathered into one prefill: admission
+#: waits while requests keep arriving less than ``BURST_GAP_S`` apart, for at most
+#: ``BURST_WAIT_S`` (a lone request waits one gap).
+BURST_GAP_S = 0.0005
+BURST_WAIT_S = 0.02
+
 #: Idle step programs (``run_steps_idle``) run once the scheduler has had no other work, and
 #: no idle program was lent, for this long: what was just answered (e.g. a keystroke's
 #: suggestions) reaches its caller before they take the interpreter lock for their Python.
@@ -331,6 +337,7 @@ class LanguageModelScheduler(ModelThread):
         self._pending: list[torch.Tensor] = []  # tokens [B] of each step since the last hand-over
         self._pending_logprobs: list[torch.Tensor] = []  # their logprobs [B], when some row wants them
         self._last_emit = 0.0
+        self._last_arrival = 0.0  # time.monotonic() of the newest submit
         self._last_busy = 0.0  # time.monotonic() when work other than idle programs last ran
 
     # -- event-loop side -------------------------------------------------------------
@@ -422,7 +429,7 @@ class LanguageModelScheduler(ModelThread):
                 self._run_job(*job)
         if admitted:
             if not self._active:
-                admitted += self._gather_burst_requests(sum(h.params.n for h in admitted if not h.cancelled))
+                admitted += self._gather_burst(sum(h.params.n for h in admitted if not h.cancelled))
             with self._model_call():
                 self._admit(admitted)
         self._drop_cancelled()
@@ -440,17 +447,20 @@ class LanguageModelScheduler(ModelThread):
         if busy:
             self._last_busy = time.monotonic()
 
-    def _gather_burst_requests(self, rows: int) -> list[RequestHandle]:
+    def _gather_burst(self, rows: int) -> list[RequestHandle]:
         """More waiting requests for an idle scheduler's first prefill (``rows`` rows taken so
-        far) while a burst is still arriving (``ModelThread._gather_burst``)."""
+        far) while a burst is still arriving (see ``BURST_GAP_S``): 64 clients starting
+        together become one prefill of 64 prompts rather than a dozen small ones."""
         more: list[RequestHandle] = []
-
-        def take(room: int) -> int:
-            taken = self._take_admissible(room)
-            more.extend(taken)
-            return sum(h.params.n for h in taken if not h.cancelled)
-
-        self._gather_burst(take, self.max_batch_size - rows)
+        deadline = time.monotonic() + BURST_WAIT_S
+        while rows < self.max_batch_size and time.monotonic() < deadline:
+            if time.monotonic() - self._last_arrival >= BURST_GAP_S:
+                break
+            time.sleep(BURST_GAP_S / 4)
+            with self._cv:
+                taken = self._take_admissible(self.max_batch_size - rows)
+            more += taken
+            rows += sum(h.params.n for h in taken if not h.cancelled)
         return more
 
     def _take_admissible(self, free: int | None = None) -> list[RequestHandle]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -87,7 +86,6 @@ class TranslationScheduler(ModelThread):
         """Translate ``texts``, batched with other waiting calls that use the same options."""
         job = _TranslationJob(texts, options, Future())
         self._push(self._jobs, job)
-        self._last_arrival = time.monotonic()
         try:
             return await asyncio.wrap_future(job.future)
         finally:
@@ -99,31 +97,19 @@ class TranslationScheduler(ModelThread):
     def _take(self) -> list[_TranslationJob]:
         """The first waiting job plus later ones with equal options, up to the text budget."""
         head = self._jobs.popleft()
-        return [head, *self._take_like(head, self.max_batch_texts - len(head.texts))]
-
-    def _take_like(self, head: _TranslationJob, room: int) -> list[_TranslationJob]:
-        """Waiting jobs with ``head``'s options and ``room`` texts at most (called with the lock held)."""
-        batch, rest = [], deque()
+        batch, size, rest = [head], len(head.texts), deque()
         while self._jobs:
             job = self._jobs.popleft()
-            if job.options == head.options and len(job.texts) <= room:
+            if job.options == head.options and size + len(job.texts) <= self.max_batch_texts:
                 batch.append(job)
-                room -= len(job.texts)
+                size += len(job.texts)
             else:
                 rest.append(job)
         self._jobs = rest
         self.stats.queue_depth = len(self._jobs)
-        return batch
+        return [j for j in batch if j.future.set_running_or_notify_cancel()]
 
     def _process(self, batch: list[_TranslationJob]) -> None:
-        def take(room: int) -> int:
-            more = self._take_like(batch[0], room)
-            batch.extend(more)
-            return sum(len(job.texts) for job in more)
-
-        # Calls arriving together (clients answered by the last batch ask again) join this one.
-        self._gather_burst(take, self.max_batch_texts - sum(len(job.texts) for job in batch))
-        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
         if not batch:
             return
         texts = [t for job in batch for t in job.texts]
