@@ -104,13 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--calls", type=int, default=192, help="calls per measurement")
     parser.add_argument("--dtype", default="float32", help="model dtype for both servers (float32 or bfloat16)")
+    parser.add_argument("--torch-threads", type=int, default=None, help="server torch threads (default: per core)")
     parser.add_argument("--bleu", type=Path, metavar="DATA",
                         help="also score the test split of DATA (rnnserve data en-de) through the server")
     args = parser.parse_args(argv)
     model_dir = (args.model_dir or default_model_dir()).resolve()
     sentences = args.sentences.read_text().splitlines() if args.sentences else FALLBACK
     levels = [int(c) for c in args.concurrency.split(",")]
-    config = "[server]\ndefault_models = false\n" + "".join(
+    threads = f"torch_threads = {args.torch_threads}\n" if args.torch_threads else ""
+    config = "[server]\ndefault_models = false\n" + threads + "".join(
         f'[[models]]\nname = "{name}"\nbackend = "gru-seq2seq"\npath = "{model_dir}"\nmax_batch_size = {batch}\n'
         f'options.dtype = "{args.dtype}"\n'
         for name, batch in (("batched", 128), ("one-at-a-time", 1)))
