@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--calls", type=int, default=192, help="calls per measurement")
     parser.add_argument("--dtype", default="float32", help="model dtype for both servers (float32 or bfloat16)")
+    parser.add_argument("--quantize", action="store_true", help="both servers serve the int8 dynamic-quantized model")
     parser.add_argument("--torch-threads", type=int, default=None, help="server torch threads (default: per core)")
     parser.add_argument("--bleu", type=Path, metavar="DATA",
                         help="also score the test split of DATA (rnnserve data en-de) through the server")
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = f"torch_threads = {args.torch_threads}\n" if args.torch_threads else ""
     config = "[server]\ndefault_models = false\n" + threads + "".join(
         f'[[models]]\nname = "{name}"\nbackend = "gru-seq2seq"\npath = "{model_dir}"\nmax_batch_size = {batch}\n'
-        f'options.dtype = "{args.dtype}"\n'
+        + ('options.quantize = true\n' if args.quantize else f'options.dtype = "{args.dtype}"\n')
         for name, batch in (("batched", 128), ("one-at-a-time", 1)))
     rows = []
     with serve(config) as server:
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["server", "concurrency", "sentences/s", "latency p50 ms", "latency p99 ms", "x one-at-a-time"],
                 rows))
     if bleu_rows:
-        print(f"\nTest split through the server (beam 5, {args.dtype}, 32 concurrent calls) against the model card")
+        print(f"\nTest split through the server (beam 5, {'int8' if args.quantize else args.dtype}, 32 concurrent "
+              "calls) against the model card")
         print(table(["part", "pairs", "BLEU", "card BLEU", "chrF", "card chrF"], bleu_rows))
     return 0
 
