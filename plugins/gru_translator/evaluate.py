@@ -26,7 +26,7 @@ PARTS = ("test.ding", "test.bible", "test")
 LICENSE = ("Model weights: trained on the Ding dictionary (GPL-2.0-or-later) and public-domain Bible "
            "translations (World English Bible, Elberfelder 1932); distribute the weights under "
            "GPL-2.0-or-later unless the Ding authors grant otherwise. Code: MIT (as rnnserve).")
-LIMITATIONS = ("A small GRU translator trained for well under an hour on two CPU cores: it knows the language of "
+LIMITATIONS = ("A small GRU translator trained on two CPU cores (wall time above): it knows the language of "
                "dictionary example sentences and of a 1932 Bible translation (archaic German register, "
                "pre-1996 spelling such as 'daß'), and little else. Expect wrong words, dropped or "
                "repeated phrases and poor handling of names, numbers and long sentences; output quality is "
