@@ -233,7 +233,6 @@ class WordNodes:
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
         self.anchor: tuple[int, str] | None = None
-        self.hits = 0
         self._nodes: OrderedDict[str, Node] = OrderedDict()
 
     def __len__(self) -> int:
@@ -254,7 +253,6 @@ class WordNodes:
     def get(self, key: str) -> Node | None:
         node = self._nodes.get(key)
         if node is not None:
-            self.hits += 1
             self._nodes.move_to_end(key)
         return node
 

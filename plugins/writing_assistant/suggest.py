@@ -135,7 +135,6 @@ class Suggester:
             start = len(text) - len(prefix)
             nodes.at((start, text[start - 1:start]))
             found = yield from self._variant_nodes(nodes, word_start, variants)
-            nodes.keep_under(prefix)
             states = concat_states([node.state for node in found], self.model.state_batch_dims)
             logits = torch.stack([node.logits for node in found])
             variant_lp = torch.tensor([node.logprob for node in found], dtype=torch.float64)
@@ -169,16 +168,14 @@ class Suggester:
         missing = [v for v in variants if nodes.get(v) is None]
         parents = [nodes.get(v[:-1]) for v in missing]
         tokens = [self.model.vocab.encode(v[-1])[0] for v in missing]
-        if not missing:
-            pass
-        elif all(parent is not None for parent in parents) and all(len(t) == 1 for t in tokens):
+        if missing and all(parent is not None for parent in parents) and all(len(t) == 1 for t in tokens):
             known: list[Node] = parents  # type: ignore[assignment]
             ids = torch.tensor([t[0] for t in tokens])
             logprobs = [parent.logprob + float(torch.log_softmax(parent.logits.float(), dim=-1)[i])
                         for parent, i in zip(known, ids.tolist(), strict=True)]
             state = concat_states([parent.state for parent in known], self.model.state_batch_dims)
             yield from advance(self.model, nodes, missing, logprobs, ids, state, torch.arange(len(missing)))
-        else:
+        elif missing:
             states, logits, logprob = read_variants(self.model, word_start, missing)
             parts = split_state(states, self.model.state_batch_dims, [1] * len(missing))
             for i, variant in enumerate(missing):
