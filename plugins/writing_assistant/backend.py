@@ -185,7 +185,7 @@ class WritingSession(AssistantSession):
         """The suggestions searched ahead, if the queued edits are the keystroke expected
         (on the caller's thread: such a keystroke never waits for the model's thread)."""
         expected = self._expected
-        if expected is None or expected.result is None or expected.after is None:
+        if expected is None or expected.result is None:  # none, or still searching
             return None
         with self._lock:
             # A finished search ahead has applied every earlier edit, so the ring is still.
@@ -251,11 +251,11 @@ class WritingSession(AssistantSession):
         current = self.ring.current
         typed = suggester.likely_next(current.logits)
         document = base + typed
-        nodes, after = self.nodes, None
-        if not is_word_char(typed) or nodes is None:  # a word search would not reach it
-            after = read(suggester.model, current, typed)
-        if not is_word_char(typed):  # the next word starts after it: nodes of its own
-            nodes = WordNodes(self.capacity) if self.capacity > 0 else None
+        in_word = is_word_char(typed)
+        # After a word boundary the next word starts: nodes of its own.
+        nodes = self.nodes if in_word else WordNodes(self.capacity) if self.capacity > 0 else None
+        # A word search reaches the state after a letter as a node; other characters are read.
+        after = None if in_word and nodes is not None else read(suggester.model, current, typed)
 
         def state_at(n: int) -> TextState:
             return after if n == len(document) and after is not None else self.ring.state_at(n)

@@ -149,15 +149,17 @@ class ModelRegistry:
             entry.worker.start()
             entry.backend = backend
             entry.state = ModelState.READY
+            # What a model keeps for good (weights, vocabularies, lexicons: often millions of
+            # objects) leaves the garbage collector's scans: a full collection over it held
+            # the interpreter lock for ~100 ms, under every request in flight. The loading's
+            # own garbage goes first: frozen objects are never freed.
+            gc.collect()
+            gc.freeze()
             log.info("model %s ready (%s, %s parameters)", entry.name, spec.backend, f"{entry.parameter_count:,}")
         except Exception as exc:
             self._set_failed(entry, f"{type(exc).__name__}: {exc}")
             log.error("model %s failed to load: %s", entry.name, entry.reason, exc_info=exc)
         finally:
-            # What a model keeps for good (weights, vocabularies, lexicons: often millions of
-            # objects) leaves the garbage collector's scans: a full collection over it held
-            # the interpreter lock for ~100 ms, under every request in flight.
-            gc.freeze()
             entry.ready.set()
             if self._on_change is not None:
                 self._on_change(entry)

@@ -329,7 +329,7 @@ class LanguageModelScheduler(ModelThread):
         self._waiting: deque[RequestHandle] = deque()
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._programs: deque[tuple[Callable[[], StepProgram[Any]], Future[Any]]] = deque()
-        self._idle_programs: deque[tuple[Callable[[], StepProgram[Any]], Future[Any]]] = deque()
+        self._idle_programs: deque[_Program] = deque()
         self._lent = StepBatcher(model, self.stats, max_rows=max_batch_size, max_idle=max_batch_size)
         self._active: list[_Sequence] = []
         self._rows: _Rows | None = None  # aligned with self._active; None when it is empty
@@ -396,18 +396,22 @@ class LanguageModelScheduler(ModelThread):
     # -- scheduler thread ------------------------------------------------------------
 
     def _has_work(self) -> bool:
-        if self._busy():
-            return True
-        return bool(self._idle_programs or len(self._lent)) and time.monotonic() - self._last_busy >= IDLE_AFTER_S
+        return self._busy() or (self._idle_pending() and self._until_idle() <= 0)
 
     def _busy(self) -> bool:
         """Whether work other than idle step programs is waiting (read without the lock by _process)."""
         return bool(self._waiting or self._jobs or self._active or self._programs or self._lent.busy)
 
+    def _idle_pending(self) -> bool:
+        """Whether idle step programs wait (new or lent); with ``not _busy()``, the lent are all idle ones."""
+        return bool(self._idle_programs or len(self._lent))
+
+    def _until_idle(self) -> float:
+        """Seconds until idle programs may run (<= 0: they may now; see ``IDLE_AFTER_S``)."""
+        return self._last_busy + IDLE_AFTER_S - time.monotonic()
+
     def _wait_s(self) -> float | None:
-        if self._idle_programs or len(self._lent):
-            return max(0.0, self._last_busy + IDLE_AFTER_S - time.monotonic())
-        return None
+        return max(0.0, self._until_idle()) if self._idle_pending() else None
 
     def _take(self) -> _Work:
         """One job (scoring, lent work), the new step programs, the waiting requests that fit
@@ -441,7 +445,7 @@ class LanguageModelScheduler(ModelThread):
                 for make, future in programs:
                     self._lent.start(make, future)
         if len(self._lent):
-            idle = not (busy or self._busy()) and time.monotonic() - self._last_busy >= IDLE_AFTER_S
+            idle = not (busy or self._busy()) and self._until_idle() <= 0
             with self._model_call():
                 self._lent.round(idle=idle)
         if busy:
