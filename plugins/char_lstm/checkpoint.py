@@ -10,8 +10,9 @@ A model directory (what the backend serves) holds:
 * after evaluation, ``MODEL_CARD.md`` and ``model_card.json``.
 
 A training directory's ``last/`` checkpoint adds ``optimizer.safetensors`` (every
-optimizer state tensor plus the torch RNG state) and ``trainer_state.json`` (param
-groups, step, epoch, history), so a killed run resumes without unpickling anything.
+optimizer state tensor plus the RNG states) and ``trainer_state.json`` (param groups,
+step, epoch, history), written by ``rnnserve.training.save_training_state``, so a killed
+run resumes without unpickling anything.
 Directories are written to a temporary sibling and swapped in by rename, so a kill
 mid-save leaves the previous checkpoint intact.
 """
@@ -79,31 +80,3 @@ def load_model(directory: Path) -> tuple[CharRNN, CharVocab, dict]:
     if vocab.size != model.config.vocab_size:
         raise CheckpointError(f"{directory}: vocab.json has {vocab.size} ids, the model {model.config.vocab_size}")
     return model.eval(), vocab, config
-
-
-def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Write optimizer tensors + RNG (safetensors) and ``state`` + param groups (JSON) into ``directory``."""
-    opt = optimizer.state_dict()
-    tensors = {"rng.torch": torch.get_rng_state()}
-    for index, param_state in opt["state"].items():
-        for name, value in param_state.items():
-            tensors[f"state.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    save_file(tensors, str(directory / "optimizer.safetensors"))
-    (directory / "trainer_state.json").write_text(
-        json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1) + "\n")
-
-
-def load_training_state(directory: Path, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore the optimizer and the torch RNG from ``directory``; returns the saved trainer state."""
-    tensors = load_file(str(directory / "optimizer.safetensors"))
-    state = json.loads((directory / "trainer_state.json").read_text())
-    per_param: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("state."):
-            _, index, name = key.split(".", 2)
-            per_param.setdefault(int(index), {})[name] = value
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}  # JSON turned the tuple into a list
-              for group in state.pop("param_groups")]
-    optimizer.load_state_dict({"state": per_param, "param_groups": groups})
-    torch.set_rng_state(tensors["rng.torch"])
-    return state

@@ -30,7 +30,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from rnnserve.training import DEVICES, command_line, hardware, placement, start_process_group, warmup_cosine_lr
+from rnnserve.training import (
+    DEVICES,
+    add_config_flags,
+    command_line,
+    config_sections,
+    hardware,
+    load_training_state,
+    placement,
+    save_training_state,
+    start_process_group,
+    warmup_cosine_lr,
+)
 
 from . import checkpoint
 from .cells import CELL_KINDS
@@ -169,7 +180,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     history: dict = {"train": [], "val": []}
     step, best_val, elapsed = 0, float("inf"), 0.0
     if resuming:
-        state = checkpoint.load_training_state(resume_dir, optimizer)
+        state = load_training_state(resume_dir, optimizer)
         step, best_val, elapsed, history = state["step"], state["best_val"], state["elapsed_s"], state["history"]
         if rank != 0:
             torch.manual_seed(config.seed + 1000 * rank + step)
@@ -187,7 +198,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     def save_last() -> None:
         tmp = checkpoint.fresh_tmp(out / "last")
         checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
-        checkpoint.save_training_state(tmp, optimizer, {"step": step, "best_val": best_val, "elapsed_s": elapsed,
+        save_training_state(tmp, optimizer, {"step": step, "best_val": best_val, "elapsed_s": elapsed,
                                                         "history": history, "train": asdict(config)})
         checkpoint.replace_dir(tmp, out / "last")
         (out / "history.json").write_text(json.dumps(history) + "\n")
@@ -274,24 +285,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--no-card", action="store_true", help="skip the final evaluation and model card")
-    for group, flags in (("model", MODEL_FLAGS), ("train", TRAIN_FLAGS)):
-        for name, field in flags.items():
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=f"{group}.{name}", default=None,
-                                metavar=type(field.default).__name__.upper(), type=type(field.default),
-                                choices={"cell": CELL_KINDS, "device": DEVICES}.get(name),
-                                help=f"{group} {name} (default {field.default})")
+    add_config_flags(parser, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, {"cell": CELL_KINDS, "device": DEVICES})
 
 
 def run(args: argparse.Namespace) -> int:
-    raw = json.loads(args.config.read_text()) if args.config else {}
-    sections: dict[str, dict] = {"model": dict(raw.get("model", {})), "train": dict(raw.get("train", {}))}
-    for key, value in vars(args).items():
-        if "." in key and value is not None:
-            group, name = key.split(".", 1)
-            sections[group][name] = value
-    unknown = sorted(set(sections["train"]) - set(TRAIN_FLAGS))
-    if unknown:
-        raise SystemExit(f"unknown training option(s) {unknown}")
+    sections = config_sections(args, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, args.config)
     train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
           write_card=not args.no_card)
     if dist.is_initialized():

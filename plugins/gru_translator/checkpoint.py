@@ -11,8 +11,9 @@ A model directory (what the backend serves) holds:
 * ``sentencepiece.model``: the joint subword model;
 * after evaluation, ``model_card.json`` (``rnnserve.config.ModelCard``) and ``MODEL_CARD.md``.
 
-A training run's ``last/`` adds ``optimizer.safetensors`` (optimizer tensors + torch RNG)
-and ``trainer_state.json`` (param groups, progress, history). Directories are written to a
+A training run's ``last/`` adds ``optimizer.safetensors`` (optimizer tensors + RNG states)
+and ``trainer_state.json`` (param groups, progress, history), written by
+``rnnserve.training.save_training_state``. Directories are written to a
 temporary sibling and renamed into place, so a kill mid-save keeps the previous one.
 """
 
@@ -107,31 +108,3 @@ def load_model(directory: Path) -> tuple[Seq2Seq, SubwordVocab, dict]:
 def decoding_options(config: dict) -> TranslateOptions:
     """The default TranslateOptions recorded in config.json."""
     return TranslateOptions(**{**asdict(DEFAULT_DECODING), **config.get("decoding", {})})
-
-
-def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Write optimizer tensors + RNG (safetensors) and ``state`` + param groups (JSON) into ``directory``."""
-    opt = optimizer.state_dict()
-    tensors = {"rng.torch": torch.get_rng_state()}
-    for index, param_state in opt["state"].items():
-        for name, value in param_state.items():
-            tensors[f"state.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    save_file(tensors, str(directory / "optimizer.safetensors"))
-    (directory / "trainer_state.json").write_text(
-        json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1) + "\n")
-
-
-def load_training_state(directory: Path, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore the optimizer and the torch RNG from ``directory``; returns the saved trainer state."""
-    tensors = load_file(str(directory / "optimizer.safetensors"))
-    state = json.loads((directory / "trainer_state.json").read_text())
-    per_param: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("state."):
-            _, index, name = key.split(".", 2)
-            per_param.setdefault(int(index), {})[name] = value
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}  # JSON turned tuples into lists
-              for group in state.pop("param_groups")]
-    optimizer.load_state_dict({"state": per_param, "param_groups": groups})
-    torch.set_rng_state(tensors["rng.torch"])
-    return state

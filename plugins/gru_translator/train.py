@@ -30,7 +30,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from rnnserve.training import DEVICES, command_line, hardware, placement, start_process_group, warmup_cosine_lr
+from rnnserve.training import (
+    DEVICES,
+    add_config_flags,
+    command_line,
+    config_sections,
+    hardware,
+    load_training_state,
+    placement,
+    save_training_state,
+    start_process_group,
+    warmup_cosine_lr,
+)
 
 from . import checkpoint
 from .beam import greedy_search
@@ -219,7 +230,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     history: dict = {"train": [], "dev": []}
     step, epoch, position, best_bleu, elapsed = 0, 0, 0, -1.0, 0.0
     if resuming:
-        state = checkpoint.load_training_state(resume_dir, optimizer)
+        state = load_training_state(resume_dir, optimizer)
         step, epoch, position = state["step"], state["epoch"], state["position"]
         best_bleu, elapsed, history = state["best_bleu"], state["elapsed_s"], state["history"]
     if rank != 0:
@@ -239,7 +250,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     def save_last() -> None:
         tmp = checkpoint.fresh_tmp(out / "last")
         checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
-        checkpoint.save_training_state(tmp, optimizer, {
+        save_training_state(tmp, optimizer, {
             "step": step, "epoch": epoch, "position": position, "best_bleu": best_bleu, "elapsed_s": elapsed,
             "history": history, "train": asdict(config)})
         checkpoint.replace_dir(tmp, out / "last")
@@ -326,35 +337,17 @@ MODEL_FLAGS = {f.name: f for f in fields(Seq2SeqConfig) if f.name != "vocab_size
 TRAIN_FLAGS = {f.name: f for f in fields(TrainConfig)}
 
 
-def _flag_type(default: object) -> type:
-    if isinstance(default, bool):
-        return lambda text: text.lower() in ("1", "true", "yes")  # type: ignore[return-value]
-    return type(default)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="directory from `rnnserve data en-de`")
     parser.add_argument("--out", type=Path, required=True, help="run directory (best/, last/, loss.png)")
     parser.add_argument("--vocab", type=Path, help="SentencePiece model (default DATA/sentencepiece.model)")
     parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    for group, flags in (("model", MODEL_FLAGS), ("train", TRAIN_FLAGS)):
-        for name, field in flags.items():
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=f"{group}.{name}", default=None,
-                                type=_flag_type(field.default), choices=DEVICES if name == "device" else None,
-                                help=f"{group} {name} (default {field.default})")
+    add_config_flags(parser, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, {"device": DEVICES})
 
 
 def run(args: argparse.Namespace) -> int:
-    raw = json.loads(args.config.read_text()) if args.config else {}
-    sections: dict[str, dict] = {"model": dict(raw.get("model", {})), "train": dict(raw.get("train", {}))}
-    for key, value in vars(args).items():
-        if "." in key and value is not None:
-            group, name = key.split(".", 1)
-            sections[group][name] = value
-    unknown = sorted(set(sections["train"]) - set(TRAIN_FLAGS)) + sorted(set(sections["model"]) - set(MODEL_FLAGS))
-    if unknown:
-        raise SystemExit(f"unknown option(s) {unknown}")
+    sections = config_sections(args, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, args.config)
     train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
           vocab_path=args.vocab)
     if dist.is_initialized():

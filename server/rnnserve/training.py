@@ -2,23 +2,29 @@
 
 Small pieces every recurrent trainer here needs the same way: where a process trains (its
 device, and under torchrun its rank and process-group backend), the learning-rate schedule,
-replacing a checkpoint directory without leaving a half-written one, and how a run describes
-the command and hardware that produced it (for model cards).
+replacing a checkpoint directory without leaving a half-written one, the optimizer and RNG
+state a killed run resumes from (safetensors + JSON, no pickle), the command-line flags made
+from the trainer's config dataclasses, and how a run describes the command and hardware that
+produced it (for model cards).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
 import platform
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import Field, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import distributed as dist
 
 #: Values of a trainer's ``device`` option.
@@ -133,3 +139,75 @@ def replace_dir(tmp: Path, final: Path) -> None:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Write ``optimizer.safetensors`` (every optimizer state tensor, the torch RNG and, when this
+    process has used its GPU, the GPU's RNG) and ``trainer_state.json`` (``state`` plus the param
+    groups) into ``directory``."""
+    opt = optimizer.state_dict()
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_initialized():  # dropout masks on a GPU come from its own generator
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    for index, param_state in opt["state"].items():
+        for name, value in param_state.items():
+            tensors[f"state.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    save_file(tensors, str(directory / "optimizer.safetensors"))
+    (directory / "trainer_state.json").write_text(
+        json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1) + "\n")
+
+
+def load_training_state(directory: Path, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore the optimizer (its tensors follow its parameters' device) and the RNGs from
+    ``directory``; returns the saved trainer state. A run saved on a GPU resumes on a CPU (the
+    GPU's RNG is then not needed) and vice versa (the GPU's generator keeps its seed)."""
+    tensors = load_file(str(directory / "optimizer.safetensors"))
+    state = json.loads((directory / "trainer_state.json").read_text())
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, name = key.split(".", 2)
+            per_param.setdefault(int(index), {})[name] = value
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}  # JSON turned tuples into lists
+              for group in state.pop("param_groups")]
+    optimizer.load_state_dict({"state": per_param, "param_groups": groups})
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    return state
+
+
+def _flag_type(default: object) -> Callable[[str], Any]:
+    if isinstance(default, bool):  # bool("false") is True
+        return lambda text: text.lower() in ("1", "true", "yes")
+    return type(default)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, sections: Mapping[str, Mapping[str, Field]],
+                     choices: Mapping[str, Sequence[str]] | None = None) -> None:
+    """One ``--name`` flag per field of each section's config dataclass (``sections``: section
+    name, e.g. "model" or "train" -> {field name: field}), stored as ``"SECTION.name"`` and None
+    when not given, so :func:`config_sections` can tell given flags from defaults. ``choices``
+    limits a field's values by its name."""
+    for section, flags in sections.items():
+        for name, field in flags.items():
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=f"{section}.{name}", default=None,
+                                metavar=type(field.default).__name__.upper(), type=_flag_type(field.default),
+                                choices=(choices or {}).get(name), help=f"{section} {name} (default {field.default})")
+
+
+def config_sections(args: argparse.Namespace, sections: Mapping[str, Mapping[str, Field]],
+                    config_file: Path | None = None) -> dict[str, dict]:
+    """Each section's options: the JSON ``config_file``'s (``{"model": {...}, "train": {...}}``),
+    overridden by the flags given. Raises SystemExit naming any option no section has."""
+    raw = json.loads(config_file.read_text()) if config_file else {}
+    merged: dict[str, dict] = {section: dict(raw.get(section, {})) for section in sections}
+    for key, value in vars(args).items():
+        section, _, name = key.partition(".")
+        if section in merged and value is not None:
+            merged[section][name] = value
+    unknown = [f"{section}.{name}" for section, options in merged.items() for name in sorted(options)
+               if name not in sections[section]]
+    if unknown:
+        raise SystemExit(f"unknown option(s) {unknown}")
+    return merged

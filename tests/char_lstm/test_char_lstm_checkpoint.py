@@ -1,4 +1,4 @@
-"""Checkpoints: model round-trip (float32 and float16 storage), no pickle, training-state round-trip."""
+"""Checkpoints: model round-trip (float32 and float16 storage), no pickle."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 
 from rnnserve_plugins.char_lstm import checkpoint
 from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
-from rnnserve_plugins.char_lstm.train import TrainConfig, configure_optimizer
 from rnnserve_plugins.char_lstm.vocab import CharVocab
 
 
@@ -52,26 +51,3 @@ def test_bad_directories_are_reported(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(checkpoint.CheckpointError, match="format"):
         checkpoint.load_model(tmp_path)
-
-
-def test_training_state_roundtrip(tmp_path):
-    model, vocab = make()
-    model.train()
-    optimizer = configure_optimizer(model, TrainConfig())
-    for _ in range(2):
-        loss = model(torch.randint(0, vocab.size, (2, 5)), model.initial_state(2))[0].square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    checkpoint.save_training_state(tmp_path, optimizer, {"step": 2, "history": {"train": [], "val": []}})
-    expected_rng = torch.get_rng_state()
-    torch.manual_seed(99)
-    fresh = configure_optimizer(model, TrainConfig())
-    state = checkpoint.load_training_state(tmp_path, fresh)
-    assert state["step"] == 2
-    assert torch.equal(torch.get_rng_state(), expected_rng)
-    saved, restored = optimizer.state_dict(), fresh.state_dict()
-    assert saved["param_groups"] == restored["param_groups"]
-    for index, tensors in saved["state"].items():
-        for name, value in tensors.items():
-            assert torch.equal(torch.as_tensor(value), torch.as_tensor(restored["state"][index][name]))
