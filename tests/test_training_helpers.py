@@ -90,3 +90,20 @@ def test_unknown_options_and_values_are_refused(tmp_path: Path, capsys: pytest.C
     with pytest.raises(SystemExit):
         _parse(["--cell", "rnn"])
     assert "invalid choice: 'rnn'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "char-lstm", "--data", "{tmp}/none", "--out", "{tmp}/run"],
+     "error: {tmp}/none/train.txt not found; run `rnnserve data austen --out {tmp}/none` first"),
+    (["train", "gru-seq2seq", "--data", "{tmp}/none", "--out", "{tmp}/run"],
+     "error: {tmp}/none/sentencepiece.model not found; run `rnnserve data en-de --out {tmp}/none` first"),
+    (["train", "gru-seq2seq", "--data", "{tmp}", "--out", "{tmp}/run", "--accumulate", "0"],
+     "error: accumulate must be at least 1, got 0"),
+])
+def test_training_commands_refuse_bad_set_ups_in_one_line(tmp_path: Path, argv: list[str], message: str) -> None:
+    from rnnserve.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([arg.format(tmp=tmp_path) for arg in argv])
+    assert exit_info.value.code == message.format(tmp=tmp_path)
+    assert not (tmp_path / "run").exists()

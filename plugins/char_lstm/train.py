@@ -32,6 +32,7 @@ from torch import nn
 
 from rnnserve.training import (
     DEVICES,
+    TrainingSetupError,
     add_config_flags,
     command_line,
     config_sections,
@@ -45,7 +46,7 @@ from rnnserve.training import (
 
 from . import checkpoint
 from .cells import CELL_KINDS
-from .data import read_split
+from .data import DataError, read_split
 from .evaluate import evaluate_loss
 from .model import CharRNN, CharRNNConfig, State
 from .vocab import CharVocab
@@ -290,8 +291,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     sections = config_sections(args, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, args.config)
-    train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
-          write_card=not args.no_card)
+    try:
+        train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
+              write_card=not args.no_card)
+    except (TrainingSetupError, DataError, checkpoint.CheckpointError) as exc:
+        raise SystemExit(f"error: {exc}") from None
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0

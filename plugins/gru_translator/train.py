@@ -3,8 +3,12 @@
 Batching: training pairs are sorted by (target, source) length with a seeded random tie
 order and cut into batches whose padded size ``pairs * max(source, target + 1)`` stays
 within ``batch_tokens``; the batch order is reshuffled every epoch from (seed, epoch).
-Under DDP (``torchrun``, gloo) rank r takes batches r, r + world, ... (equal counts), so
-an optimizer step sees ``world`` batches.
+Under DDP (``torchrun``; gloo between CPU processes, nccl between GPUs) rank r takes batches
+r, r + world, ... (equal counts), so an optimizer step sees ``world`` batches; with
+``accumulate`` k each rank adds up the gradients of its next k batches first (no gradient
+exchange until the last), so a step sees ``world * k`` consecutive batches and one process
+with k = 2 takes the same steps as two ranks with k = 1. The gradient is the mean over those
+batches of each batch's mean per target piece.
 
 Optimisation: Adam, linear warm-up then cosine decay to ``min_lr`` at ``max_steps``,
 label-smoothed cross-entropy summed over target pieces (padding ignored) divided by the
@@ -23,6 +27,7 @@ import json
 import math
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from torch import nn
 
 from rnnserve.training import (
     DEVICES,
+    TrainingSetupError,
     add_config_flags,
     command_line,
     config_sections,
@@ -45,7 +51,7 @@ from rnnserve.training import (
 
 from . import checkpoint
 from .beam import greedy_search
-from .data import PHRASES, read_parallel
+from .data import PHRASES, DataError, read_parallel
 from .model import Seq2Seq, Seq2SeqConfig
 from .subwords import BOS_ID, EOS_ID, MODEL_FILE, PAD_ID, SubwordVocab
 
@@ -59,6 +65,8 @@ class TrainConfig:
 
     #: Padded (pairs x longest side) tokens per batch and rank.
     batch_tokens: int = 4000
+    #: Batches per optimizer step and rank (gradient accumulation).
+    accumulate: int = 1
     lr: float = 2e-3
     min_lr: float = 1e-4
     warmup_steps: int = 200
@@ -81,6 +89,10 @@ class TrainConfig:
     device: str = "auto"
     #: Also train on ``train.phrases`` (the Ding dictionary's multi-word phrase pairs).
     phrases: bool = False
+
+    def __post_init__(self) -> None:
+        if self.accumulate < 1:
+            raise TrainingSetupError(f"accumulate must be at least 1, got {self.accumulate}")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -211,7 +223,10 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         model, vocab, _ = checkpoint.load_model(resume_dir)
         model.train()
     else:
-        vocab = SubwordVocab.load(vocab_path or data_dir / MODEL_FILE)
+        vocab_path = vocab_path or data_dir / MODEL_FILE
+        if not vocab_path.exists():
+            raise DataError(f"{vocab_path} not found; run `rnnserve data en-de --out {data_dir}` first")
+        vocab = SubwordVocab.load(vocab_path)
         model = Seq2Seq(Seq2SeqConfig(vocab_size=vocab.size, **model_config)).train()
     model.to(device)  # before the optimizer, whose resumed state follows its parameters' device
     en, de = read_parallel(data_dir, "train")
@@ -244,7 +259,11 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     def epoch_batches(e: int) -> list[list[int]]:
         batches = make_batches([len(s) for s in sources], [len(t) for t in targets], config.batch_tokens,
                                config.seed, e)
-        usable = len(batches) // world * world
+        per_step = world * config.accumulate  # every step has all its batches, on every rank
+        usable = len(batches) // per_step * per_step
+        if not usable:
+            raise TrainingSetupError(f"{len(batches)} batches of {config.batch_tokens} tokens are too few for "
+                                     f"{world} rank(s) x {config.accumulate} batches a step")
         return batches[rank:usable:world]
 
     def save_last() -> None:
@@ -257,11 +276,13 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         (out / "history.json").write_text(json.dumps(history) + "\n")
 
     batches = epoch_batches(epoch)
+    accumulating = f" x {config.accumulate} batches a step" if config.accumulate > 1 else ""
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         print(f"[gru-seq2seq] {'resuming at step ' + str(step) if resuming else 'starting'}: {model.config} "
               f"({model.parameter_count():,} parameters), {len(kept):,} train pairs, {world} rank(s) x "
-              f"{config.batch_tokens} tokens, {len(batches)} steps/epoch, {config.max_steps} steps", flush=True)
+              f"{config.batch_tokens} tokens{accumulating}, {len(batches) // config.accumulate} steps/epoch, "
+              f"{config.max_steps} steps", flush=True)
 
     from tqdm import tqdm
 
@@ -271,26 +292,32 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     running, window_start, pieces_since, started = None, time.perf_counter(), 0, time.perf_counter()
     stop = False
     while step < config.max_steps and not stop:
-        if position >= len(batches):
-            epoch, position = epoch + 1, 0
-            batches = epoch_batches(epoch)
-        indices = batches[position]
-        position += 1
-        src, lengths, tgt_in, tgt_out = (t.to(device) for t in collate([sources[i] for i in indices],
-                                                                        [targets[i] for i in indices]))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         net.train()
-        logits = net(src, lengths, tgt_in)
-        n_pieces = int((tgt_out != PAD_ID).sum())
-        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)) / n_pieces
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss = 0.0
+        for micro in range(config.accumulate):
+            if position >= len(batches):
+                epoch, position = epoch + 1, 0
+                batches = epoch_batches(epoch)
+            indices = batches[position]
+            position += 1
+            src, lengths, tgt_in, tgt_out = (t.to(device) for t in collate([sources[i] for i in indices],
+                                                                            [targets[i] for i in indices]))
+            n_pieces = int((tgt_out != PAD_ID).sum())
+            # DDP exchanges gradients in the backward pass: only in the step's last one
+            exchange = nullcontext() if not distributed or micro == config.accumulate - 1 else net.no_sync()
+            with exchange:
+                logits = net(src, lengths, tgt_in)
+                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)) / n_pieces
+                (loss / config.accumulate).backward()
+            step_loss += loss.item() / config.accumulate
+            pieces_since += n_pieces * world
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
-        pieces_since += n_pieces * world
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        running = step_loss if running is None else 0.95 * running + 0.05 * step_loss
         if step % config.log_every == 0 or step == config.max_steps:
             now = time.perf_counter()
             speed = pieces_since / (now - window_start)
@@ -348,8 +375,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     sections = config_sections(args, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, args.config)
-    train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
-          vocab_path=args.vocab)
+    try:
+        train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
+              vocab_path=args.vocab)
+    except (TrainingSetupError, DataError, checkpoint.CheckpointError) as exc:
+        raise SystemExit(f"error: {exc}") from None
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0

@@ -31,6 +31,11 @@ from torch import distributed as dist
 DEVICES = ("auto", "cpu", "cuda")
 
 
+class TrainingSetupError(ValueError):
+    """A training run cannot start as asked: an option out of range, a GPU that is not there,
+    too little data for the batches. Training commands print it as one line, not a traceback."""
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where one training process runs.
@@ -62,14 +67,14 @@ def placement(device: str = "auto", env: Mapping[str, str] | None = None, cuda_d
     "cuda"; ``env`` (default ``os.environ``) and ``cuda_devices`` (default
     ``torch.cuda.device_count()``) are parameters so the choice can be tested anywhere."""
     if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        raise TrainingSetupError(f"device must be one of {DEVICES}, got {device!r}")
     env = os.environ if env is None else env
     gpus = torch.cuda.device_count() if cuda_devices is None else cuda_devices
     world, rank, local_rank = (int(env.get(k, d)) for k, d in (("WORLD_SIZE", "1"), ("RANK", "0"),
                                                                   ("LOCAL_RANK", "0")))
     use_cuda = device == "cuda" or (device == "auto" and gpus > 0)
     if use_cuda and local_rank >= gpus:
-        raise ValueError(f"device {device!r}: process LOCAL_RANK={local_rank} needs GPU {local_rank}, "
+        raise TrainingSetupError(f"device {device!r}: process LOCAL_RANK={local_rank} needs GPU {local_rank}, "
                          f"but {gpus} GPU(s) are visible")
     where = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     backend = None if world == 1 else ("nccl" if use_cuda else "gloo")
