@@ -103,3 +103,26 @@ def test_translate_writes_the_attention_heat_map(server: ServerThread, tmp_path,
     assert main(["translate", "--target", server.target, "toy-tr", "good day", "--attention", str(png)]) == 0
     assert png.read_bytes().startswith(b"\x89PNG")
     assert "GOOD DAY" in capsys.readouterr().out
+
+
+def test_a_port_in_use_is_a_one_line_error(toy_host) -> None:  # type: ignore[no-untyped-def]
+    """grpcio raises RuntimeError for a port it cannot bind and http.server OSError: both become
+    ConfigurationError, which ``rnnserve serve`` prints as one line (exit status 2)."""
+    import asyncio
+    import socket
+
+    from rnnserve.app import create_server
+    from rnnserve.config import ServerConfig
+    from rnnserve.errors import ConfigurationError
+
+    async def build(address: str, config: ServerConfig) -> None:
+        create_server(address, config, toy_host)
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigurationError, match=rf"^cannot listen on 127\.0\.0\.1:{port}: the port is in use"):
+            asyncio.run(build(f"127.0.0.1:{port}", ServerConfig(models=())))
+        with pytest.raises(ConfigurationError, match=rf"^cannot serve metrics on 127\.0\.0\.1:{port}: "):
+            asyncio.run(build("127.0.0.1:0", ServerConfig(models=(), metrics_port=port)))

@@ -26,6 +26,7 @@ from rnnserve.admission import EXEMPT_PREFIXES, AdmissionInterceptor
 from rnnserve.auth import resolve_token, server_credentials, warn_about_exposure
 from rnnserve.backends import ModelKind
 from rnnserve.config import ServerConfig
+from rnnserve.errors import ConfigurationError
 from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.registry import ModelEntry, ModelRegistry, ModelState
 from rnnserve.services.assistant import AssistantService
@@ -140,7 +141,11 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
 
         metrics = Metrics(registry)
         drain.observe = metrics.observe
-        metrics_port = metrics.serve(config.host, config.metrics_port)
+        try:
+            metrics_port = metrics.serve(config.host, config.metrics_port)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot serve metrics on {config.host}:{config.metrics_port}: "
+                                     f"{exc.strerror or exc}") from exc
         log.info("metrics on http://%s:%d/metrics", config.host, metrics_port)
     services: list[object] = [GenerationService(registry, limits), TranslationService(registry, limits),
                               AssistantService(registry, limits), ModelsService(registry)]
@@ -152,10 +157,14 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
     if config.reflection:
         reflection.enable_server_reflection(
             [*SERVICE_KINDS, MODELS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_secure_port(address, credentials) if credentials is not None \
-        else server.add_insecure_port(address)
+    try:
+        port = server.add_secure_port(address, credentials) if credentials is not None \
+            else server.add_insecure_port(address)
+    except RuntimeError:  # grpcio: "Failed to bind to address ..."
+        port = 0
     if port == 0:
-        raise OSError(f"could not bind {address}")
+        raise ConfigurationError(f"cannot listen on {address}: the port is in use, or the address is not one of "
+                                 "this machine's")
     warn_about_exposure(config, credentials is not None, token)
     app = App(server, port, config, host, registry, health_servicer, drain, services, tls=credentials is not None,
               metrics_port=metrics_port)

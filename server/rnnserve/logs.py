@@ -5,13 +5,16 @@ The admission interceptor (``admission.py``) puts each call's request id in
 asyncio task, and work a worker thread does for the call runs in a copy of the call's
 context (``workers.py``), so every log line written about the call carries its id.
 :class:`RequestIdFilter` copies it onto each record as ``record.request_id`` ("-" outside
-a call) and :func:`configure_logging` installs it with the text or JSON format.
+a call) and :func:`configure_logging` installs it with the text or JSON format. Under
+``rnnserve serve --workers N`` every replica's lines also name the replica (1..N, from
+:data:`REPLICA_ENV`), since they all reach the supervisor's stderr.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import uuid
@@ -25,6 +28,8 @@ request_id_var: ContextVar[str | None] = ContextVar("rnnserve_request_id", defau
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+#: The replica number (1..N) ``rnnserve serve --workers N`` gives each replica process.
+REPLICA_ENV = "RNNSERVE_REPLICA"
 LOG_FORMATS = ("text", "json")
 
 
@@ -59,7 +64,12 @@ def _present(request_id: str | None) -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message, request_id, thread (and exc)."""
+    """One JSON object per line: ts, level, logger, message, request_id, thread (and exc; and
+    replica, in a replica of ``serve --workers``)."""
+
+    def __init__(self, replica: int | None = None) -> None:
+        super().__init__()
+        self.replica = replica
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -70,18 +80,23 @@ class JsonFormatter(logging.Formatter):
             "request_id": _present(getattr(record, "request_id", None)) or request_id_var.get(),
             "thread": record.threadName,
         }
+        if self.replica is not None:
+            entry["replica"] = self.replica
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
 def make_handler(fmt: str = "text", stream: object = None) -> logging.Handler:
-    """A stream handler (stderr by default) in ``fmt`` with the request-id filter."""
+    """A stream handler (stderr by default) in ``fmt`` with the request-id filter; in a replica
+    (:data:`REPLICA_ENV` set) each line names it ("[replica 2]" in text, ``"replica": 2`` in JSON)."""
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; valid: {', '.join(LOG_FORMATS)}")
+    replica = int(os.environ[REPLICA_ENV]) if os.environ.get(REPLICA_ENV, "").isdigit() else None
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    text = TEXT_FORMAT if replica is None else TEXT_FORMAT.replace("%(name)s", f"[replica {replica}] %(name)s")
+    handler.setFormatter(JsonFormatter(replica) if fmt == "json" else logging.Formatter(text))
     return handler
 
 

@@ -19,7 +19,9 @@ The supervisor (this module, in the parent process):
   at most ``MAX_RESTARTS`` times per replica; a replica that fails before it is ready
   stops the whole group (a bad config or a busy port would fail again);
 * asks the kernel to SIGTERM the replicas if the supervisor itself dies (Linux);
-* with metrics on (``metrics_port`` M), gives replica i ``--metrics-port M + i``.
+* with metrics on (``metrics_port`` M), gives replica i ``--metrics-port M + i``;
+* sets ``RNNSERVE_REPLICA`` (1..N) in each replica's environment, so its log lines say
+  which replica wrote them.
 
 ``rnnserve serve --workers N`` replaces itself (``exec``, same pid) with ``python -m
 rnnserve.replicas``, which imports neither torch nor the plugins: the supervisor costs
@@ -40,6 +42,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from rnnserve.logs import REPLICA_ENV
 
 log = logging.getLogger("rnnserve.replicas")
 
@@ -78,12 +82,17 @@ def client_target(host: str, ports: Sequence[int]) -> str:
 
 @dataclass
 class Replica:
+    #: 0-based; logs and messages say ``number`` (1-based, as in "[replica 2/2]").
     index: int
     port: int
     proc: subprocess.Popen[str] | None = None
     ready_line: str = ""
     ready: threading.Event = field(default_factory=threading.Event)
     restarts: int = 0
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
 
 
 class Supervisor:
@@ -110,7 +119,7 @@ class Supervisor:
 
     def _start(self, replica: Replica) -> None:
         replica.ready.clear()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RNNSERVE_REPLICA": str(replica.index)}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", REPLICA_ENV: str(replica.number)}
         proc = subprocess.Popen(self._command(replica), stdout=subprocess.PIPE, stderr=None, text=True, env=env,
                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         replica.proc = proc
@@ -128,7 +137,7 @@ class Supervisor:
                 replica.ready_line = line
                 replica.ready.set()
                 if replica.restarts:
-                    log.info("replica %d is back on port %d (pid %d)", replica.index, replica.port, proc.pid)
+                    log.info("replica %d is back on port %d (pid %d)", replica.number, replica.port, proc.pid)
                 continue
             with self._lock:
                 self._out(line)
@@ -146,16 +155,16 @@ class Supervisor:
         assert replica.proc is not None
         while not replica.ready.wait(0.1):
             if replica.proc.poll() is not None:
-                raise RuntimeError(f"replica {replica.index} exited with status {replica.proc.returncode} "
+                raise RuntimeError(f"replica {replica.number} exited with status {replica.proc.returncode} "
                                    "before it was ready")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"replica {replica.index} did not start within {timeout:.0f} s")
+                raise TimeoutError(f"replica {replica.number} did not start within {timeout:.0f} s")
 
     def announce(self, host: str) -> None:
         """One ``listening on`` line per replica (the first as a single server prints it), then the target."""
         with self._lock:
             for replica in self.replicas:
-                suffix = "" if replica.index == 0 else f" [replica {replica.index + 1}/{len(self.replicas)}]"
+                suffix = "" if replica.index == 0 else f" [replica {replica.number}/{len(self.replicas)}]"
                 self._out(replica.ready_line + suffix)
             pids = ", ".join(str(r.proc.pid) for r in self.replicas if r.proc is not None)
             self._out(f"rnnserve: {len(self.replicas)} replicas (pids {pids}); client target "
@@ -177,16 +186,16 @@ class Supervisor:
                 if proc is None or proc.poll() is None or self.stopping.is_set():
                     continue
                 if not replica.ready.is_set():
-                    self.failed = f"replica {replica.index} exited with status {proc.returncode} before it was ready"
+                    self.failed = f"replica {replica.number} exited with status {proc.returncode} before it was ready"
                 elif replica.restarts >= MAX_RESTARTS:
-                    self.failed = f"replica {replica.index} died {replica.restarts + 1} times"
+                    self.failed = f"replica {replica.number} died {replica.restarts + 1} times"
                 if self.failed:
                     log.error("%s; stopping every replica", self.failed)
                     self.stop()
                     break
                 replica.restarts += 1
                 log.warning("replica %d (pid %d, port %d) exited with status %s; restarting it in %.0f s "
-                            "(restart %d of %d)", replica.index, proc.pid, replica.port, proc.returncode,
+                            "(restart %d of %d)", replica.number, proc.pid, replica.port, proc.returncode,
                             RESTART_DELAY_S, replica.restarts, MAX_RESTARTS)
                 replica.proc = None
                 if self.stopping.wait(RESTART_DELAY_S):

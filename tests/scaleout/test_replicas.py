@@ -190,7 +190,9 @@ def test_a_replica_that_cannot_start_stops_the_group(tiny_config: Path) -> None:
                                "--port", str(base), "--workers", "2"], capture_output=True, text=True,
                               env=server_env(), timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert re.search(r"replica \d exited with status \d+ before it was ready; stopping every replica", proc.stderr)
+    assert re.search(r"replica 2 exited with status \d+ before it was ready; stopping every replica", proc.stderr)
+    assert "rnnserve: cannot listen on 127.0.0.1:" in proc.stderr  # replica 2's one-line reason
+    assert re.search(r"INFO \[replica 1\] rnnserve\.app \[-\]: stopped", proc.stderr)  # lines name their replica
     assert "client target" not in proc.stdout
 
 
@@ -210,3 +212,22 @@ def test_each_replica_gets_its_own_ports() -> None:
     assert [c[c.index("--metrics-port") + 1] for c in commands] == ["9100", "9101", "9102"]
     assert all(c[c.index("rnnserve.cli") + 1:][:3] == ["serve", "--config", "x.toml"] for c in commands)
     assert "--metrics-port" not in Supervisor(["serve"], 2, 0)._command(Supervisor(["serve"], 2, 0).replicas[1])
+
+
+def test_a_replica_names_itself_on_every_log_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import json
+    import logging
+
+    from rnnserve.logs import REPLICA_ENV, make_handler
+
+    def line(fmt: str) -> str:
+        stream = io.StringIO()
+        handler = make_handler(fmt, stream)
+        handler.handle(logging.LogRecord("rnnserve.app", logging.INFO, __file__, 1, "ready", None, None))
+        return stream.getvalue()
+
+    assert "[replica" not in line("text") and "replica" not in json.loads(line("json"))
+    monkeypatch.setenv(REPLICA_ENV, "2")
+    assert re.search(r" INFO \[replica 2\] rnnserve\.app \[-\]: ready$", line("text").rstrip("\n"))
+    assert json.loads(line("json"))["replica"] == 2
