@@ -233,6 +233,8 @@ def _ray_serve(args: argparse.Namespace) -> int:
     from rnnserve import ray_serve
     from rnnserve.auth import token_from_env
 
+    if args.address is None:
+        ray_serve.local_ray_on_loopback()  # before Ray is imported
     try:
         import ray.serve  # noqa: F401
     except ImportError as exc:  # ray is an optional extra

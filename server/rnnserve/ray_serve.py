@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -54,6 +55,22 @@ from rnnserve_client.v1 import (
 )
 
 log = logging.getLogger("rnnserve.ray_serve")
+
+#: Ray reads it as "form clusters" (default on Linux): "0" keeps a local Ray on the loopback address.
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def local_ray_on_loopback() -> None:
+    """Make the local Ray that :func:`start` begins (no ``address``) listen on 127.0.0.1 only.
+
+    Ray takes the loopback address as its node's only where Ray clusters are off (the
+    variable's name says Windows or macOS, but Ray reads it everywhere, once, on import, so
+    this must run before ``import ray``); then Ray's own servers (GCS, raylet, object manager,
+    workers, agents) listen on 127.0.0.1 instead of every interface. (``ray.init``'s
+    ``_node_ip_address="127.0.0.1"`` is turned back into the machine's address.) A value the
+    user set wins.
+    """
+    os.environ.setdefault(LOCAL_ONLY_ENV, "0")
 
 APP_NAME = "rnnserve"
 DEPLOYMENT_NAME = "rnnserve"
@@ -280,6 +297,8 @@ def start(config: ServerConfig, options: RayServeOptions, *, address: str | None
     ``address`` None starts a local Ray instance bound to 127.0.0.1 with no dashboard;
     otherwise it is passed to ``ray.init`` (``"auto"`` joins the cluster of this node).
     """
+    if address is None:
+        local_ray_on_loopback()
     import ray
     from ray import serve
     from ray.serve.config import gRPCOptions
@@ -288,8 +307,8 @@ def start(config: ServerConfig, options: RayServeOptions, *, address: str | None
     if not ray.is_initialized():
         if address is None:
             # "local": a new instance even if a cluster runs on this machine (never join one by accident).
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     configure_logging=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, configure_logging=False,
+                     log_to_driver=False)
         else:
             ray.init(address=address, configure_logging=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": options.http_port},
@@ -316,11 +335,22 @@ def _wait_running(deadline: float) -> None:
         time.sleep(0.5)
 
 
-def shutdown() -> None:
+#: Seconds ``shutdown`` waits for Ray Serve to stop its deployment before stopping Ray itself.
+SERVE_SHUTDOWN_S = 30.0
+
+
+def shutdown(timeout_s: float = SERVE_SHUTDOWN_S) -> None:
+    """Stop the deployment, then Ray. Ray Serve's own shutdown never returns once Ray's raylet is
+    gone (a SIGTERM to the whole process group, as ``timeout`` and systemd's default
+    ``KillMode=control-group`` send, reaches it too): it is given ``timeout_s``."""
     import ray
     from ray import serve
 
-    serve.shutdown()
+    stopper = threading.Thread(target=serve.shutdown, name="serve-shutdown", daemon=True)
+    stopper.start()
+    stopper.join(timeout_s)
+    if stopper.is_alive():
+        log.warning("Ray Serve did not stop within %.0f s (was a Ray process stopped first?); stopping Ray", timeout_s)
     ray.shutdown()
 
 
@@ -358,5 +388,5 @@ def run(config: ServerConfig, options: RayServeOptions, *, address: str | None, 
             signal.signal(sig, handler)
 
 
-__all__: Sequence[str] = ["SERVICER_FUNCTIONS", "RayServeOptions", "RnnserveReplica", "build_app", "run",
-                          "shutdown", "start"]
+__all__: Sequence[str] = ["SERVICER_FUNCTIONS", "RayServeOptions", "RnnserveReplica", "build_app",
+                          "local_ray_on_loopback", "run", "shutdown", "start"]

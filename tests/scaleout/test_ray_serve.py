@@ -1,6 +1,6 @@
 """Ray Serve: rnnserve's client talks to Ray's gRPC proxy and gets a plain server's results.
 
-A local Ray (``num_cpus=2``, loopback, no dashboard) runs the ``rnnserve`` deployment with
+A local Ray (``num_cpus=2``, its servers on loopback, no dashboard) runs the ``rnnserve`` deployment with
 two replicas. Ray Serve is a dev dependency, so this runs in CI; it is not skipped when
 Ray is missing (the import fails the test).
 """
@@ -80,6 +80,11 @@ def test_ray_serve_proxy_matches_a_plain_server(tmp_path: Path) -> None:
         seconds = ray_serve.start(config, options, num_cpus=2)
         rss = _ray_rss_mib()
         print(f"\nRay Serve: 2 replicas RUNNING {seconds:.1f} s after start; Ray processes' RSS {rss:.0f} MiB")
+        import ray
+
+        # A local Ray's own servers (GCS, raylet, workers) listen on the loopback address only.
+        assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+        assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
         target = f"127.0.0.1:{options.grpc_port}"
         with Client(target, timeout=60, token=TOKEN) as client:
             assert [m.name for m in client.list_models()] == ["tiny", "tiny-assist"]
@@ -144,3 +149,23 @@ def test_ray_serve_command_checks_its_flags(capsys: pytest.CaptureFixture[str]) 
 
     assert main(["ray-serve", "--replicas", "2", "--max-replicas", "1"]) == 2
     assert "--max-replicas at least --replicas" in capsys.readouterr().err
+
+
+def test_shutdown_stops_ray_even_when_serve_cannot_stop(monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Ray Serve's shutdown waits forever once the raylet is gone (a SIGTERM to the whole process
+    group reaches it too); ``shutdown`` gives it a bounded time, then stops Ray regardless."""
+    import ray
+    from ray import serve
+
+    stuck, calls = threading.Event(), []
+    monkeypatch.setattr(serve, "shutdown", lambda: stuck.wait(30))
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("ray.shutdown"))
+    started = time.perf_counter()
+    try:
+        ray_serve.shutdown(timeout_s=0.2)
+    finally:
+        stuck.set()
+    assert time.perf_counter() - started < 5
+    assert calls == ["ray.shutdown"]
+    assert "Ray Serve did not stop within 0 s" in caplog.text
