@@ -14,27 +14,36 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ServerProcess:
-    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+    """``target``: the client target (every replica's address under ``--workers``); ``pids``:
+    the server processes (the replicas', not the supervisor's, under ``--workers``)."""
+
+    def __init__(self, proc: subprocess.Popen[str], target: str, pids: list[int]) -> None:
         self.proc = proc
-        self.port = port
-        self.target = f"127.0.0.1:{port}"
+        self.target = target
+        self.pids = pids
 
     def cpu_seconds(self) -> float:
-        """User + system CPU seconds the server process has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds the server processes have used so far."""
+        return sum(cpu_seconds(pid) for pid in self.pids)
 
 
-def _wait_loaded(target: str, deadline: float) -> None:
+def _wait_loaded(addresses: list[str], deadline: float) -> None:
     """Models load in the background after the port opens: wait until none is LOADING."""
     from rnnserve_client import Client
 
-    with Client(target, timeout=10) as client:
-        while any(m.state == "loading" for m in client.list_models()):
-            if time.time() > deadline:
-                raise TimeoutError("models still loading")
-            time.sleep(0.2)
+    for address in addresses:
+        with Client(address, timeout=10) as client:
+            while any(m.state == "loading" for m in client.list_models()):
+                if time.time() > deadline:
+                    raise TimeoutError("models still loading")
+                time.sleep(0.2)
 
 
 def _drain(proc: subprocess.Popen[str]) -> None:
@@ -45,30 +54,41 @@ def _drain(proc: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def serve(config_text: str, timeout: float = 600) -> Iterator[ServerProcess]:
-    """Start ``rnnserve serve`` on a free port with the given TOML config; stop it afterwards."""
+def serve(config_text: str, timeout: float = 600, workers: int = 1) -> Iterator[ServerProcess]:
+    """Start ``rnnserve serve`` (``--workers N`` when ``workers`` > 1) on free ports with the given
+    TOML config; stop it afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "rnnserve.toml"
         config.write_text(config_text)
-        proc = subprocess.Popen([sys.executable, "-m", "rnnserve.cli", "serve", "--config", str(config),
-                                 "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        command = [sys.executable, "-m", "rnnserve.cli", "serve", "--config", str(config), "--port", "0"]
+        if workers > 1:
+            command += ["--workers", str(workers)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             deadline = time.time() + timeout
             assert proc.stdout is not None
+            addresses: list[str] = []
+            pids = [proc.pid]
             while time.time() < deadline:
                 line = proc.stdout.readline()
                 if not line:
                     raise RuntimeError(f"server exited with {proc.wait()}")
-                match = re.search(r"listening on [\d.]+:(\d+)", line)
+                match = re.search(r"listening on ([\d.]+:\d+)", line)
                 if match:
+                    addresses.append(match.group(1))
+                replicas = re.search(r"replicas \(pids ([\d, ]+)\)", line)
+                if replicas:
+                    pids = [int(pid) for pid in replicas.group(1).split(", ")]
+                if len(addresses) == workers and (workers == 1 or replicas):
                     break
             else:
                 raise TimeoutError("server did not start")
-            server = ServerProcess(proc, int(match.group(1)))
+            target = addresses[0] if workers == 1 else "ipv4:" + ",".join(addresses)
+            server = ServerProcess(proc, target, pids)
             # Keep reading its output: a full pipe would block the server's next log line.
             threading.Thread(target=_drain, args=(proc,), daemon=True).start()
-            _wait_loaded(server.target, deadline)
+            _wait_loaded(addresses, deadline)
             yield server
         finally:
             proc.terminate()
