@@ -99,11 +99,52 @@ def test_unknown_options_and_values_are_refused(tmp_path: Path, capsys: pytest.C
      "error: {tmp}/none/sentencepiece.model not found; run `rnnserve data en-de --out {tmp}/none` first"),
     (["train", "gru-seq2seq", "--data", "{tmp}", "--out", "{tmp}/run", "--accumulate", "0"],
      "error: accumulate must be at least 1, got 0"),
+    (["train", "char-lstm", "--data", "{tmp}", "--out", "{tmp}/run"],  # 2,000 characters, 64 streams of 128
+     "error: 2000 training characters cut into 64 streams are shorter than one window of 128: lower --batch-size "
+     "or --seq-len"),
 ])
 def test_training_commands_refuse_bad_set_ups_in_one_line(tmp_path: Path, argv: list[str], message: str) -> None:
     from rnnserve.cli import main
 
+    for split in ("train", "val"):
+        (tmp_path / f"{split}.txt").write_text("abc " * 500)
     with pytest.raises(SystemExit) as exit_info:
         main([arg.format(tmp=tmp_path) for arg in argv])
     assert exit_info.value.code == message.format(tmp=tmp_path)
     assert not (tmp_path / "run").exists()
+
+
+def _resume_rank(rank: int, port: int, out: str) -> None:
+    import os
+
+    from rnnserve.training import TrainingSetupError, agree_on_resume, placement, start_process_group
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"})
+    place = placement("cpu")
+    start_process_group(place)
+    outcome = "agreed"
+    try:
+        agree_on_resume(place, 300)  # both at step 300: fine
+        agree_on_resume(place, 300 if rank == 0 else 0)  # rank 1 found no checkpoint
+    except TrainingSetupError as exc:
+        outcome = str(exc)
+    Path(out, f"rank{rank}.txt").write_text(outcome)
+    torch.distributed.destroy_process_group()
+
+
+def test_ranks_that_would_resume_from_different_steps_stop(tmp_path: Path) -> None:
+    """A rank on a node that cannot see rank 0's OUT/last would start afresh while the others
+    resume: every rank refuses, naming the cause."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_resume_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}.txt").read_text() == (
+            "the ranks would resume from different steps [300, 0] (rank order): every rank reads OUT/last, so OUT "
+            "must be on storage that every node sees")

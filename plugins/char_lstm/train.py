@@ -34,6 +34,7 @@ from rnnserve.training import (
     DEVICES,
     TrainingSetupError,
     add_config_flags,
+    agree_on_resume,
     command_line,
     config_sections,
     hardware,
@@ -92,7 +93,7 @@ def make_streams(tokens: torch.Tensor, streams: int, bos_id: int) -> torch.Tenso
     """[streams, n + 1]: ``tokens`` [N] cut into ``streams`` contiguous pieces, each prefixed by bos."""
     n = tokens.numel() // streams
     if n < 2:
-        raise ValueError(f"{tokens.numel()} tokens are too few for {streams} streams")
+        raise TrainingSetupError(f"{tokens.numel()} training characters are too few for {streams} streams")
     body = tokens[: n * streams].view(streams, n)
     return torch.cat([torch.full((streams, 1), bos_id, dtype=body.dtype), body], dim=1)
 
@@ -177,6 +178,10 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     streams = make_streams(train_tokens, world * config.batch_size, vocab.bos_id)
     streams = streams[rank * config.batch_size: (rank + 1) * config.batch_size].to(device)
     steps_per_epoch = (streams.shape[1] - 1) // config.seq_len
+    if steps_per_epoch == 0:
+        raise TrainingSetupError(f"{train_tokens.numel()} training characters cut into {world * config.batch_size} "
+                                 f"streams are shorter than one window of {config.seq_len}: lower --batch-size or "
+                                 "--seq-len")
     optimizer = configure_optimizer(model, config)
     history: dict = {"train": [], "val": []}
     step, best_val, elapsed = 0, float("inf"), 0.0
@@ -187,6 +192,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             torch.manual_seed(config.seed + 1000 * rank + step)
     elif rank != 0:
         torch.manual_seed(config.seed + 1000 * rank)
+    agree_on_resume(place, step)
     net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=place.ddp_device_ids) \
         if distributed else model
     data_info = {}
@@ -258,7 +264,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
                 best_val = val
                 checkpoint.save_model(out / "best", model, vocab,
                                       {**training_info, "step": step, "val_nats_per_char": val})
-            plot_history(history, [out / "loss.png", out / "best" / "loss.png"])
+            plot_history(history, [out / "loss.png", *([out / "best" / "loss.png"] if (out / "best").exists() else [])])
             bar.write(f"[char-lstm] step {step} epoch {step / steps_per_epoch:.2f}: train {running:.4f} "
                       f"val {val:.4f} nats/char{' (best)' if improved else ''}, {elapsed / 60:.1f} min")
             window_start = time.perf_counter()  # validation time is not training throughput
@@ -267,12 +273,12 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         if distributed and (evaluating or step % config.checkpoint_every == 0):
             dist.barrier()
     bar.close()
+    if distributed:
+        dist.barrier()  # before the card: the other ranks need not wait for its evaluations
     if rank == 0 and write_card:
         from .card import write_card_for
 
         write_card_for(out / "best", data_dir, wall_time_s=elapsed)
-    if distributed:
-        dist.barrier()
     return TrainResult(model, step, best_val, elapsed, history)
 
 

@@ -15,8 +15,9 @@ label-smoothed cross-entropy summed over target pieces (padding ignored) divided
 batch's piece count, gradient-norm clipping, dropout. Every ``eval_every`` steps rank 0
 greedy-decodes the dev split, measures sacreBLEU and chrF, keeps the best model (by BLEU)
 in ``OUT/best`` and redraws ``loss.png``; every ``checkpoint_every`` steps it writes
-``OUT/last`` (model + optimizer + RNG + epoch position) so a killed run resumes exactly
-where it stopped (batch order is a function of seed and epoch). ``time_limit_min`` stops
+``OUT/last`` (model + optimizer + RNG + epoch position: the batches of the epoch that all
+ranks together have used) so a killed run resumes exactly where it stopped (batch order is a
+function of seed and epoch), also on another number of processes that divides that position. ``time_limit_min`` stops
 early (resumable) once that much training time has passed in this process.
 """
 
@@ -39,6 +40,7 @@ from rnnserve.training import (
     DEVICES,
     TrainingSetupError,
     add_config_flags,
+    agree_on_resume,
     command_line,
     config_sections,
     hardware,
@@ -246,10 +248,15 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     step, epoch, position, best_bleu, elapsed = 0, 0, 0, -1.0, 0.0
     if resuming:
         state = load_training_state(resume_dir, optimizer)
-        step, epoch, position = state["step"], state["epoch"], state["position"]
+        step, epoch, done = state["step"], state["epoch"], state["position"]
         best_bleu, elapsed, history = state["best_bleu"], state["elapsed_s"], state["history"]
+        if done % world:
+            raise TrainingSetupError(f"{resume_dir} stopped {done} batches into epoch {epoch}, which {world} ranks "
+                                     "cannot share evenly: resume with a number of processes that divides it")
+        position = done // world
     if rank != 0:
         torch.manual_seed(config.seed + 1000 * rank + step)
+    agree_on_resume(place, step)
     net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=place.ddp_device_ids) \
         if distributed else model
     manifest = data_dir / "manifest.json"
@@ -270,7 +277,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         tmp = checkpoint.fresh_tmp(out / "last")
         checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
         save_training_state(tmp, optimizer, {
-            "step": step, "epoch": epoch, "position": position, "best_bleu": best_bleu, "elapsed_s": elapsed,
+            "step": step, "epoch": epoch, "position": position * world, "best_bleu": best_bleu, "elapsed_s": elapsed,
             "history": history, "train": asdict(config)})
         checkpoint.replace_dir(tmp, out / "last")
         (out / "history.json").write_text(json.dumps(history) + "\n")
@@ -344,7 +351,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
                 checkpoint.save_model(out / "best", model, vocab,
                                       {**training_info, "step": step, "epoch": epoch, "dev": scores,
                                        "elapsed_s": round(elapsed, 1)})
-            plot_history(history, [out / "loss.png", out / "best" / "loss.png"])
+            plot_history(history, [out / "loss.png", *([out / "best" / "loss.png"] if (out / "best").exists() else [])])
             bar.write(f"[gru-seq2seq] step {step} epoch {epoch}: train loss {running:.4f}, dev BLEU "
                       f"{scores['bleu']:.2f} chrF {scores['chrf']:.2f}{' (best)' if improved else ''}, "
                       f"{elapsed / 60:.1f} min", file=sys.stdout)

@@ -20,6 +20,7 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import Field, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +82,34 @@ def placement(device: str = "auto", env: Mapping[str, str] | None = None, cuda_d
     return Placement(where, rank, world, local_rank, backend)
 
 
+#: How long a collective (a barrier, a broadcast) waits for the other ranks: rank 0 evaluates
+#: and checkpoints alone while they wait, which may take far longer than NCCL's 10-minute default.
+PROCESS_GROUP_TIMEOUT = timedelta(hours=1)
+
+
 def start_process_group(place: Placement) -> None:
     """Join torchrun's process group (nccl or gloo) unless this process runs alone or already joined."""
     if place.backend is None or dist.is_initialized():
         return
     if place.device.type == "cuda":
         torch.cuda.set_device(place.device)
-    dist.init_process_group(place.backend)
+    dist.init_process_group(place.backend, timeout=PROCESS_GROUP_TIMEOUT)
+
+
+def agree_on_resume(place: Placement, step: int) -> None:
+    """Under DDP, check that every rank resumes from the same step (0: a fresh start).
+
+    Each rank reads ``OUT/last`` itself (the optimizer state is not sent between ranks), so
+    ``OUT`` must be on storage that every node sees; a rank that found no checkpoint, or
+    another one, would train from another state and the replicas would drift apart.
+    """
+    if not place.distributed:
+        return
+    steps: list[object] = [None] * place.world
+    dist.all_gather_object(steps, step)
+    if len(set(steps)) > 1:
+        raise TrainingSetupError(f"the ranks would resume from different steps {steps} (rank order): every rank "
+                                 "reads OUT/last, so OUT must be on storage that every node sees")
 
 
 def warmup_cosine_lr(step: int, *, lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
@@ -104,7 +126,9 @@ def command_line(module: str) -> str:
     cli = Path(sys.argv[0]).name == "rnnserve"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
-        launcher = ["torchrun", f"--nproc-per-node={world}"]
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        nodes = [f"--nnodes={world // per_node}"] if per_node < world else []
+        launcher = ["torchrun", *nodes, f"--nproc-per-node={per_node}"]
         program = [*launcher, "--no-python", "rnnserve"] if cli else [*launcher, "-m", module]
     else:
         program = ["rnnserve"] if cli else ["python", "-m", module]

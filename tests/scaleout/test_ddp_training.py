@@ -87,7 +87,7 @@ TRANSLATOR_TRAIN = {"batch_tokens": 400, "lr": 1e-2, "min_lr": 1e-3, "warmup_ste
                     "dev_pairs": 4, "checkpoint_every": 2, "log_every": 1, "seed": 3, "threads": 1}
 
 
-def _translator_rank(rank: int, world: int, port: int, data: str, out: str) -> None:
+def _translator_rank(rank: int, world: int, port: int, data: str, out: str, max_steps: int) -> None:
     import torch.distributed as dist
     from safetensors.torch import save_file
 
@@ -95,8 +95,8 @@ def _translator_rank(rank: int, world: int, port: int, data: str, out: str) -> N
 
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world)})
-    result = train(Path(data), Path(out) / "run", TRANSLATOR_MODEL, TrainConfig(max_steps=4, **TRANSLATOR_TRAIN),
-                   quiet=True)
+    result = train(Path(data), Path(out) / "run", TRANSLATOR_MODEL,
+                   TrainConfig(max_steps=max_steps, **TRANSLATOR_TRAIN), quiet=True)
     tensors = {k: v.clone().contiguous() for k, v in result.model.state_dict().items()}  # clone: tied weights
     save_file(tensors, f"{out}/rank{rank}.safetensors")
     dist.destroy_process_group()
@@ -114,9 +114,10 @@ def _translator_single(data: Path, out: Path, max_steps: int, accumulate: int) -
 @pytest.mark.timeout(300)
 def test_translator_on_two_ranks_matches_one_process_accumulating_two_batches(tmp_path: Path) -> None:
     """The gru-seq2seq trainer under DDP (2 ranks, gloo): each rank takes its own batches and the
-    gradients are averaged, so both replicas end identical, and equal to one process that adds
-    up the gradients of the same two batches a step (``--accumulate 2``), stopped at step 2 and
-    resumed to step 4 (across an epoch boundary: 3 steps an epoch). Rank 0 alone writes the run."""
+    gradients are averaged, so both replicas end identical. A run of 2 ranks stopped at step 2
+    resumes on 2 ranks, or on one process that adds up the gradients of the same two batches a
+    step (``--accumulate 2``): both take the same steps 3 and 4 (across an epoch boundary: 3
+    steps an epoch) and end with the same weights."""
     import shutil
     import socket
 
@@ -133,32 +134,35 @@ def test_translator_on_two_ranks_matches_one_process_accumulating_two_batches(tm
         (data / f"{split}.en").write_text("".join(line + "\n" for line in en[rows]))
         (data / f"{split}.de").write_text("".join(line + "\n" for line in de[rows]))
     shutil.copy(toy / "toy.model", data / MODEL_FILE)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    ddp = tmp_path / "ddp"
     started = time.perf_counter()
-    mp.spawn(_translator_rank, args=(2, port, str(data), str(tmp_path)), nprocs=2, join=True)
+    for max_steps in (2, 4):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        mp.spawn(_translator_rank, args=(2, port, str(data), str(ddp), max_steps), nprocs=2, join=True)
+        if max_steps == 2:
+            shutil.copytree(ddp / "run", tmp_path / "single")
+            state = json.loads((ddp / "run" / "last" / "trainer_state.json").read_text())
+            assert (state["step"], state["epoch"], state["position"]) == (2, 0, 4)  # 4 batches of epoch 0 used
     ddp_s = time.perf_counter() - started
-    rank0, rank1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
+    rank0, rank1 = (load_file(str(ddp / f"rank{r}.safetensors")) for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
-    state = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())
-    assert state["step"] == 4 and state["epoch"] == 1
-    assert (tmp_path / "run" / "best" / "model.safetensors").exists()
-    assert not list(tmp_path.glob("run/**/*rank1*"))
+    state = json.loads((ddp / "run" / "last" / "trainer_state.json").read_text())
+    assert (state["step"], state["epoch"], state["position"]) == (4, 1, 2)
+    assert (ddp / "run" / "best" / "model.safetensors").exists()
 
     started = time.perf_counter()
-    for max_steps in (2, 4):
-        _translator_single(data, tmp_path / "single", max_steps, accumulate=2)
+    _translator_single(data, tmp_path / "single", max_steps=4, accumulate=2)
     single_s = time.perf_counter() - started
     single_state = json.loads((tmp_path / "single" / "last" / "trainer_state.json").read_text())
-    assert (single_state["step"], single_state["epoch"], single_state["position"]) == \
-        (state["step"], state["epoch"], 2 * state["position"])
+    assert (single_state["step"], single_state["epoch"], single_state["position"]) == (4, 1, 2)
     single = load_file(str(tmp_path / "single" / "last" / "model.safetensors"))
-    ddp = load_file(str(tmp_path / "run" / "last" / "model.safetensors"))
-    assert single.keys() == ddp.keys()
-    worst = max(float((ddp[k] - single[k]).abs().max()) for k in ddp)
-    print(f"\ntranslator, 2 ranks x 1 batch: {ddp_s:.1f} s; 1 process x 2 batches (stop at 2, resume to 4): "
-          f"{single_s:.1f} s; largest parameter difference after 4 steps: {worst:.2e}")
+    ddp_weights = load_file(str(ddp / "run" / "last" / "model.safetensors"))
+    assert single.keys() == ddp_weights.keys()
+    worst = max(float((ddp_weights[k] - single[k]).abs().max()) for k in ddp_weights)
+    print(f"\ntranslator, 2 ranks to step 2, then 2 ranks to step 4: {ddp_s:.1f} s; resumed at step 2 on 1 process "
+          f"x 2 batches a step: {single_s:.1f} s; largest parameter difference at step 4: {worst:.2e}")
     assert worst < 1e-4
