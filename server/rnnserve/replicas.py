@@ -15,9 +15,12 @@ The supervisor (this module, in the parent process):
 * forwards SIGTERM/SIGINT to every replica (each drains: health NOT_SERVING, new calls
   UNAVAILABLE, in-flight calls get ``grace_seconds``) and exits when all have, with
   status 0 if every replica exited cleanly;
-* restarts a replica that dies after it was ready (same port, after ``RESTART_DELAY_S``),
-  at most ``MAX_RESTARTS`` times per replica; a replica that fails before it is ready
-  stops the whole group (a bad config or a busy port would fail again);
+* restarts a replica that dies after the group started (same port, after
+  ``RESTART_DELAY_S``), at most ``MAX_RESTARTS`` times in a row: a replica that served for
+  ``STABLE_S`` starts its count again. One that keeps dying is left stopped and the others
+  go on serving (the group exits with status 1 when stopped, or at once when no replica is
+  left). A replica that fails before the group first started stops the whole group (a bad
+  config or a busy port would fail again);
 * asks the kernel to SIGTERM the replicas if the supervisor itself dies (Linux);
 * with metrics on (``metrics_port`` M), gives replica i ``--metrics-port M + i``;
 * sets ``RNNSERVE_REPLICA`` (1..N) in each replica's environment, so its log lines say
@@ -49,22 +52,33 @@ log = logging.getLogger("rnnserve.replicas")
 
 #: Seconds before a replica that died is started again.
 RESTART_DELAY_S = 1.0
-#: Restarts per replica before the supervisor gives up on it.
+#: Restarts in a row (without STABLE_S of serving in between) before a replica is left stopped.
 MAX_RESTARTS = 5
+#: Seconds of serving after which a replica's count of restarts starts again.
+STABLE_S = 60.0
 #: Seconds a replica gets to print its ``listening on`` line.
 START_TIMEOUT_S = 600.0
 
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child when the supervisor dies (PR_SET_PDEATHSIG)."""
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when the supervisor dies
+    (PR_SET_PDEATHSIG). ``prctl`` is looked up here, in the parent: between fork and exec the
+    child (forked from a process with threads) only calls it, and loads nothing."""
+    if sys.platform != "linux":
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+    def set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
+        prctl(1, signal.SIGTERM)
+
+    return set_parent_death_signal
 
 
 def client_target(host: str, ports: Sequence[int]) -> str:
@@ -88,7 +102,12 @@ class Replica:
     proc: subprocess.Popen[str] | None = None
     ready_line: str = ""
     ready: threading.Event = field(default_factory=threading.Event)
+    #: When it last became ready (time.monotonic()).
+    ready_at: float = 0.0
+    #: Restarts since it last served for STABLE_S.
     restarts: int = 0
+    #: Left stopped after MAX_RESTARTS restarts in a row.
+    given_up: bool = False
 
     @property
     def number(self) -> int:
@@ -110,6 +129,7 @@ class Supervisor:
         self.failed: str | None = None
         self._out = out or (lambda line: print(line, flush=True))
         self._lock = threading.Lock()
+        self._preexec = _parent_death_signal()
 
     def _command(self, replica: Replica) -> list[str]:
         command = [sys.executable, "-m", "rnnserve.cli", *self.child_args, "--port", str(replica.port)]
@@ -121,7 +141,7 @@ class Supervisor:
         replica.ready.clear()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", REPLICA_ENV: str(replica.number)}
         proc = subprocess.Popen(self._command(replica), stdout=subprocess.PIPE, stderr=None, text=True, env=env,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=self._preexec)
         replica.proc = proc
         threading.Thread(target=self._pump, args=(replica, proc), name=f"replica-{replica.index}-stdout",
                          daemon=True).start()
@@ -135,6 +155,7 @@ class Supervisor:
             if match and not replica.ready.is_set():
                 replica.port = int(match.group(2))  # --port 0: the port the replica picked, kept on restart
                 replica.ready_line = line
+                replica.ready_at = time.monotonic()
                 replica.ready.set()
                 if replica.restarts:
                     log.info("replica %d is back on port %d (pid %d)", replica.number, replica.port, proc.pid)
@@ -185,19 +206,23 @@ class Supervisor:
                 proc = replica.proc
                 if proc is None or proc.poll() is None or self.stopping.is_set():
                     continue
-                if not replica.ready.is_set():
-                    self.failed = f"replica {replica.number} exited with status {proc.returncode} before it was ready"
-                elif replica.restarts >= MAX_RESTARTS:
-                    self.failed = f"replica {replica.number} died {replica.restarts + 1} times"
-                if self.failed:
-                    log.error("%s; stopping every replica", self.failed)
-                    self.stop()
-                    break
+                replica.proc = None
+                if replica.ready.is_set() and time.monotonic() - replica.ready_at >= STABLE_S:
+                    replica.restarts = 0  # it served a while: a crash, not a crash loop
+                if replica.restarts >= MAX_RESTARTS:
+                    replica.given_up = True
+                    log.error("replica %d (port %d) exited with status %s after %d restarts in a row; leaving it "
+                              "stopped", replica.number, replica.port, proc.returncode, replica.restarts)
+                    if all(r.given_up for r in self.replicas):
+                        self.failed = "every replica kept dying"
+                        log.error("%s; stopping", self.failed)
+                        self.stop()
+                        break
+                    continue
                 replica.restarts += 1
                 log.warning("replica %d (pid %d, port %d) exited with status %s; restarting it in %.0f s "
-                            "(restart %d of %d)", replica.number, proc.pid, replica.port, proc.returncode,
+                            "(restart %d of %d in a row)", replica.number, proc.pid, replica.port, proc.returncode,
                             RESTART_DELAY_S, replica.restarts, MAX_RESTARTS)
-                replica.proc = None
                 if self.stopping.wait(RESTART_DELAY_S):
                     break
                 self._start(replica)
@@ -205,14 +230,14 @@ class Supervisor:
         return self.wait()
 
     def wait(self) -> int:
-        """Wait for every replica to exit; 0 if each exited cleanly and none failed."""
+        """Wait for every replica to exit; 0 if each exited cleanly and none failed or was left stopped."""
         status = 0
         for replica in self.replicas:
             if replica.proc is not None:
                 code = replica.proc.wait()
                 if code not in (0, -signal.SIGTERM, -signal.SIGINT):
                     status = 1
-        return 1 if self.failed else status
+        return 1 if self.failed or any(r.given_up for r in self.replicas) else status
 
 
 def serve_replicas(child_args: Sequence[str], workers: int, base_port: int, host: str,

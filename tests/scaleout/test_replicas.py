@@ -231,3 +231,79 @@ def test_a_replica_names_itself_on_every_log_line(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(REPLICA_ENV, "2")
     assert re.search(r" INFO \[replica 2\] rnnserve\.app \[-\]: ready$", line("text").rstrip("\n"))
     assert json.loads(line("json"))["replica"] == 2
+
+
+#: A stand-in for ``rnnserve serve`` (the supervisor's boundary): counts its starts in a file,
+#: prints the ready line unless told not to after its first start, then lives LIFE seconds.
+FAKE_REPLICA = """
+import os, sys, time
+mode, counter = sys.argv[1], sys.argv[2]
+starts = int(open(counter).read() or 0) + 1 if os.path.exists(counter) else 1
+open(counter, "w").write(str(starts))
+if mode == "crash-loop" and starts > 1:
+    sys.exit(3)  # dies before it is ready again
+print(f"rnnserve 0 listening on 127.0.0.1:{5000 + int(os.environ['RNNSERVE_REPLICA'])} (models: x)", flush=True)
+time.sleep({"steady": 60, "crash-loop": 0.3, "flaky": 0.3}[mode])
+sys.exit(0 if mode == "steady" else 3)
+"""
+
+
+def _fake_supervisor(tmp_path: Path, modes: list[str]):  # type: ignore[no-untyped-def]
+    """A Supervisor whose replicas are FAKE_REPLICA processes, one mode each."""
+    import sys
+
+    from rnnserve.replicas import Replica, Supervisor
+
+    class FakeReplicas(Supervisor):
+        def _command(self, replica: Replica) -> list[str]:
+            return [sys.executable, "-c", FAKE_REPLICA, modes[replica.index], str(tmp_path / f"{replica.index}")]
+
+    return FakeReplicas([], len(modes), 0, out=lambda line: None)
+
+
+def _starts(tmp_path: Path, index: int) -> int:
+    return int((tmp_path / f"{index}").read_text() or 0)  # "" while the replica rewrites it
+
+
+def test_a_replica_that_keeps_dying_is_left_stopped_and_the_others_serve_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnserve import replicas
+
+    monkeypatch.setattr(replicas, "RESTART_DELAY_S", 0.01)
+    monkeypatch.setattr(replicas, "MAX_RESTARTS", 2)
+    supervisor = _fake_supervisor(tmp_path, ["steady", "crash-loop"])
+    supervisor.start(timeout=30)
+    status: list[int] = []
+    watcher = threading.Thread(target=lambda: status.append(supervisor.watch()))
+    watcher.start()
+    deadline = time.monotonic() + 20
+    while not supervisor.replicas[1].given_up:
+        assert time.monotonic() < deadline, "replica 2 was never given up"
+        time.sleep(0.05)
+    assert _starts(tmp_path, 1) == 1 + 2  # its first start, then two restarts that died before ready
+    steady = supervisor.replicas[0].proc
+    time.sleep(0.5)
+    assert steady is not None and steady.poll() is None and _starts(tmp_path, 0) == 1  # replica 1 serves on
+    supervisor.stop()
+    watcher.join(30)
+    assert status == [1]  # a replica was lost
+
+
+def test_a_replica_that_served_a_while_starts_its_count_of_restarts_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnserve import replicas
+
+    monkeypatch.setattr(replicas, "RESTART_DELAY_S", 0.01)
+    monkeypatch.setattr(replicas, "MAX_RESTARTS", 1)
+    monkeypatch.setattr(replicas, "STABLE_S", 0.1)  # each run serves 0.3 s: longer than "stable"
+    supervisor = _fake_supervisor(tmp_path, ["steady", "flaky"])
+    supervisor.start(timeout=30)
+    watcher = threading.Thread(target=supervisor.watch)
+    watcher.start()
+    deadline = time.monotonic() + 20
+    while _starts(tmp_path, 1) < 4:  # three restarts, each one "in a row" count of 1
+        assert time.monotonic() < deadline and not supervisor.replicas[1].given_up
+        time.sleep(0.05)
+    supervisor.stop()
+    watcher.join(30)
+    assert not supervisor.replicas[1].given_up
