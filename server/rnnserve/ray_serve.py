@@ -43,6 +43,7 @@ from typing import Any
 from grpc import aio
 
 from rnnserve.config import ServerConfig
+from rnnserve.errors import ConfigurationError
 from rnnserve_client.v1 import (
     assistant_pb2,
     assistant_pb2_grpc,
@@ -339,14 +340,21 @@ def _wait_running(deadline: float) -> None:
 SERVE_SHUTDOWN_S = 30.0
 
 
-def shutdown(timeout_s: float = SERVE_SHUTDOWN_S) -> None:
-    """Stop the deployment, then Ray. Ray Serve's own shutdown never returns once Ray's raylet is
-    gone (a SIGTERM to the whole process group, as ``timeout`` and systemd's default
-    ``KillMode=control-group`` send, reaches it too): it is given ``timeout_s``."""
+def shutdown(timeout_s: float = SERVE_SHUTDOWN_S, *, joined: bool = False) -> None:
+    """Stop the deployment, then Ray.
+
+    On the local Ray this process started, all of Serve stops (``serve.shutdown``). On a
+    cluster it ``joined`` (``--address``), only the rnnserve application is deleted: other
+    applications and Serve itself keep running, and ``ray.shutdown`` only disconnects.
+    Serve's own shutdown never returns once Ray's raylet is gone (a SIGTERM to the whole
+    process group, as ``timeout`` and systemd's default ``KillMode=control-group`` send,
+    reaches it too): it is given ``timeout_s``.
+    """
     import ray
     from ray import serve
 
-    stopper = threading.Thread(target=serve.shutdown, name="serve-shutdown", daemon=True)
+    stopper = threading.Thread(target=(lambda: serve.delete(APP_NAME)) if joined else serve.shutdown,
+                               name="serve-shutdown", daemon=True)
     stopper.start()
     stopper.join(timeout_s)
     if stopper.is_alive():
@@ -355,10 +363,17 @@ def shutdown(timeout_s: float = SERVE_SHUTDOWN_S) -> None:
 
 
 def model_names(port: int, token: str | None = None) -> list[str]:
-    from rnnserve_client import Client
+    """The models behind Ray's gRPC proxy on ``port``; ConfigurationError if it does not serve rnnserve."""
+    from rnnserve_client import Client, errors
 
-    with Client(f"127.0.0.1:{port}", timeout=60, token=token) as client:
-        return [m.name for m in client.list_models()]
+    try:
+        with Client(f"127.0.0.1:{port}", timeout=60, token=token) as client:
+            return [m.name for m in client.list_models()]
+    except (errors.Unimplemented, errors.Unavailable) as exc:
+        raise ConfigurationError(
+            f"Ray's gRPC proxy on port {port} does not serve rnnserve's services ({exc}): where Serve already runs "
+            "on the cluster, it keeps the gRPC port and servicer functions it started with; start it with "
+            "rnnserve.ray_serve.SERVICER_FUNCTIONS and that port, or run rnnserve ray-serve on its own Ray") from exc
 
 
 def run(config: ServerConfig, options: RayServeOptions, *, address: str | None, num_cpus: int | None,
@@ -383,7 +398,7 @@ def run(config: ServerConfig, options: RayServeOptions, *, address: str | None, 
         log.info("shutting down Ray Serve")
         return 0
     finally:
-        shutdown()
+        shutdown(joined=address is not None)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -169,3 +169,41 @@ def test_shutdown_stops_ray_even_when_serve_cannot_stop(monkeypatch: pytest.Monk
     assert time.perf_counter() - started < 5
     assert calls == ["ray.shutdown"]
     assert "Ray Serve did not stop within 0 s" in caplog.text
+
+
+def test_on_a_cluster_it_joined_shutdown_deletes_only_its_application(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve.shutdown`` would delete every application on a shared cluster and stop Serve."""
+    import ray
+    from ray import serve
+
+    calls: list[str] = []
+    monkeypatch.setattr(serve, "shutdown", lambda: calls.append("serve.shutdown"))
+    monkeypatch.setattr(serve, "delete", lambda name: calls.append(f"serve.delete {name}"))
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("ray.shutdown"))
+    ray_serve.shutdown(joined=True)
+    assert calls == ["serve.delete rnnserve", "ray.shutdown"]
+    calls.clear()
+    ray_serve.shutdown()
+    assert calls == ["serve.shutdown", "ray.shutdown"]
+
+
+def test_a_proxy_without_rnnserve_services_is_a_clear_error() -> None:
+    """Serve already running on a cluster keeps its gRPC options: a proxy that does not serve
+    rnnserve's services answers UNIMPLEMENTED, reported with what to do."""
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    from rnnserve.errors import ConfigurationError
+
+    other = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), other)
+    port = other.add_insecure_port("127.0.0.1:0")
+    other.start()
+    try:
+        with pytest.raises(ConfigurationError, match=rf"Ray's gRPC proxy on port {port} does not serve rnnserve's "
+                                                     r"services .*SERVICER_FUNCTIONS"):
+            ray_serve.model_names(port)
+    finally:
+        other.stop(None)
