@@ -77,8 +77,6 @@ def test_torchrun_two_ranks_match_one_process_on_the_same_global_batch(tmp_path:
     worst = max(float((ddp[k] - single[k]).abs().max()) for k in ddp)
     print(f"largest parameter difference after 6 steps: {worst:.2e}")
     assert worst < 1e-4
-    # Only rank 0 wrote the run directory (one history, one checkpoint).
-    assert not list((tmp_path / "ddp").glob("**/*rank1*"))
 
 
 TRANSLATOR_MODEL = {"embedding_dim": 16, "encoder_hidden": 16, "encoder_layers": 1, "decoder_hidden": 24,
