@@ -21,6 +21,8 @@ from rnnserve_client import Client, errors
 from tests.scaleout.conftest import make_tiny_model
 
 TOKEN = "ray-test-token"
+#: New characters of a "long" call: about 2.5 s on the tiny model (0.6 s for 4,096).
+LONG = 16384
 #: Ray Serve 2.60's own pydantic models warn on import (pydantic 2 deprecations), not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Using extra keyword arguments on `Field`")
 
@@ -66,7 +68,7 @@ def _results(client: Client) -> dict[str, object]:
 @pytest.mark.timeout(240)
 def test_ray_serve_proxy_matches_a_plain_server(tmp_path: Path) -> None:
     model = make_tiny_model(tmp_path / "tiny")
-    config = ServerConfig(default_models=False, auth_token=TOKEN, limits=Limits(max_new_tokens=4096),
+    config = ServerConfig(default_models=False, auth_token=TOKEN, limits=Limits(max_new_tokens=LONG),
                           models=(ModelSpec("tiny", "char-lstm", path=str(model)),
                                   ModelSpec("tiny-assist", "writing-assistant",
                                             options={"language_model": "tiny"})))
@@ -97,12 +99,15 @@ def test_ray_serve_proxy_matches_a_plain_server(tmp_path: Path) -> None:
                 client.generate("tiny", "x", stop=[str(i) for i in range(20)])
 
             # max_queued_requests: beyond 2 replicas x 2 ongoing + 1 queued, RESOURCE_EXHAUSTED at once.
+            # The calls start 0.1 s apart (each ~3 s long): Serve's router assigns a call once it
+            # knows a replica has room, and a burst arriving in the same milliseconds queues (and
+            # is refused) before the first ones are assigned.
             outcomes: list[str] = []
             lock = threading.Lock()
 
             def long_call() -> None:
                 try:
-                    client.generate("tiny", "It", max_new_tokens=4096, temperature=1.0, seed=1)
+                    client.generate("tiny", "It", max_new_tokens=LONG, temperature=1.0, seed=1)
                     outcome = "ok"
                 except errors.ResourceExhausted:
                     outcome = "exhausted"
@@ -114,13 +119,14 @@ def test_ray_serve_proxy_matches_a_plain_server(tmp_path: Path) -> None:
             threads = [threading.Thread(target=long_call) for _ in range(10)]
             for t in threads:
                 t.start()
+                time.sleep(0.1)
             for t in threads:
                 t.join(120)
             print(f"10 concurrent long calls: {outcomes.count('ok')} ok, {outcomes.count('exhausted')} "
                   "RESOURCE_EXHAUSTED")
             assert len(outcomes) == 10
-            assert outcomes.count("exhausted") >= 1
-            assert outcomes.count("ok") >= 2  # at least the first calls run (capacity: 2 x 2 running + 1 queued)
+            # Capacity 5 (2 x 2 running + 1 queued): 5 / 5 in every run here; one either way is allowed.
+            assert outcomes.count("ok") >= 4 and outcomes.count("exhausted") >= 3
             assert set(outcomes) <= {"ok", "exhausted"}
 
         # The server's bearer-token auth guards the proxy too (the token is forwarded).
