@@ -17,8 +17,9 @@ greedy-decodes the dev split, measures sacreBLEU and chrF, keeps the best model 
 in ``OUT/best`` and redraws ``loss.png``; every ``checkpoint_every`` steps it writes
 ``OUT/last`` (model + optimizer + RNG + epoch position: the batches of the epoch that all
 ranks together have used) so a killed run resumes exactly where it stopped (batch order is a
-function of seed and epoch), also on another number of processes that divides that position. ``time_limit_min`` stops
-early (resumable) once that much training time has passed in this process.
+function of seed and epoch), also on another number of processes that divides that position.
+``time_limit_min`` stops early (resumable) once that much training time has passed in this
+process.
 """
 
 from __future__ import annotations
@@ -245,18 +246,18 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: dict = {"train": [], "dev": []}
-    step, epoch, position, best_bleu, elapsed = 0, 0, 0, -1.0, 0.0
+    step, epoch, done, best_bleu, elapsed = 0, 0, 0, -1.0, 0.0
     if resuming:
         state = load_training_state(resume_dir, optimizer)
         step, epoch, done = state["step"], state["epoch"], state["position"]
         best_bleu, elapsed, history = state["best_bleu"], state["elapsed_s"], state["history"]
-        if done % world:
-            raise TrainingSetupError(f"{resume_dir} stopped {done} batches into epoch {epoch}, which {world} ranks "
-                                     "cannot share evenly: resume with a number of processes that divides it")
-        position = done // world
+    agree_on_resume(place, step)  # before any rank can stop alone: the others would wait for it
+    if done % world:
+        raise TrainingSetupError(f"{resume_dir} stopped {done} batches into epoch {epoch}, which {world} ranks "
+                                 "cannot share evenly: resume with a number of processes that divides it")
+    position = done // world  # this rank's place in its share of the epoch's batches
     if rank != 0:
         torch.manual_seed(config.seed + 1000 * rank + step)
-    agree_on_resume(place, step)
     net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=place.ddp_device_ids) \
         if distributed else model
     manifest = data_dir / "manifest.json"

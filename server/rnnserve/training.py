@@ -76,7 +76,7 @@ def placement(device: str = "auto", env: Mapping[str, str] | None = None, cuda_d
     use_cuda = device == "cuda" or (device == "auto" and gpus > 0)
     if use_cuda and local_rank >= gpus:
         raise TrainingSetupError(f"device {device!r}: process LOCAL_RANK={local_rank} needs GPU {local_rank}, "
-                         f"but {gpus} GPU(s) are visible")
+                                 f"but {gpus} GPU(s) are visible")
     where = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     backend = None if world == 1 else ("nccl" if use_cuda else "gloo")
     return Placement(where, rank, world, local_rank, backend)
