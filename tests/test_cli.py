@@ -126,3 +126,11 @@ def test_a_port_in_use_is_a_one_line_error(toy_host) -> None:  # type: ignore[no
             asyncio.run(build(f"127.0.0.1:{port}", ServerConfig(models=())))
         with pytest.raises(ConfigurationError, match=rf"^cannot serve metrics on 127\.0\.0\.1:{port}: "):
             asyncio.run(build("127.0.0.1:0", ServerConfig(models=(), metrics_port=port)))
+
+
+def test_generate_without_a_server_prints_the_error_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """The prompt is echoed once the server answers, so a refused connection is one clean line."""
+    assert main(["generate", "--target", "127.0.0.1:1", "--timeout", "5", "toy", "Hi"]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.startswith("rnnserve: UNAVAILABLE: ")

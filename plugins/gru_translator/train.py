@@ -288,7 +288,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         print(f"[gru-seq2seq] {'resuming at step ' + str(step) if resuming else 'starting'}: {model.config} "
-              f"({model.parameter_count():,} parameters), {len(kept):,} train pairs, {world} rank(s) x "
+              f"({model.parameter_count():,} parameters), {len(kept):,} of {len(en):,} train pairs (the others are "
+              f"empty or over {config.max_pieces} pieces), {world} rank(s) x "
               f"{config.batch_tokens} tokens{accumulating}, {len(batches) // config.accumulate} steps/epoch, "
               f"{config.max_steps} steps", flush=True)
 

@@ -215,7 +215,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         from rnnserve.replicas import exec_supervisor
 
-        exec_supervisor(_replica_args(args), args.workers, config.port, config.host, config.log_format, args.verbose,
+        exec_supervisor(_replica_args(args, config.torch_threads), args.workers, config.port, config.host,
+                        config.log_format, args.verbose,
                         getattr(config, "metrics_port", None))  # replica i: metrics_port + i
 
     def ready(app: object) -> None:
@@ -251,8 +252,13 @@ def _ray_serve(args: argparse.Namespace) -> int:
     return ray_serve.run(config, options, address=args.address, num_cpus=args.num_cpus)
 
 
-def _replica_args(args: argparse.Namespace) -> list[str]:
-    """The ``serve`` arguments of one replica of ``serve --workers N`` (the supervisor adds --port)."""
+def _replica_args(args: argparse.Namespace, torch_threads: int | None = None) -> list[str]:
+    """The ``serve`` arguments of one replica of ``serve --workers N`` (the supervisor adds --port).
+
+    ``torch_threads`` is the config's value; when neither it, ``--torch-threads`` nor
+    ``OMP_NUM_THREADS`` says, the replicas share the cores: cores // N threads each (torch's
+    default, a thread per core in every replica, would put N threads on each core).
+    """
     child = ["-v"] if args.verbose else []
     child.append("serve")
     if args.config:
@@ -271,6 +277,8 @@ def _replica_args(args: argparse.Namespace) -> list[str]:
         child += ["--log-format", args.log_format]
     if args.torch_threads is not None:
         child += ["--torch-threads", str(args.torch_threads)]
+    elif torch_threads is None and "OMP_NUM_THREADS" not in os.environ:
+        child += ["--torch-threads", str(max(1, len(os.sched_getaffinity(0)) // args.workers))]
     return child
 
 
@@ -300,13 +308,19 @@ def _generate(args: argparse.Namespace) -> int:
         "top_p": args.top_p, "repetition_penalty": args.repetition_penalty, "stop": args.stop,
         "seed": args.seed}.items() if v is not None}
     with _client(args) as client:
-        sys.stdout.write(args.prompt)
-        reason = None
-        for chunk in client.generate_stream(args.model, args.prompt, **params):
-            sys.stdout.write(chunk.text)
-            sys.stdout.flush()
-            reason = chunk.finish_reason or reason
-    sys.stdout.write("\n")
+        reason, started = None, False
+        try:
+            for chunk in client.generate_stream(args.model, args.prompt, **params):
+                if not started:  # the prompt once the server has answered, so an error stands on its own line
+                    sys.stdout.write(args.prompt)
+                    started = True
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+                reason = chunk.finish_reason or reason
+        finally:
+            if started:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
     print(f"[finish: {reason}]", file=sys.stderr)
     return 0
 

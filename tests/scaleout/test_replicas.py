@@ -307,3 +307,21 @@ def test_a_replica_that_served_a_while_starts_its_count_of_restarts_again(
     supervisor.stop()
     watcher.join(30)
     assert not supervisor.replicas[1].given_up
+
+
+def test_replicas_share_the_cores_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from rnnserve.cli import _replica_args, build_parser
+    from rnnserve.plugins import load_plugins
+
+    parser = build_parser(load_plugins(discover=False))
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    args = parser.parse_args(["serve", "--workers", "2"])
+    assert _replica_args(args)[-2:] == ["--torch-threads", str(max(1, cores // 2))]
+    assert "--torch-threads" not in _replica_args(args, torch_threads=3)  # the config's value applies
+    assert _replica_args(parser.parse_args(["serve", "--workers", "2", "--torch-threads", "4"]))[-2:] == \
+        ["--torch-threads", "4"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert "--torch-threads" not in _replica_args(args)
