@@ -523,11 +523,14 @@ class _CountingReciter(RecitingLM):
         return super().forward(tokens, state)
 
 
-def test_a_session_searches_ahead_for_the_expected_keystroke_in_idle_time() -> None:
+@pytest.mark.parametrize("kinds", [(SuggestionKind.WORD,), (SuggestionKind.WORD, SuggestionKind.PHRASE),
+                                   (SuggestionKind.NEXT_WORDS,)], ids=["word", "word+phrase", "next-words"])
+def test_a_session_searches_ahead_for_the_expected_keystroke_in_idle_time(kinds: tuple[SuggestionKind, ...]) -> None:
     """After each keystroke a session searches, in the model's idle time, for the character the
     model expects next; when it is typed, its suggestions need no model call, and they equal
-    those of a session that does not search ahead. A keystroke that overtakes a search ahead
-    stops it before its next step."""
+    those of a session that does not search ahead (for every kind: phrases and next words
+    continue from the state after the expected letter, which the ring does not hold yet). A
+    keystroke that overtakes a search ahead stops it before its next step."""
     model = _CountingReciter()
     idle: list[Callable[[], StepProgram[Any]]] = []
 
@@ -538,7 +541,7 @@ def test_a_session_searches_ahead_for_the_expected_keystroke_in_idle_time() -> N
     shared = SharedLanguageModel("lm", model, lambda fn: fn(), lambda make: run_alone(model, make()), run_idle)
     ahead = WritingAssistant(shared, lexicon_words=0, cache_weight=0.0)
     plain = _local_assistant(model, lexicon_words=0, cache_weight=0.0, expect_next=False)
-    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=3)
+    options = SuggestOptions(kinds=kinds, max_suggestions=3)
     text = TEXT[:24] + "x" + TEXT[25:50]  # the reciting model expects TEXT: one keystroke it does not
     with torch.inference_mode():
         session, reference = ahead.open_session(options), plain.open_session(options)

@@ -254,20 +254,26 @@ class WritingSession(AssistantSession):
         in_word = is_word_char(typed)
         # After a word boundary the next word starts: nodes of its own.
         nodes = self.nodes if in_word else WordNodes(self.capacity) if self.capacity > 0 else None
-        # A word search reaches the state after a letter as a node; other characters are read.
-        after = None if in_word and nodes is not None else read(suggester.model, current, typed)
+        # A word search reaches the state after a letter as a node: taken from there once the
+        # search has run, or read where something needs it first (a phrase, the next words).
+        after: TextState | None = None if in_word and nodes is not None else read(suggester.model, current, typed)
 
-        def state_at(n: int) -> TextState:
-            return after if n == len(document) and after is not None else self.ring.state_at(n)
+        def after_typed() -> TextState:
+            nonlocal after
+            if after is None:
+                node = self._word_node(base, typed)
+                after = TextState(node.state, node.logits) if node is not None \
+                    else read(suggester.model, current, typed)
+            return after
+
+        def state_at(n: int) -> TextState:  # the ring holds ``base``; ``document`` is one character more
+            return after_typed() if n == len(document) else self.ring.state_at(n)
 
         result = yield from while_true(lambda: self._expected is expected,
                                        suggester.suggest(document, self.options, state_at, nodes))
         if result is None:
             return
-        if after is None:
-            node = self._word_node(base, typed)
-            after = TextState(node.state, node.logits) if node is not None else read(suggester.model, current, typed)
-        expected.base, expected.typed, expected.after, expected.nodes = base, typed, after, nodes
+        expected.base, expected.typed, expected.after, expected.nodes = base, typed, after_typed(), nodes
         expected.result = result
         self.assistant.expected_searches += 1
 

@@ -193,6 +193,8 @@ class CheckpointRing:
         """The state after the first ``length`` characters (from the nearest kept state)."""
         if length == len(self.text):
             return self.current
+        if length > len(self.text):
+            raise ValueError(f"state after {length} characters of a {len(self.text)}-character text")
         base_pos, base = (0, self._start)
         for kept in (self._ring, self._recent):
             for pos, state in reversed(kept):
