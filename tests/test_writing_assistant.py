@@ -581,3 +581,35 @@ def test_a_session_searches_ahead_for_the_expected_keystroke_in_idle_time(kinds:
         session.close()
         assert session.ring.text == "" and session.nodes is None
         assert run_alone(model, pending()) is None and ahead.expected_searches == searches
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"word_nodes": 2}, "word_nodes must be 0 \\(off\\) or at least 64"),
+    ({"concurrent_calls": 0}, "concurrent_calls must be >= 1"),
+    ({"beams": 4}, "unknown writing-assistant option\\(s\\) \\['beams'\\]"),
+])
+def test_bad_options_are_refused_when_the_assistant_loads(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _local_assistant(TinyGRULM(seed=1), **options)
+
+
+def test_a_keystroke_that_waited_past_close_searches_nothing() -> None:
+    """A client that goes away mid-keystroke: the servicer closes the session on another
+    thread, possibly before the keystroke's search reaches the model's thread. That search
+    then answers nothing, reads nothing and lends no search ahead."""
+    model = _CountingReciter()
+    idle: list[Callable[[], StepProgram[Any]]] = []
+
+    def run_idle(make: Callable[[], StepProgram[Any]]) -> Future[Any]:
+        idle.append(make)
+        return Future()
+
+    shared = SharedLanguageModel("lm", model, lambda fn: fn(), lambda make: run_alone(model, make()), run_idle)
+    assistant = WritingAssistant(shared, lexicon_words=0, cache_weight=0.0)
+    with torch.inference_mode():
+        session = assistant.open_session(SuggestOptions(kinds=(SuggestionKind.WORD, SuggestionKind.PHRASE)))
+        session.append(TEXT[:10])
+        session.close()
+        calls = model.calls
+        assert session.suggestions() == []
+        assert model.calls == calls and idle == [] and session.ring.text == ""

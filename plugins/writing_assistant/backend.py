@@ -19,6 +19,9 @@ from rnnserve.step_programs import StepProgram, while_true
 from rnnserve_plugins.writing_assistant.states import CheckpointRing, Node, PrefixCache, TextState, WordNodes, read
 from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char, typed_word
 
+#: The fewest word nodes a session may keep, when it keeps any.
+MIN_WORD_NODES = 64
+
 DEFAULTS: dict[str, Any] = {
     "language_model": "austen-char-lstm-int8",
     "beam": 8,               # live hypotheses per step of the character beam search
@@ -58,6 +61,9 @@ class WritingAssistant(Assistant):
         self.concurrent_calls = int(self.options["concurrent_calls"])
         if self.concurrent_calls < 1:
             raise ValueError(f"concurrent_calls must be >= 1, got {self.concurrent_calls}")
+        if 0 < int(self.options["word_nodes"]) < MIN_WORD_NODES:
+            raise ValueError(f"word_nodes must be 0 (off) or at least {MIN_WORD_NODES} (one keystroke's search keeps "
+                             f"more states than that), got {self.options['word_nodes']}")
         self.suggester = Suggester(shared.model, beam=self.options["beam"],
                                    max_word_chars=self.options["max_word_chars"],
                                    phrase_chars=self.options["phrase_chars"],
@@ -127,6 +133,7 @@ class WritingSession(AssistantSession):
         self._edits: list[Edit] = []
         self._lock = threading.Lock()  # self._edits: queued by the caller, read on the model's thread
         self._expected: _Expected | None = None
+        self._closed = False  # set on the model's thread by close(): nothing searches after it
         self._chars = 0
         self.append(text)
 
@@ -145,6 +152,8 @@ class WritingSession(AssistantSession):
         if found is None:
             def search() -> StepProgram[list[Suggestion]]:
                 self._expected = None  # a search ahead still running stops at its next step
+                if self._closed:  # closed while this keystroke waited (its caller is gone)
+                    return []
                 self._apply_edits()
                 if self.nodes is not None:
                     self.nodes.keep_under(typed_word(self.ring.text))
@@ -162,6 +171,7 @@ class WritingSession(AssistantSession):
         """Stop the search ahead and let go of the session's states (a search ahead still queued
         on the model's thread keeps the emptied session until its turn, then returns at once)."""
         def release() -> None:
+            self._closed = True
             self._expected = None
             self.nodes = None
             self.ring.reset()
@@ -235,7 +245,7 @@ class WritingSession(AssistantSession):
     def _expect_next(self) -> None:
         """Search ahead, in the model's idle time, for the character the model expects next."""
         run_idle = self.assistant.shared.run_steps_idle
-        if run_idle is None or not self.assistant.options["expect_next"]:
+        if run_idle is None or not self.assistant.options["expect_next"] or self._closed:
             return
         expected = _Expected()
         self._expected = expected
@@ -243,8 +253,8 @@ class WritingSession(AssistantSession):
 
     def _search_ahead(self, expected: _Expected) -> StepProgram[None]:
         """The step program behind ``_expect_next`` (on the language model's thread)."""
-        if self._expected is not expected:
-            return  # a keystroke came first
+        if self._expected is not expected or self._closed:
+            return  # a keystroke came first, or the session closed
         self._apply_edits()  # the keystroke just answered, if the last search ahead did
         suggester = self.assistant.suggester
         base = self.ring.text
