@@ -8,6 +8,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import pytest
 import torch
 
 from rnnserve.model_thread import SchedulerStats
@@ -36,6 +37,10 @@ def failing_walk(model: TinyGRULM) -> StepProgram[None]:
 
 def malformed_walk(model: TinyGRULM) -> StepProgram[None]:
     yield torch.zeros(2, dtype=torch.long), model.initial_state(3)  # 2 tokens, 3 state rows
+
+
+def shapeless_walk(model: TinyGRULM) -> StepProgram[None]:
+    yield torch.tensor(0), model.initial_state(1)  # a 0-d tensor: no rows to batch
 
 
 def _run_together(scheduler: LanguageModelScheduler, makers: list[Any]) -> list[Any]:
@@ -88,7 +93,9 @@ def test_a_failing_program_or_malformed_request_fails_alone() -> None:
     scheduler = LanguageModelScheduler("faults", model, max_batch_size=64, max_queue=64)
     try:
         outcomes = _run_together(scheduler, [lambda: greedy_walk(model, 2, 4, 0), lambda: failing_walk(model),
-                                             lambda: malformed_walk(model), lambda: greedy_walk(model, 1, 3, 5)])
+                                             lambda: malformed_walk(model), lambda: greedy_walk(model, 1, 3, 5),
+                                             lambda: shapeless_walk(model)])
+        assert scheduler.call(lambda: 42) == 42  # the scheduler's thread lives on
     finally:
         scheduler.stop()
     with torch.inference_mode():
@@ -96,6 +103,7 @@ def test_a_failing_program_or_malformed_request_fails_alone() -> None:
         assert outcomes[3] == run_alone(model, greedy_walk(model, 1, 3, 5))
     assert isinstance(outcomes[1], RuntimeError) and "own bug" in str(outcomes[1])
     assert isinstance(outcomes[2], RuntimeError)  # the GRU refuses 2 tokens with 3 state rows
+    assert isinstance(outcomes[4], TypeError) and "must yield (tokens [rows] int64, state)" in str(outcomes[4])
 
 
 def test_run_steps_on_the_schedulers_own_thread_runs_the_program_inline() -> None:
@@ -224,3 +232,91 @@ def test_while_true_stops_a_program_before_it_sees_another_step() -> None:
         steps.clear()
         assert run_alone(model, while_true(lambda: len(steps) < 2, counting())) is None
     assert steps == [0, 1] and closed == [True, True]
+
+
+class _BuggyThread(SerialWorker):
+    """A worker whose own code (not a job's) raises on its second unit of work."""
+
+    def _process(self, work: Any) -> None:
+        if self.stats.steps_total == 1:
+            raise RuntimeError("a scheduler bug")
+        super()._process(work)
+
+
+def test_a_model_thread_that_dies_fails_what_waits_reports_and_refuses_more() -> None:
+    """Before: the thread ended silently, the model stayed READY and every later call waited
+    forever. Now the queued work fails, ``on_crash`` reports the error (the registry marks the
+    model FAILED) and new work is refused at once."""
+    from rnnserve.errors import ModelFailed
+
+    worker = _BuggyThread("buggy", max_queue=8)
+    crashes: list[BaseException] = []
+    worker.on_crash = crashes.append
+    release = threading.Event()
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(worker.run(lambda: release.wait(10) and "first"))
+        await asyncio.sleep(0.1)  # the first job runs; the next two wait behind it
+        waiting = [asyncio.ensure_future(worker.run(lambda: "never")) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        release.set()
+        return await asyncio.gather(first, *waiting, return_exceptions=True)
+
+    worker.start()
+    try:
+        first, *waiting = asyncio.run(asyncio.wait_for(scenario(), 20))
+    finally:
+        worker.stop()
+    assert first == "first"
+    assert len(crashes) == 1 and "a scheduler bug" in str(crashes[0])
+    # the job the bug hit and the one behind it both fail with the cause
+    assert all(isinstance(w, ModelFailed) and "a scheduler bug" in str(w) for w in waiting)
+    with pytest.raises(ModelFailed, match="a scheduler bug"):
+        asyncio.run(worker.run(lambda: "late"))
+
+
+def test_a_stuck_step_releases_the_threads_waiting_on_the_model() -> None:
+    """The watchdog's abandon_hung: while the model's thread is stuck in a step, a search
+    waiting on that step and one queued behind it fail at once (an assistant's worker thread
+    would otherwise wait forever); when the step returns, the thread ends quietly."""
+    from rnnserve.errors import ModelHung, ModelUnavailable
+
+    stuck, entered = threading.Event(), threading.Event()
+
+    class StuckGRU(TinyGRULM):
+        def step(self, tokens: torch.Tensor, state: Any) -> Any:
+            entered.set()
+            stuck.wait(10)
+            return super().step(tokens, state)
+
+    model = StuckGRU(seed=7)
+    scheduler = LanguageModelScheduler("stuck", model, max_batch_size=64, max_queue=64)
+    scheduler.start()
+    with ThreadPoolExecutor(2) as pool:
+        in_step = pool.submit(scheduler.run_steps, lambda: greedy_walk(model, 1, 3, 0))
+        assert entered.wait(10)
+        queued = pool.submit(scheduler.run_steps, lambda: greedy_walk(model, 1, 3, 0))
+        time.sleep(0.05)
+        started = time.monotonic()
+        scheduler.abandon_hung(ModelHung("model 'stuck' stopped responding"))
+        for future in (in_step, queued):
+            with pytest.raises(ModelHung):
+                future.result(timeout=5)
+        assert time.monotonic() - started < 2
+        with pytest.raises(ModelUnavailable, match="'stuck' is stopping"):  # new work: refused at once
+            scheduler.call(lambda: 1)
+    stuck.set()
+    scheduler.stop()
+    assert not scheduler._thread.is_alive()
+
+
+def test_a_cancelled_idle_program_beyond_the_cap_is_dropped_quietly() -> None:
+    """Before: dropping it called set_result on a cancelled future, which raised on the
+    model's thread (and ended it)."""
+    batcher = StepBatcher(TinyGRULM(seed=1), SchedulerStats(), max_rows=8, max_idle=1)
+    cancelled: Future[Any] = Future()
+    cancelled.cancel()
+    batcher.add_idle(lambda: greedy_walk(TinyGRULM(seed=1), 1, 1, 0), cancelled)
+    kept: Future[Any] = Future()
+    batcher.add_idle(lambda: greedy_walk(TinyGRULM(seed=1), 1, 1, 0), kept)  # drops the cancelled one
+    assert cancelled.cancelled() and not kept.done() and len(batcher) == 1

@@ -4,23 +4,31 @@ Every scheduler (language-model continuous batching, translator batching, assist
 jobs) is one of these: the event loop only pushes work and awaits futures; the model's
 math runs on this thread under ``torch.inference_mode()``. While a model call runs,
 ``step_started_at`` holds its start time for the watchdog (``watchdog.py``).
+
+A thread that ends, stopped or by an error its work did not catch (a bug: backends' errors
+are caught where they happen), fails everything still queued (``_abandon``) so that no
+caller waits forever, refuses new work, and reports the error (``on_crash``: the registry
+marks the model FAILED).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, InvalidStateError
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 
-from rnnserve.errors import Overloaded
+from rnnserve.errors import ModelFailed, ModelUnavailable, Overloaded, RnnserveError
 
 T = TypeVar("T")
+log = logging.getLogger("rnnserve.model_thread")
 
 
 @dataclass
@@ -60,6 +68,9 @@ class ModelThread:
         self._threads = [threading.Thread(target=self._main, name=n, daemon=True) for n in names]
         self._thread = self._threads[0]
         self._calls_started: dict[int, float] = {}  # thread ident -> time.monotonic() of its running call
+        #: Called on the model's thread with the error that ended it (the registry marks the model FAILED).
+        self.on_crash: Callable[[BaseException], None] | None = None
+        self._crash: BaseException | None = None
 
     @property
     def step_started_at(self) -> float | None:
@@ -80,8 +91,11 @@ class ModelThread:
             thread.join(timeout=5)
 
     def _push(self, queue: deque[T], item: T, *, count: bool = True) -> None:
-        """Append to a bounded queue and wake the thread; Overloaded when the queue is full."""
+        """Append to a bounded queue and wake the thread; Overloaded when the queue is full,
+        ModelUnavailable once the thread has stopped (or is stopping)."""
         with self._cv:
+            if self._stopping:
+                raise self._ended()
             if len(queue) >= self.max_queue:
                 self.stats.rejected_total += 1
                 raise Overloaded(f"model {self.name!r} has {len(queue)} calls waiting "
@@ -109,16 +123,57 @@ class ModelThread:
             if not outer:
                 del self._calls_started[ident]
 
+    def _ended(self) -> RnnserveError:
+        """The error for work the stopped thread will not do."""
+        if self._crash is not None:
+            return ModelFailed(f"model {self.name!r} failed: {type(self._crash).__name__}: {self._crash}")
+        return ModelUnavailable(f"model {self.name!r} is stopping")
+
     def _main(self) -> None:
-        with torch.inference_mode():
-            while True:
-                with self._cv:
-                    while not (self._stopping or self._has_work()):
-                        self._cv.wait(self._wait_s())
-                    if self._stopping:
-                        return
-                    work = self._take()
-                self._process(work)
+        work: Any = None  # taken off the queues and not yet done
+        try:
+            with torch.inference_mode():
+                while True:
+                    with self._cv:
+                        while not (self._stopping or self._has_work()):
+                            self._cv.wait(self._wait_s())
+                        if self._stopping:
+                            return
+                        work = self._take()
+                    self._process(work)
+                    work = None
+        except Exception as exc:
+            log.exception("model %s: its thread stopped on an error; the model is marked FAILED", self.name)
+            with self._cv:
+                self._crash = exc
+                self._stopping = True
+                self._cv.notify_all()
+            if self.on_crash is not None:
+                self.on_crash(exc)
+        finally:
+            if work is not None:
+                self._fail_work(work, self._ended())
+            self._abandon(self._ended())
+
+    def abandon_hung(self, exc: RnnserveError) -> None:
+        """The model's thread is stuck in a call (the watchdog says): refuse new work and fail the
+        queued work with ``exc`` now, from the caller's thread. What the stuck call was doing
+        is failed if it ever returns."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        self._abandon_queued(exc)
+
+    def _abandon_queued(self, exc: RnnserveError) -> None:
+        """Fail the queued work with ``exc`` (from any thread)."""
+
+    def _fail_work(self, work: Any, exc: RnnserveError) -> None:
+        """Fail the unit of work ``_process`` was doing when it raised."""
+
+    def _abandon(self, exc: RnnserveError) -> None:
+        """Fail the work still queued or running with ``exc`` (on the model's thread, as it ends)."""
+        self._abandon_queued(exc)
+
 
     def _has_work(self) -> bool:
         """Whether there is anything to do (called with the lock held)."""
@@ -135,3 +190,14 @@ class ModelThread:
     def _process(self, work: Any) -> None:
         """Do it, without the lock."""
         raise NotImplementedError
+
+
+def settle(future: Future[Any], *, result: Any = None, exc: BaseException | None = None) -> None:
+    """Resolve ``future`` unless it is already resolved or cancelled (two threads may race to)."""
+    if future.done():
+        return
+    with suppress(InvalidStateError):
+        if exc is None:
+            future.set_result(result)
+        else:
+            future.set_exception(exc)

@@ -146,6 +146,7 @@ class ModelRegistry:
             entry.card = spec.card or self._read_card(spec)
             entry.parameter_count = int(backend.parameter_count())
             entry.worker = self._make_worker(spec, backend)
+            entry.worker.on_crash = lambda exc, entry=entry: self._on_crash(entry, exc)
             entry.worker.start()
             entry.backend = backend
             entry.state = ModelState.READY
@@ -206,8 +207,19 @@ class ModelRegistry:
         log.error("model %s hung: a model call has run for %.1f s (step_timeout_s=%g); marked FAILED, "
                   "%d waiting calls failed", entry.name, seconds, timeout, failed)
         worker = entry.worker
-        if worker is not None:  # returns when the stuck call does, if ever; never blocks the watchdog
+        if worker is not None:
+            # Work queued behind the stuck call fails now: callers on other threads too (an
+            # assistant waiting on its language model), which the guard does not reach.
+            worker.abandon_hung(ModelHung(f"model {entry.name!r} stopped responding (step_timeout_s={timeout:g})"))
+            # returns when the stuck call does, if ever; never blocks the watchdog
             threading.Thread(target=worker.stop, name=f"stop:{entry.name}", daemon=True).start()
+        if self._on_change is not None:
+            self._on_change(entry)
+
+    def _on_crash(self, entry: ModelEntry, exc: BaseException) -> None:
+        """A model's thread stopped on an error its work did not catch: FAILED, waiting calls failed."""
+        self._set_failed(entry, f"its thread stopped on an error: {type(exc).__name__}: {exc}")
+        entry.guard.trip(ModelFailed(f"model {entry.name!r} failed: {type(exc).__name__}: {exc}"))
         if self._on_change is not None:
             self._on_change(entry)
 

@@ -44,7 +44,8 @@ from typing import Any, TypeVar
 import torch
 
 from rnnserve.backends import LanguageModel, State
-from rnnserve.model_thread import ModelThread
+from rnnserve.errors import RnnserveError
+from rnnserve.model_thread import ModelThread, settle
 from rnnserve.sampling import SamplingParams, UniformBank, apply_repetition_penalty, sample, seen_mask
 from rnnserve.step_programs import StepBatcher, StepProgram, run_alone
 from rnnserve.stopping import StopMatcher
@@ -383,6 +384,9 @@ class LanguageModelScheduler(ModelThread):
         (more than ``max_batch_size`` waiting)."""
         future: Future[T | None] = Future()
         with self._cv:
+            if self._stopping:
+                future.set_result(None)
+                return future
             self._idle_programs.append((make, future))
             # The caller is about to answer someone (e.g. a keystroke): quiet starts now.
             self._last_busy = time.monotonic()
@@ -450,6 +454,34 @@ class LanguageModelScheduler(ModelThread):
                 self._lent.round(idle=idle)
         if busy:
             self._last_busy = time.monotonic()
+
+    def _abandon_queued(self, exc: RnnserveError) -> None:
+        with self._cv:
+            waiting, jobs, programs, idle = (list(self._waiting), list(self._jobs), list(self._programs),
+                                             list(self._idle_programs))
+            for queue in (self._waiting, self._jobs, self._programs, self._idle_programs):
+                queue.clear()
+        self._abandon_programs(jobs + programs, idle, exc)
+        self._lent.fail_waiters(exc)  # e.g. an assistant's search, waiting on a stuck step
+        self._fail(waiting, exc)
+
+    def _fail_work(self, work: _Work, exc: RnnserveError) -> None:
+        job, programs, admitted, idle = work
+        self._abandon_programs(([job] if job is not None else []) + programs, idle, exc)
+        self._fail(admitted, exc)
+
+    def _abandon_programs(self, calls: list[tuple[Any, Future[Any]]], idle: list[_Program],
+                          exc: RnnserveError) -> None:
+        for _, future in calls:
+            settle(future, exc=exc)
+        for _, future in idle:
+            settle(future)
+
+    def _abandon(self, exc: RnnserveError) -> None:
+        self._abandon_queued(exc)
+        self._lent.abandon(exc)
+        self._fail(list({s.handle: None for s in self._active}), exc)
+        self._active, self._rows = [], None
 
     def _gather_burst(self, rows: int) -> list[RequestHandle]:
         """More waiting requests for an idle scheduler's first prefill (``rows`` rows taken so

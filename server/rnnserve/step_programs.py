@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import torch
 
 from rnnserve.backends import LanguageModel, State
-from rnnserve.model_thread import SchedulerStats
+from rnnserve.model_thread import SchedulerStats, settle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class StepBatcher:
         self._running: list[_Running] = []
         self._idle: list[_Running] = []
         self._idle_new: list[tuple[Callable[[], StepProgram[Any]], Future[Any]]] = []
+        self._stepping: list[_Running] = []  # the programs of the step now running
 
     def __len__(self) -> int:
         return len(self._running) + len(self._idle) + len(self._idle_new)
@@ -133,9 +134,26 @@ class StepBatcher:
             if self._idle:
                 dropped = self._idle.pop(0)
                 dropped.program.close()
-                dropped.future.set_result(None)
+                dropped.future.set_result(None)  # running: its caller cannot cancel it any more
             else:
-                self._idle_new.pop(0)[1].set_result(None)
+                _, waiting = self._idle_new.pop(0)
+                if waiting.set_running_or_notify_cancel():  # False: its caller cancelled it
+                    waiting.set_result(None)
+
+    def fail_waiters(self, exc: BaseException) -> None:
+        """Resolve every program's future (idle ones with None), leaving the programs alone: from
+        another thread, while the model's thread is stuck in a step."""
+        for running in list(self._running) + list(self._idle) + list(self._stepping):
+            settle(running.future, exc=None if running.idle else exc)
+        for _, future in list(self._idle_new):
+            settle(future)
+
+    def abandon(self, exc: BaseException) -> None:
+        """Fail every program (idle ones get None) and close it: the model's thread is ending."""
+        self.fail_waiters(exc)
+        for running in self._running + self._idle:
+            running.program.close()
+        self._running, self._idle, self._idle_new = [], [], []
 
     def round(self, *, idle: bool = False) -> None:
         """One batched step over the pending requests; each program runs on to its next one.
@@ -160,12 +178,15 @@ class StepBatcher:
         del queue[:len(batch)]
         dims = self.model.state_batch_dims
         sizes = [len(r.request[0]) for r in batch]
+        self._stepping = batch
         try:
             logits, state = self.model.step(torch.cat([r.request[0] for r in batch]),
                                             concat_states([r.request[1] for r in batch], dims))
         except Exception:
             self._step_alone(batch)
             return
+        finally:
+            self._stepping = []
         self.stats.lent_steps_total += 1
         self.stats.lent_rows_total += rows
         for running, part, part_state in zip(batch, logits.split(sizes), split_state(state, dims, sizes),
@@ -179,7 +200,7 @@ class StepBatcher:
             except Exception as exc:
                 log.exception("model step of a lent search failed")
                 running.program.close()
-                running.future.set_exception(exc)
+                settle(running.future, exc=exc)
                 continue
             self.stats.lent_steps_total += 1
             self.stats.lent_rows_total += len(running.request[0])
@@ -187,13 +208,27 @@ class StepBatcher:
 
     def _advance(self, program: StepProgram[Any], future: Future[Any], result: StepResult | None,
                  idle: bool) -> None:
+        if future.done():  # failed meanwhile from another thread (a stuck step, see fail_waiters)
+            program.close()
+            return
         try:
             request = next(program) if result is None else program.send(result)
         except StopIteration as done:
-            future.set_result(done.value)
+            settle(future, result=done.value)
         except Exception as exc:
             if idle:  # nobody waits on it
                 log.warning("an idle step program failed", exc_info=exc)
-            future.set_exception(exc)
+            settle(future, exc=exc)
         else:
+            if not _well_formed(request):
+                program.close()
+                settle(future, exc=TypeError(f"a step program must yield (tokens [rows] int64, state), got "
+                                               f"{type(request).__name__}"))
+                return
             (self._idle if idle else self._running).append(_Running(program, future, request, idle))
+
+
+def _well_formed(request: object) -> bool:
+    """Whether a program's request is (tokens [rows] int64, state), as ``model.step`` takes it."""
+    return (isinstance(request, tuple) and len(request) == 2 and isinstance(request[0], torch.Tensor)
+            and request[0].dim() == 1 and request[0].numel() > 0 and isinstance(request[1], tuple))

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rnnserve.backends import TranslateOptions, TranslationResult, Translator
-from rnnserve.model_thread import ModelThread
+from rnnserve.errors import RnnserveError
+from rnnserve.model_thread import ModelThread, settle
 
 log = logging.getLogger("rnnserve.workers")
 T = TypeVar("T")
@@ -51,6 +52,15 @@ class SerialWorker(ModelThread):
         job = self._jobs.popleft()
         self.stats.queue_depth = len(self._jobs)
         return job
+
+    def _abandon_queued(self, exc: RnnserveError) -> None:
+        with self._cv:
+            jobs, self._jobs = list(self._jobs), deque()
+        for job in jobs:
+            self._fail_work(job, exc)
+
+    def _fail_work(self, work: tuple[Callable[[], Any], Future[Any]], exc: RnnserveError) -> None:
+        settle(work[1], exc=exc)
 
     def _process(self, work: tuple[Callable[[], Any], Future[Any]]) -> None:
         fn, future = work
@@ -93,6 +103,15 @@ class TranslationScheduler(ModelThread):
 
     def _has_work(self) -> bool:
         return bool(self._jobs)
+
+    def _abandon_queued(self, exc: RnnserveError) -> None:
+        with self._cv:
+            jobs, self._jobs = list(self._jobs), deque()
+        self._fail_work(jobs, exc)
+
+    def _fail_work(self, work: list[_TranslationJob], exc: RnnserveError) -> None:
+        for job in work:
+            settle(job.future, exc=exc)
 
     def _take(self) -> list[_TranslationJob]:
         """The first waiting job plus later ones with equal options, up to the text budget."""
