@@ -193,3 +193,20 @@ def test_json_log_lines_carry_the_request_id() -> None:
     assert "ValueError: boom" in lines[1]["exc"]
     assert lines[2]["request_id"] is None
     assert isinstance(JsonFormatter(), logging.Formatter)
+
+
+def test_a_model_whose_thread_dies_is_marked_failed_and_answers_at_once(toy_host: PluginHost) -> None:
+    """The registry's part of a model thread's death (the thread's own part is in
+    tests/test_step_programs.py): the model turns FAILED with the cause, its calls are
+    answered FAILED_PRECONDITION at once, and the other models serve on."""
+    config = ServerConfig(models=(ModelSpec("doomed", "toy-lm"), ModelSpec("fine", "toy-lm")))
+    with running_server(config, toy_host) as srv, Client(srv.target, timeout=10) as client:
+        entry = srv.app.registry.find("doomed")
+        assert entry.worker is not None and entry.worker.on_crash is not None
+        entry.worker.on_crash(RuntimeError("scheduler bug"))  # what its thread calls as it dies
+        assert entry.state == "failed" and "scheduler bug" in entry.reason
+        started = time.monotonic()
+        with pytest.raises(errors.FailedPrecondition, match="scheduler bug"):
+            client.generate("doomed", "the", max_new_tokens=3)
+        assert time.monotonic() - started < 2
+        assert client.generate("fine", "the", max_new_tokens=3, temperature=0).text
