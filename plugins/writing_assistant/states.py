@@ -7,7 +7,8 @@ checkpoint instead of re-reading the document.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import bisect
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 
 import torch
@@ -57,10 +58,12 @@ def read_variants(model: LanguageModel, start: TextState, texts: list[str]) -> t
 
 
 class PrefixCache:
-    """LRU map text -> TextState; a lookup reuses the longest cached prefix of the text."""
+    """LRU map text -> TextState; a lookup reuses the longest cached prefix of the text.
 
-    #: Besides word boundaries, prefixes this many characters shorter are tried.
-    NEAR = 64
+    Only the lengths of cached texts can be prefix lengths, so a lookup tries those (at most
+    ``capacity``, longest first; one slice and hash each, in C) rather than every position
+    of a document that may be 100,000 characters long.
+    """
 
     def __init__(self, model: LanguageModel, capacity: int) -> None:
         self.model = model
@@ -69,6 +72,8 @@ class PrefixCache:
         self.misses = 0
         self.chars_read = 0
         self._entries: OrderedDict[str, TextState] = OrderedDict()
+        self._lengths: Counter[int] = Counter()  # cached texts per length
+        self._sorted_lengths: list[int] = []  # the distinct lengths of cached texts, ascending
         self._start: TextState | None = None
 
     def __len__(self) -> int:
@@ -94,23 +99,29 @@ class PrefixCache:
         return result
 
     def _longest_prefix(self, text: str) -> tuple[TextState | None, int]:
-        candidates = range(len(text), max(0, len(text) - self.NEAR) - 1, -1)
-        for length in candidates:
+        for i in range(bisect.bisect_right(self._sorted_lengths, len(text)) - 1, -1, -1):
+            length = self._sorted_lengths[i]
             entry = self._entries.get(text[:length])
             if entry is not None:
                 return entry, length
-        for length in range(max(0, len(text) - self.NEAR) - 1, 0, -1):
-            if not text[length - 1].isalnum():
-                entry = self._entries.get(text[:length])
-                if entry is not None:
-                    return entry, length
         return None, 0
 
     def _put(self, text: str, state: TextState) -> None:
+        if text not in self._entries:
+            self._count(len(text), +1)
         self._entries[text] = state
         self._entries.move_to_end(text)
         while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+            evicted, _ = self._entries.popitem(last=False)
+            self._count(len(evicted), -1)
+
+    def _count(self, length: int, change: int) -> None:
+        self._lengths[length] += change
+        if change > 0 and self._lengths[length] == 1:
+            bisect.insort(self._sorted_lengths, length)
+        elif self._lengths[length] == 0:
+            del self._lengths[length]
+            self._sorted_lengths.pop(bisect.bisect_left(self._sorted_lengths, length))
 
 
 class CheckpointRing:
