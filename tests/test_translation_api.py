@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -30,6 +31,28 @@ def test_translate_validates_options(client: Client) -> None:
         client.translate("toy-tr", ["a" * 100_000])
     with pytest.raises(errors.InvalidArgument, match="at least one"):
         client.translate("toy-tr", [])
+    # One character that NFKC (what SentencePiece reads) turns into 18 counts as 18: 200 of them
+    # pass a character count against max_text_chars = 2000 but are 3,600 after normalisation.
+    assert len(unicodedata.normalize("NFKC", "\ufdfa")) == 18
+    with pytest.raises(errors.InvalidArgument, match=r"text \(after NFKC normalisation\).*max_text_chars"):
+        client.translate("toy-tr", ["\ufdfa" * 200])
+
+
+def test_merged_batches_stay_within_max_translation_beams() -> None:
+    """Concurrent calls with equal options share a backend call only while texts x beam_size
+    stays within what one request may ask (max_translation_beams): two calls at the limit no
+    longer make one call twice as long, which the watchdog times as one step."""
+    from rnnserve.backends import TranslateOptions
+    from rnnserve.workers import TranslationScheduler, _TranslationJob
+    from tests.support.toy_plugin import ToyTranslator
+
+    scheduler = TranslationScheduler("tr", ToyTranslator(), max_batch_texts=128, max_queue=16, max_beams=16)
+    options = TranslateOptions(beam_size=4)
+    for texts in (["a"] * 3, ["b"], ["c"] * 2, ["d"]):
+        scheduler._jobs.append(_TranslationJob(texts, options, Future()))
+    first = scheduler._take()
+    assert [len(j.texts) for j in first] == [3, 1]  # 4 texts x beam 4 = 16; "c" would make 24
+    assert [len(j.texts) for j in scheduler._take()] == [2, 1]
 
 
 def test_concurrent_calls_with_equal_options_share_a_batch(server: ServerThread, client: Client) -> None:

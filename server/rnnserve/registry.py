@@ -237,7 +237,8 @@ class ModelRegistry:
             return LanguageModelScheduler(spec.name, backend, max_batch_size=batch, max_queue=limits.max_queue,
                                           emit_interval_s=interval)
         if isinstance(backend, Translator):
-            return TranslationScheduler(spec.name, backend, max_batch_texts=batch, max_queue=limits.max_queue)
+            return TranslationScheduler(spec.name, backend, max_batch_texts=batch, max_queue=limits.max_queue,
+                                        max_beams=limits.max_translation_beams)
         threads = backend.concurrent_calls if isinstance(backend, Assistant) else 1
         return SerialWorker(spec.name, max_queue=limits.max_queue, threads=threads)
 

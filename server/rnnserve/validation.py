@@ -11,6 +11,7 @@ interceptor.
 from __future__ import annotations
 
 import math
+import unicodedata
 
 from rnnserve.backends import SuggestionKind, SuggestOptions, TranslateOptions
 from rnnserve.config import Limits
@@ -100,8 +101,11 @@ def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
         raise InvalidArgument("texts must hold at least one text")
     if len(request.texts) > limits.max_texts_per_call:
         raise LimitExceeded("number of texts", len(request.texts), "max_texts_per_call", limits.max_texts_per_call)
-    for text in request.texts:
-        check_chars("text", text, "max_text_chars", limits.max_text_chars)
+    # Subword models normalise first (NFKC): one character can become 18 ("\ufdfa"), and the
+    # limits bound the work only if they count what the model reads.
+    texts = [unicodedata.normalize("NFKC", text) for text in request.texts]
+    for text in texts:
+        check_chars("text (after NFKC normalisation)", text, "max_text_chars", limits.max_text_chars)
     beam = request.beam_size or defaults.beam_size
     if beam > limits.max_beam_size:
         raise LimitExceeded("beam_size", beam, "max_beam_size", limits.max_beam_size)
@@ -125,7 +129,7 @@ def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
     if options.return_attention:
         # target x source weights per hypothesis; a character bounds a source token from above
         floats = sum(n_best * min(options.max_length, math.ceil(options.max_length_ratio * (len(t) + 1))) * (len(t) + 1)
-                     for t in request.texts)
+                     for t in texts)
         if 4 * floats > limits.max_message_bytes:
             raise LimitExceeded("attention weights (bytes, at most)", 4 * floats, "max_message_bytes",
                                 limits.max_message_bytes)

@@ -86,10 +86,13 @@ class TranslationScheduler(ModelThread):
 
     thread_prefix = "translator"
 
-    def __init__(self, name: str, model: Translator, *, max_batch_texts: int, max_queue: int) -> None:
+    def __init__(self, name: str, model: Translator, *, max_batch_texts: int, max_queue: int,
+                 max_beams: int | None = None) -> None:
         super().__init__(name, max_queue=max_queue)
         self.model = model
         self.max_batch_texts = max_batch_texts
+        #: Texts x beam_size of one backend call: a merged batch stays within what one request may ask.
+        self.max_beams = max_beams
         self._jobs: deque[_TranslationJob] = deque()
 
     async def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
@@ -119,7 +122,8 @@ class TranslationScheduler(ModelThread):
         batch, size, rest = [head], len(head.texts), deque()
         while self._jobs:
             job = self._jobs.popleft()
-            if job.options == head.options and size + len(job.texts) <= self.max_batch_texts:
+            if job.options == head.options and size + len(job.texts) <= self.max_batch_texts and (
+                    self.max_beams is None or (size + len(job.texts)) * head.options.beam_size <= self.max_beams):
                 batch.append(job)
                 size += len(job.texts)
             else:
