@@ -39,3 +39,36 @@ def test_session_count_is_bounded(toy_host) -> None:  # type: ignore[no-untyped-
             pass
         with client.session("a") as again:  # closing the first freed its slot
             assert again.append("e")
+
+
+def test_a_session_stream_that_never_opens_is_ended_and_frees_its_slot(
+        toy_host, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A stream holds an admission slot from its start; one that sends nothing used to keep it
+    for session_idle_timeout_s (600 s), so a few such streams filled max_in_flight."""
+    import threading
+
+    import grpc
+
+    from rnnserve.services import assistant as assistant_service
+    from rnnserve_client.v1 import assistant_pb2_grpc
+
+    monkeypatch.setattr(assistant_service, "OPEN_TIMEOUT_S", 0.5)
+    config = ServerConfig(models=(ModelSpec("toy", "toy-lm"), ModelSpec("wa", "toy-assistant")),
+                          limits=Limits(max_in_flight=2))
+    silent = threading.Event()
+
+    def nothing():  # type: ignore[no-untyped-def]
+        silent.wait(10)
+        yield from ()
+
+    with running_server(config, toy_host) as srv, grpc.insecure_channel(srv.target) as channel:
+        stub = assistant_pb2_grpc.AssistantStub(channel)
+        calls = [stub.Session(nothing(), timeout=10) for _ in range(2)]  # both slots taken
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as info:
+                next(call)
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "no 'open' within 0.5 s" in info.value.details()
+        silent.set()
+        with Client(srv.target, timeout=10) as client:  # the slots are free again
+            assert client.suggest("wa", "Eli")

@@ -22,6 +22,8 @@ from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
 T = TypeVar("T")
 KINDS = {kind: raw for raw, kind in validation.SUGGESTION_KINDS.items()}
+#: Seconds a Session stream may take to send its first message, 'open'.
+OPEN_TIMEOUT_S = 10.0
 
 
 class SessionExpired(RnnserveError):
@@ -69,7 +71,9 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
     async def Session(self, request_iterator: AsyncIterator[assistant_pb2.SessionRequest],
                       context: aio.ServicerContext) -> AsyncIterator[assistant_pb2.SessionResponse]:
         requests = aiter(request_iterator)
-        first = await self._next(requests)
+        # A stream holds an admission slot from its start: 'open' must come soon, not within
+        # the idle timeout (idle streams that never open would otherwise fill max_in_flight).
+        first = await self._next(requests, min(OPEN_TIMEOUT_S, self.limits.session_idle_timeout_s), "open")
         if first is None:
             return
         if first.WhichOneof("event") != "open":
@@ -102,16 +106,18 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
                 with contextlib.suppress(RnnserveError):  # e.g. the model hung: nothing left to close
                     await run(session.close)
 
-    async def _next(self, requests: AsyncIterator[assistant_pb2.SessionRequest]
-                    ) -> assistant_pb2.SessionRequest | None:
+    async def _next(self, requests: AsyncIterator[assistant_pb2.SessionRequest], timeout: float | None = None,
+                    awaiting: str = "") -> assistant_pb2.SessionRequest | None:
         """The next client message; None when the client closed its side."""
+        timeout = self.limits.session_idle_timeout_s if timeout is None else timeout
         try:
-            return await asyncio.wait_for(anext(requests), self.limits.session_idle_timeout_s)
+            return await asyncio.wait_for(anext(requests), timeout)
         except StopAsyncIteration:
             return None
         except TimeoutError as exc:
-            raise SessionExpired(f"session idle for more than {self.limits.session_idle_timeout_s:g} s "
-                                 "(limit session_idle_timeout_s)") from exc
+            if awaiting:
+                raise SessionExpired(f"no '{awaiting}' within {timeout:g} s of the stream's start") from exc
+            raise SessionExpired(f"session idle for more than {timeout:g} s (limit session_idle_timeout_s)") from exc
 
     def _apply(self, session: AssistantSession, message: assistant_pb2.SessionRequest) -> list[Suggestion]:
         """Apply one edit and return the suggestions after it (one call on the model's worker)."""
