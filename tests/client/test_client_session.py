@@ -184,3 +184,49 @@ def test_async_error_mid_session_ends_it_once(fake: FakeServer) -> None:
                 await session.append("y")
 
     asyncio.run(main())
+
+
+def _answer_open_then_stall(requests, context):  # type: ignore[no-untyped-def]
+    """Answers the open event, then reads the next one and never answers it."""
+    for index, _ in enumerate(requests):
+        if index == 0:
+            yield AS.SessionResponse(session_id="sess-1", event_index=0)
+        else:
+            wait_until_cancelled(context)
+            return
+
+
+def test_async_session_after_a_timed_out_edit_raises_a_typed_error(fake: FakeServer) -> None:
+    """asyncio.wait_for cancelling an edit's read cancels the whole gRPC call; the session's
+    next edit used to raise a bare asyncio.CancelledError (read as the task being cancelled)."""
+    fake.on("Session", _answer_open_then_stall)
+
+    async def main() -> None:
+        async with AsyncClient(fake.target) as client, client.session("as") as session:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(session.append("x"), 0.3)
+            with pytest.raises(errors.Cancelled, match="an earlier read of this stream was cancelled"):
+                await session.append("y")
+
+    asyncio.run(main())
+
+
+def test_async_stream_after_a_timed_out_read_raises_a_typed_error(fake: FakeServer) -> None:
+    from rnnserve_client.v1 import generation_pb2 as GS
+
+    def one_chunk_then_stall(request, context):  # type: ignore[no-untyped-def]
+        yield GS.GenerateStreamResponse(text="It")
+        wait_until_cancelled(context)
+
+    fake.on("GenerateStream", one_chunk_then_stall)
+
+    async def main() -> None:
+        async with AsyncClient(fake.target) as client:
+            stream = client.generate_stream("lm", "x")
+            assert (await stream.__anext__()).text == "It"
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(stream.__anext__(), 0.3)
+            with pytest.raises(errors.Cancelled, match="an earlier read of this stream was cancelled"):
+                await stream.__anext__()
+
+    asyncio.run(main())

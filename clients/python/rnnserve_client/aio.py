@@ -174,6 +174,11 @@ class AsyncClient:
         )
 
 
+#: Why a stream or session refuses more after an awaited read of it was cancelled.
+INTERRUPTED = ("an earlier read of this stream was cancelled (e.g. by asyncio.wait_for's timeout), which "
+               "cancels the whole gRPC call; start a new one")
+
+
 class AsyncGenerateStream:
     """The chunks of a streamed generation, as an async iterator.
 
@@ -182,13 +187,19 @@ class AsyncGenerateStream:
 
     def __init__(self, call: Any) -> None:
         self._call = call
+        self._interrupted = False
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> GenerateChunk:
+        if self._interrupted:
+            raise errors.Cancelled(INTERRUPTED)
         try:
             response = await self._call.read()
+        except asyncio.CancelledError:
+            self._interrupted = True  # gRPC cancels the whole call with the read
+            raise
         except grpc.RpcError as exc:
             raise errors.from_rpc_error(exc) from exc
         if response is aio.EOF:
@@ -222,6 +233,7 @@ class AsyncSession:
         self._call_kwargs = call_kwargs
         self._call: Any = None
         self._closed = False
+        self._interrupted = False
         self.session_id = ""
         self.suggestions: list[Suggestion] = []
         self.document_chars = 0
@@ -251,6 +263,8 @@ class AsyncSession:
         return await self._send(_requests.session_reset())
 
     async def _send(self, request: assistant_pb2.SessionRequest) -> list[Suggestion]:
+        if self._interrupted:
+            raise errors.Cancelled(INTERRUPTED)
         if self._call is None or self._closed:
             raise RuntimeError("session is not open (not opened yet, closed, or ended by an error)")
         try:
@@ -258,6 +272,9 @@ class AsyncSession:
             with contextlib.suppress(asyncio.InvalidStateError):
                 await self._call.write(request)
             response = await self._call.read()
+        except asyncio.CancelledError:
+            self._interrupted = self._closed = True  # gRPC cancels the whole stream with the read
+            raise
         except grpc.RpcError as exc:
             self._closed = True
             raise errors.from_session_error(exc, opened=bool(self.session_id)) from exc
