@@ -3,8 +3,9 @@
 ``translate`` encodes the texts with the model's SentencePiece vocabulary, sorts them by
 length and decodes them in chunks of up to ``MAX_SOURCES_PER_BATCH`` sources: greedy search
 for ``beam_size == 1``, batched beam search otherwise. Each source may produce up to
-``min(max_length, ceil(max_length_ratio * source pieces))`` pieces. An empty (or all
-whitespace) text translates to the empty string without touching the model.
+``min(max_length, ceil(max_length_ratio * source pieces))`` pieces. A text with no pieces
+(empty, whitespace, or characters the subword model drops) translates to the empty string,
+``n_best`` times, without touching the model.
 
 Spec option ``quantize = true`` serves an int8 dynamic-quantized copy
 (``torch.ao.quantization.quantize_dynamic`` over every ``nn.Linear`` and ``nn.GRUCell``
@@ -75,9 +76,9 @@ class GruTranslator(Translator):
         pieces = [self.vocab.encode(text) for text in texts]
         results: list[TranslationResult | None] = [None] * len(texts)
         for i, ids in enumerate(pieces):
-            if not ids:
+            if not ids:  # nothing to translate: its only translation, as the n_best the API promises
                 attention = [] if options.return_attention else None
-                results[i] = TranslationResult([Hypothesis("", 0.0, 0.0, [], attention)], [])
+                results[i] = TranslationResult([Hypothesis("", 0.0, 0.0, [], attention)] * options.n_best, [])
         order = sorted((i for i, ids in enumerate(pieces) if ids), key=lambda i: len(pieces[i]))
         with torch.inference_mode():
             for start in range(0, len(order), MAX_SOURCES_PER_BATCH):
