@@ -174,7 +174,6 @@ class ModelThread:
         """Fail the work still queued or running with ``exc`` (on the model's thread, as it ends)."""
         self._abandon_queued(exc)
 
-
     def _has_work(self) -> bool:
         """Whether there is anything to do (called with the lock held)."""
         raise NotImplementedError
