@@ -134,7 +134,7 @@ class StepBatcher:
             if self._idle:
                 dropped = self._idle.pop(0)
                 dropped.program.close()
-                dropped.future.set_result(None)  # running: its caller cannot cancel it any more
+                settle(dropped.future)
             else:
                 _, waiting = self._idle_new.pop(0)
                 if waiting.set_running_or_notify_cancel():  # False: its caller cancelled it
