@@ -113,7 +113,8 @@ def detach(state: State) -> State:
 
 
 def plot_history(history: dict, paths: list[Path]) -> None:
-    """Draw train (per log interval) and validation loss in nats/char against the step."""
+    """Draw train (per log interval) and validation loss in nats/char against the step, into each of
+    ``paths`` whose directory exists."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,7 +133,8 @@ def plot_history(history: dict, paths: list[Path]) -> None:
     ax.legend()
     fig.tight_layout()
     for path in paths:
-        fig.savefig(path)
+        if path.parent.is_dir():  # OUT/best exists once a validation has improved
+            fig.savefig(path)
     plt.close(fig)
 
 
@@ -264,7 +266,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
                 best_val = val
                 checkpoint.save_model(out / "best", model, vocab,
                                       {**training_info, "step": step, "val_nats_per_char": val})
-            plot_history(history, [out / "loss.png", *([out / "best" / "loss.png"] if (out / "best").exists() else [])])
+            plot_history(history, [out / "loss.png", out / "best" / "loss.png"])
             bar.write(f"[char-lstm] step {step} epoch {step / steps_per_epoch:.2f}: train {running:.4f} "
                       f"val {val:.4f} nats/char{' (best)' if improved else ''}, {elapsed / 60:.1f} min")
             window_start = time.perf_counter()  # validation time is not training throughput

@@ -190,7 +190,8 @@ def plot_history(history: dict, paths: list[Path]) -> None:
     loss_ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     fig.tight_layout()
     for path in paths:
-        fig.savefig(path)
+        if path.parent.is_dir():  # OUT/best exists once a validation has improved
+            fig.savefig(path)
     plt.close(fig)
 
 
@@ -353,7 +354,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
                 checkpoint.save_model(out / "best", model, vocab,
                                       {**training_info, "step": step, "epoch": epoch, "dev": scores,
                                        "elapsed_s": round(elapsed, 1)})
-            plot_history(history, [out / "loss.png", *([out / "best" / "loss.png"] if (out / "best").exists() else [])])
+            plot_history(history, [out / "loss.png", out / "best" / "loss.png"])
             bar.write(f"[gru-seq2seq] step {step} epoch {epoch}: train loss {running:.4f}, dev BLEU "
                       f"{scores['bleu']:.2f} chrF {scores['chrf']:.2f}{' (best)' if improved else ''}, "
                       f"{elapsed / 60:.1f} min", file=sys.stdout)

@@ -151,9 +151,10 @@ class ModelThread:
             if self.on_crash is not None:
                 self.on_crash(exc)
         finally:
+            ended = self._ended()
             if work is not None:
-                self._fail_work(work, self._ended())
-            self._abandon(self._ended())
+                self._fail_work(work, ended)
+            self._abandon(ended)
 
     def abandon_hung(self, exc: RnnserveError) -> None:
         """The model's thread is stuck in a call (the watchdog says): refuse new work and fail the

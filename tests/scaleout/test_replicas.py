@@ -310,13 +310,12 @@ def test_a_replica_that_served_a_while_starts_its_count_of_restarts_again(
 
 
 def test_replicas_share_the_cores_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
 
-    from rnnserve.cli import _replica_args, build_parser
+    from rnnserve.cli import _cores, _replica_args, build_parser
     from rnnserve.plugins import load_plugins
 
     parser = build_parser(load_plugins(discover=False))
-    cores = len(os.sched_getaffinity(0))
+    cores = _cores()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     args = parser.parse_args(["serve", "--workers", "2"])
     assert _replica_args(args)[-2:] == ["--torch-threads", str(max(1, cores // 2))]
