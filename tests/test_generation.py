@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from rnnserve.testing.server import ServerThread
+from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client, errors
 from tests.conftest import backend
 from tests.support.toy_plugin import TEXT, RecitingLM
@@ -116,19 +116,33 @@ def test_score_with_context_scores_only_the_text(client: Client) -> None:
     assert [lp.logprob for lp in tail.logprobs] == pytest.approx([lp.logprob for lp in full.logprobs[4:]], abs=1e-5)
 
 
+def _assert_no_more_steps_for_it(server: ServerThread, name: str) -> None:
+    """Nothing of an ended call is left on ``name``'s thread: once the batch is empty, a short
+    generation runs alone (every step of it has batch size 1) and the step counter moves by its steps only.
+
+    Waits on the counters themselves (no sleep): a sequence still stepping would share the
+    probe's steps or add its own."""
+    stats = server.app.registry.find(name).stats
+    model = backend(server, name)
+    wait_until(lambda: stats.active_sequences == 0 and stats.queue_depth == 0, 10,
+               f"{name}'s batch and queue to empty")
+    steps, sizes = stats.steps_total, len(model.step_batch_sizes)
+    with Client(server.target, timeout=30) as probe:
+        assert probe.generate(name, "the qu", temperature=0, max_new_tokens=4).text == "ick "
+    assert model.step_batch_sizes[sizes:] == [1] * (stats.steps_total - steps), "another sequence shared a step"
+    assert stats.steps_total - steps <= 4
+
+
 def test_cancelling_a_stream_stops_the_model_work(server: ServerThread, client: Client) -> None:
     stats = server.app.registry.find("toy-slow").stats
+    before = stats.steps_total
     stream = client.generate_stream("toy-slow", "", max_new_tokens=2000, temperature=0)
     next(stream)
     next(stream)
     stream.cancel()
-    deadline = time.time() + 5
-    while stats.active_sequences and time.time() < deadline:
-        time.sleep(0.01)
-    assert stats.active_sequences == 0
-    steps = stats.steps_total
-    time.sleep(0.3)  # 30 steps' worth of the toy's step delay
-    assert stats.steps_total == steps
+    wait_until(lambda: stats.active_sequences == 0, 5, "the cancelled sequence to leave the batch")
+    assert stats.steps_total - before < 100  # the full recitation is 136 steps
+    _assert_no_more_steps_for_it(server, "toy-slow")
 
 
 def test_deadline_expiry_stops_the_model_work(server: ServerThread, client: Client) -> None:
@@ -136,11 +150,9 @@ def test_deadline_expiry_stops_the_model_work(server: ServerThread, client: Clie
     before = stats.steps_total
     with pytest.raises(errors.DeadlineExceeded):
         client.generate("toy-slow", "", max_new_tokens=2000, temperature=0, timeout=0.3)
-    time.sleep(0.2)
-    settled = stats.steps_total
-    time.sleep(0.3)
-    assert stats.steps_total == settled
-    assert settled - before < 100  # the full recitation is 136 steps
+    wait_until(lambda: stats.active_sequences == 0, 5, "the expired call's sequence to leave the batch")
+    assert stats.steps_total - before < 100  # the full recitation is 136 steps
+    _assert_no_more_steps_for_it(server, "toy-slow")
 
 
 def test_bad_parameters_are_invalid_argument_naming_the_limit(client: Client) -> None:
@@ -212,5 +224,5 @@ def test_threads_do_not_leak_between_servers(toy_host) -> None:  # type: ignore[
     before = {t.name for t in threading.enumerate()}
     with running_server(ServerConfig(), toy_host) as srv, Client(srv.target) as c:
         assert c.generate("toy", "the", max_new_tokens=3).text
-    time.sleep(0.2)
-    assert "scheduler:toy" not in {t.name for t in threading.enumerate()} - before
+    leaked = {t.name for t in threading.enumerate()} - before
+    assert "scheduler:toy" not in leaked, leaked  # running_server joined it on close

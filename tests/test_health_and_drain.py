@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
+from rnnserve.testing.waiting import wait_for_health, wait_until
 from rnnserve_client import Client, errors
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -51,8 +52,9 @@ def test_full_queue_is_resource_exhausted_and_health_still_answers(toy_host) -> 
     with running_server(config, toy_host) as srv, Client(srv.target, timeout=30) as client:
         running = client.generate_stream("slow", "", max_new_tokens=500, temperature=0)  # ~7 s
         next(running)  # admitted: the batch (size 1) is full
+        stats = srv.app.registry.find("slow").stats
         waiting = client.generate_stream("slow", "", max_new_tokens=20, temperature=0)
-        time.sleep(0.2)  # the queue (size 1) fills
+        wait_until(lambda: stats.queue_depth == 1, 10, "the second call to fill the queue (size 1)")
         start = time.perf_counter()
         with pytest.raises(errors.ResourceExhausted, match="max_queue"):
             client.generate("slow", "", max_new_tokens=5)
@@ -69,13 +71,14 @@ def test_stop_drains_in_flight_calls_and_refuses_new_ones(toy_host) -> None:  # 
     srv.app.registry.wait_loaded(30)
     client = Client(srv.target, timeout=30)
     result: dict[str, object] = {}
+    stats = srv.app.registry.find("slow").stats
     in_flight = threading.Thread(target=lambda: result.update(
         r=client.generate("slow", "", max_new_tokens=100, temperature=0)))
     in_flight.start()
-    time.sleep(0.2)
+    wait_until(lambda: stats.active_sequences == 1, 10, "the in-flight call to be generating")
     stopping = threading.Thread(target=lambda: srv.call(srv.app.stop(grace=10)))
     stopping.start()
-    time.sleep(0.1)
+    wait_for_health(srv.target, NOT_SERVING)  # the drain has begun
     assert srv.app.drain.draining
     with pytest.raises(errors.Unavailable):
         client.generate("slow", "", max_new_tokens=1)
@@ -95,7 +98,7 @@ def test_draining_server_answers_health_not_serving(toy_host) -> None:  # type: 
         next(stream)
         stopping = threading.Thread(target=lambda: srv.call(srv.app.stop(grace=10)))
         stopping.start()
-        time.sleep(0.1)
+        wait_for_health(srv.target, NOT_SERVING)  # a Watch sees the change (no sleep)
         assert _health(srv.target) == NOT_SERVING
         assert _health(srv.target, "rnnserve.v1.Generation") == NOT_SERVING
         rest = list(stream)

@@ -14,6 +14,7 @@ import torch
 from rnnserve.model_thread import SchedulerStats
 from rnnserve.scheduler import LanguageModelScheduler
 from rnnserve.step_programs import StepBatcher, StepProgram, run_alone, while_true
+from rnnserve.testing.waiting import wait_until, wait_until_async
 from rnnserve.workers import SerialWorker
 from tests.support.toy_plugin import TinyGRULM
 
@@ -47,9 +48,7 @@ def _run_together(scheduler: LanguageModelScheduler, makers: list[Any]) -> list[
     """Queue every program before the scheduler starts, so they run side by side."""
     with ThreadPoolExecutor(len(makers)) as pool:
         futures = [pool.submit(scheduler.run_steps, make) for make in makers]
-        deadline = time.monotonic() + 10
-        while len(scheduler._programs) < len(makers) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_until(lambda: len(scheduler._programs) == len(makers), 10, "every program to be queued")
         scheduler.start()
         outcomes = []
         for future in futures:
@@ -151,7 +150,7 @@ def test_a_worker_with_one_thread_runs_one_call_at_a_time() -> None:
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
-        time.sleep(0.01)
+        time.sleep(0.01)  # the job itself: long enough for a second thread to overlap it, if there were one
         with lock:
             running[0] -= 1
 
@@ -252,13 +251,13 @@ def test_a_model_thread_that_dies_fails_what_waits_reports_and_refuses_more() ->
     worker = _BuggyThread("buggy", max_queue=8)
     crashes: list[BaseException] = []
     worker.on_crash = crashes.append
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     async def scenario() -> list[Any]:
-        first = asyncio.ensure_future(worker.run(lambda: release.wait(10) and "first"))
-        await asyncio.sleep(0.1)  # the first job runs; the next two wait behind it
+        first = asyncio.ensure_future(worker.run(lambda: started.set() or (release.wait(10) and "first")))
+        await wait_until_async(started.is_set, 10, "the first job to run")
         waiting = [asyncio.ensure_future(worker.run(lambda: "never")) for _ in range(2)]
-        await asyncio.sleep(0.05)
+        await wait_until_async(lambda: worker.stats.queue_depth == 2, 10, "the next two jobs to queue behind it")
         release.set()
         return await asyncio.gather(first, *waiting, return_exceptions=True)
 
@@ -296,7 +295,7 @@ def test_a_stuck_step_releases_the_threads_waiting_on_the_model() -> None:
         in_step = pool.submit(scheduler.run_steps, lambda: greedy_walk(model, 1, 3, 0))
         assert entered.wait(10)
         queued = pool.submit(scheduler.run_steps, lambda: greedy_walk(model, 1, 3, 0))
-        time.sleep(0.05)
+        wait_until(lambda: len(scheduler._programs) == 1, 10, "the second program to queue behind the stuck step")
         started = time.monotonic()
         scheduler.abandon_hung(ModelHung("model 'stuck' stopped responding"))
         for future in (in_step, queued):

@@ -24,6 +24,7 @@ from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.step_programs import StepProgram, run_alone
 from rnnserve.testing.hosts import LocalContext
 from rnnserve.testing.server import ServerThread, running_server
+from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client, errors
 from rnnserve_plugins import writing_assistant
 from rnnserve_plugins.writing_assistant import document_cache
@@ -332,15 +333,17 @@ def test_disconnected_session_is_freed_at_once(server: ServerThread, client: Cli
     session.append("the")
     assert sessions.open_sessions == 1
     session.cancel()
-    deadline = time.time() + 5
-    while sessions.open_sessions and time.time() < deadline:
-        time.sleep(0.01)
-    assert sessions.open_sessions == 0
+    wait_until(lambda: sessions.open_sessions == 0, 5, "the cancelled session to be freed")
 
 
-def test_idle_session_expires(client: Client) -> None:
+def test_idle_session_expires(server: ServerThread, client: Client) -> None:
+    sessions = _assistant_service(server)
     with client.session("wa") as session:
-        time.sleep(1.5)
+        opened = time.monotonic()
+        assert sessions.open_sessions == 1
+        # the server ends the session itself after session_idle_timeout_s (1 s here) without an event
+        wait_until(lambda: sessions.open_sessions == 0, 10, "the idle session to expire on the server")
+        assert time.monotonic() - opened >= 0.9  # not before its idle limit
         with pytest.raises(errors.DeadlineExceeded, match="idle"):
             session.append("x")
 

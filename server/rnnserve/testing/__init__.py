@@ -13,7 +13,9 @@ Contracts: :class:`LanguageModelContract`, :class:`TranslatorContract`,
 :class:`AssistantContract`. The pytest plugin :mod:`rnnserve.testing.pytest_plugin`
 (registered under ``pytest11``, so loaded automatically) adds fixtures for your own
 tests: ``rnnserve_plugins``, ``rnnserve_config``, ``rnnserve_host``, ``rnnserve_server``
-and ``rnnserve_client``. See ``docs/plugins.md``.
+and ``rnnserve_client``. To wait in a test for a condition rather than sleep:
+:func:`wait_until` (a predicate, with a deadline) and :func:`wait_for_health` (a health
+``Watch``). See ``docs/plugins.md``.
 
 Attributes are imported on first use, so importing this package (pytest does, at
 start-up) costs nothing.
@@ -33,6 +35,9 @@ _EXPORTS = {
     "LocalContext": "rnnserve.testing.hosts",
     "ServerThread": "rnnserve.testing.server",
     "running_server": "rnnserve.testing.server",
+    "wait_until": "rnnserve.testing.waiting",
+    "wait_until_async": "rnnserve.testing.waiting",
+    "wait_for_health": "rnnserve.testing.waiting",
 }
 
 __all__ = sorted(_EXPORTS)
