@@ -1,14 +1,17 @@
 """Channel settings shared by the sync and asyncio clients.
 
-The service config sets ``round_robin`` load balancing (so a multi-address target such
-as ``ipv4:127.0.0.1:50051,127.0.0.1:50052`` or a ``dns:///`` name with several records
-spreads calls over every backend), gRPC client-side health checking (each backend's
-``grpc.health.v1`` ``Watch`` on the overall service ``""``: a replica that reports
-NOT_SERVING, e.g. while it drains after SIGTERM, leaves the rotation before it stops; a
-server without the health service counts as healthy) and gRPC's built-in retry policy for
-the unary methods only: a call that fails with UNAVAILABLE is retried up to
-``MAX_ATTEMPTS`` attempts in total, with exponential backoff, within the call's deadline. Streaming methods get no
-retry policy, because a stream may already have delivered part of its output.
+The service config is the API's published one, ``proto/rnnserve/v1/service_config.json``
+(shipped in this package as ``rnnserve_client/v1/service_config.json``; clients in other
+languages load the same file). It sets ``round_robin`` load balancing (so a
+multi-address target such as ``ipv4:127.0.0.1:50051,127.0.0.1:50052`` or a ``dns:///``
+name with several records spreads calls over every backend), gRPC client-side health
+checking (each backend's ``grpc.health.v1`` ``Watch`` on the overall service ``""``: a
+replica that reports NOT_SERVING, e.g. while it drains after SIGTERM, leaves the rotation
+before it stops; a server without the health service counts as healthy) and gRPC's
+built-in retry policy for the unary methods only: a call that fails with UNAVAILABLE is
+retried up to ``MAX_ATTEMPTS`` attempts in total, with exponential backoff, within the
+call's deadline. Streaming methods get no retry policy, because a stream may already have
+delivered part of its output.
 """
 
 from __future__ import annotations
@@ -16,49 +19,30 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import grpc
 
-from rnnserve_client.v1 import assistant_pb2, generation_pb2, models_pb2, translation_pb2
-
-#: Attempts per unary call, the first included.
-MAX_ATTEMPTS = 4
+#: The published service config (``proto/rnnserve/v1/service_config.json``), as JSON text.
+SERVICE_CONFIG_JSON = resources.files("rnnserve_client.v1").joinpath("service_config.json").read_text("utf-8")
+_SERVICE_CONFIG: dict[str, Any] = json.loads(SERVICE_CONFIG_JSON)
 #: Retry policy of the unary methods (gRPC service config syntax).
-RETRY_POLICY = {
-    "maxAttempts": MAX_ATTEMPTS,
-    "initialBackoff": "0.1s",
-    "maxBackoff": "2s",
-    "backoffMultiplier": 2,
-    "retryableStatusCodes": ["UNAVAILABLE"],
-}
-
+RETRY_POLICY: dict[str, Any] = _SERVICE_CONFIG["methodConfig"][0]["retryPolicy"]
+#: Attempts per unary call, the first included.
+MAX_ATTEMPTS: int = RETRY_POLICY["maxAttempts"]
 #: Client-side health checking: watch the overall health ("") of every backend.
-HEALTH_CHECK_CONFIG = {"serviceName": ""}
-
-_FILES = (models_pb2, generation_pb2, translation_pb2, assistant_pb2)
+HEALTH_CHECK_CONFIG: dict[str, str] = _SERVICE_CONFIG["healthCheckConfig"]
 
 
 def unary_methods() -> list[dict[str, str]]:
-    """Every unary-unary method of the API, as service config ``name`` entries."""
-    return [
-        {"service": service.full_name, "method": method.name}
-        for module in _FILES
-        for service in module.DESCRIPTOR.services_by_name.values()
-        for method in service.methods
-        if not method.client_streaming and not method.server_streaming
-    ]
+    """The methods the retry policy covers (the API's unary methods), as service config ``name`` entries."""
+    return [dict(name) for name in _SERVICE_CONFIG["methodConfig"][0]["name"]]
 
 
 def service_config() -> str:
     """The channel's service config as JSON: round_robin, health checking, retries for unary methods."""
-    return json.dumps(
-        {
-            "loadBalancingConfig": [{"round_robin": {}}],
-            "healthCheckConfig": HEALTH_CHECK_CONFIG,
-            "methodConfig": [{"name": unary_methods(), "retryPolicy": RETRY_POLICY}],
-        }
-    )
+    return SERVICE_CONFIG_JSON
 
 
 def channel_options(max_message_bytes: int | None, options: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:

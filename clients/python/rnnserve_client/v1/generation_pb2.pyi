@@ -127,7 +127,7 @@ class ScoreRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., text: _Optional[str] = ..., context: _Optional[str] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
-    __slots__ = ("model", "logprobs", "total_logprob", "nats_per_char", "bits_per_char", "perplexity", "unknown_characters")
+    __slots__ = ("model", "logprobs", "total_logprob", "nats_per_char", "bits_per_char", "perplexity", "unknown_characters", "nats_per_token")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_LOGPROB_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +135,7 @@ class ScoreResponse(_message.Message):
     BITS_PER_CHAR_FIELD_NUMBER: _ClassVar[int]
     PERPLEXITY_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_CHARACTERS_FIELD_NUMBER: _ClassVar[int]
+    NATS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     model: str
     logprobs: _containers.RepeatedCompositeFieldContainer[TokenLogprob]
     total_logprob: float
@@ -142,4 +143,5 @@ class ScoreResponse(_message.Message):
     bits_per_char: float
     perplexity: float
     unknown_characters: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[str] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., total_logprob: _Optional[float] = ..., nats_per_char: _Optional[float] = ..., bits_per_char: _Optional[float] = ..., perplexity: _Optional[float] = ..., unknown_characters: _Optional[_Iterable[str]] = ...) -> None: ...
+    nats_per_token: float
+    def __init__(self, model: _Optional[str] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., total_logprob: _Optional[float] = ..., nats_per_char: _Optional[float] = ..., bits_per_char: _Optional[float] = ..., perplexity: _Optional[float] = ..., unknown_characters: _Optional[_Iterable[str]] = ..., nats_per_token: _Optional[float] = ...) -> None: ...

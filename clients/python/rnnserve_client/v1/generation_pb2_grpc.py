@@ -29,6 +29,11 @@ class GenerationStub:
     """Text generation and scoring with a language model (models of kind
     MODEL_KIND_LANGUAGE_MODEL). Requests from many clients are batched together
     step by step on the server (continuous batching).
+
+    Empty input (the same rule in every service): a text the call is about (the
+    text Score scores, each text Translate translates) must not be empty, or the
+    call is INVALID_ARGUMENT naming the field; a text the call starts from (a
+    prompt, a Score context, an assistant document) may be empty.
     """
 
     def __init__(self, channel):
@@ -58,6 +63,11 @@ class GenerationServicer:
     """Text generation and scoring with a language model (models of kind
     MODEL_KIND_LANGUAGE_MODEL). Requests from many clients are batched together
     step by step on the server (continuous batching).
+
+    Empty input (the same rule in every service): a text the call is about (the
+    text Score scores, each text Translate translates) must not be empty, or the
+    call is INVALID_ARGUMENT naming the field; a text the call starts from (a
+    prompt, a Score context, an assistant document) may be empty.
     """
 
     def Generate(self, request, context):
@@ -77,7 +87,8 @@ class GenerationServicer:
 
     def Score(self, request, context):
         """Scores a text: the log-probability of each of its tokens (characters for a
-        character-level model) given everything before it.
+        character-level model, words and punctuation for a word-level one) given
+        everything before it, and the cross-entropy per character and per token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,6 +124,11 @@ class Generation:
     """Text generation and scoring with a language model (models of kind
     MODEL_KIND_LANGUAGE_MODEL). Requests from many clients are batched together
     step by step on the server (continuous batching).
+
+    Empty input (the same rule in every service): a text the call is about (the
+    text Score scores, each text Translate translates) must not be empty, or the
+    call is INVALID_ARGUMENT naming the field; a text the call starts from (a
+    prompt, a Score context, an assistant document) may be empty.
     """
 
     @staticmethod

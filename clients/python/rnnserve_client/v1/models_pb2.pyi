@@ -86,7 +86,7 @@ class ModelStats(_message.Message):
     def __init__(self, queue_depth: _Optional[int] = ..., active_sequences: _Optional[int] = ..., steps_total: _Optional[int] = ..., tokens_total: _Optional[int] = ..., requests_total: _Optional[int] = ..., rejected_total: _Optional[int] = ..., mean_batch_size: _Optional[float] = ..., backend_counters: _Optional[_Mapping[str, float]] = ..., lent_steps_total: _Optional[int] = ..., mean_lent_rows: _Optional[float] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "kind", "backend", "plugin", "plugin_version", "state", "reason", "parameter_count", "card", "stats")
+    __slots__ = ("name", "kind", "backend", "plugin", "plugin_version", "state", "reason", "parameter_count", "card", "stats", "precision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class Model(_message.Message):
     PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
     CARD_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: ModelKind
     backend: str
@@ -107,7 +108,8 @@ class Model(_message.Message):
     parameter_count: int
     card: ModelCard
     stats: ModelStats
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., backend: _Optional[str] = ..., plugin: _Optional[str] = ..., plugin_version: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., reason: _Optional[str] = ..., parameter_count: _Optional[int] = ..., card: _Optional[_Union[ModelCard, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ...) -> None: ...
+    precision: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., backend: _Optional[str] = ..., plugin: _Optional[str] = ..., plugin_version: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., reason: _Optional[str] = ..., parameter_count: _Optional[int] = ..., card: _Optional[_Union[ModelCard, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("kind",)
