@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from rnnserve import torch_runtime
 from rnnserve.admission import EXEMPT_PREFIXES, AdmissionInterceptor
@@ -31,7 +30,9 @@ from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.registry import ModelEntry, ModelRegistry, ModelState
 from rnnserve.services.assistant import AssistantService
 from rnnserve.services.generation import GenerationService
+from rnnserve.services.health import HealthService
 from rnnserve.services.models import ModelsService
+from rnnserve.services.reflection import ReflectionService
 from rnnserve.services.translation import TranslationService
 from rnnserve_client.v1 import (
     assistant_pb2,
@@ -68,7 +69,7 @@ class App:
     config: ServerConfig
     host: PluginHost
     registry: ModelRegistry
-    health: health.aio.HealthServicer
+    health: HealthService
     #: The admission interceptor (drain flag, in-flight count, refusals).
     drain: AdmissionInterceptor
     services: list[object]
@@ -127,7 +128,7 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
         ("grpc.max_send_message_length", limits.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ])
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthService()
     app_ref: list[App] = []
 
     def on_model_change(entry: ModelEntry) -> None:  # called on a loader thread
@@ -154,9 +155,8 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
     assistant_pb2_grpc.add_AssistantServicer_to_server(services[2], server)
     models_pb2_grpc.add_ModelsServicer_to_server(services[3], server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if config.reflection:
-        reflection.enable_server_reflection(
-            [*SERVICE_KINDS, MODELS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    if config.reflection:  # grpc.reflection.v1 and v1alpha, serving the protos' comments
+        ReflectionService([*SERVICE_KINDS, MODELS_SERVICE, health.SERVICE_NAME]).add_to_server(server)
     try:
         port = server.add_secure_port(address, credentials) if credentials is not None \
             else server.add_insecure_port(address)
