@@ -6,7 +6,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import torch
 
+from rnnserve import precision
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.plugins import PluginHost, load_plugins
 from rnnserve.testing.server import ServerThread, running_server
@@ -16,6 +18,29 @@ from tests.support import toy_plugin
 # Test guard: rnnserve's own tests load only these plugins, whatever else a developer has
 # installed (an exported RNNSERVE_PLUGINS still wins).
 os.environ.setdefault("RNNSERVE_PLUGINS", "char-lstm,writing-assistant,gru-seq2seq,jordan-lm")
+
+#: The CPU features that decide kernels and ``dtype = "auto"`` (printed in the pytest header).
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+#: Environment variables that force those choices.
+FORCING_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", precision.NATIVE_BF16_ENV)
+
+
+def pytest_report_header() -> list[str]:
+    """Which CPU this run is on: results of reduced-precision paths depend on it."""
+    flags = precision.cpu_flags()
+    forced = " ".join(f"{name}={os.environ[name]}" for name in FORCING_ENV if name in os.environ) or "none"
+    return [f"cpu: {precision.cpu_model()}, {os.cpu_count()} cores; "
+            + " ".join(f"{flag}={'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS),
+            f"torch {torch.__version__}: kernels {torch.backends.cpu.get_cpu_capability()}, "
+            f"dtype auto -> {precision.precision_of({'dtype': 'auto'}, 'auto')}; forced: {forced}"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """``-q`` hides the header: say the CPU at the end instead."""
+    if config.get_verbosity() < 0:
+        for line in pytest_report_header():
+            terminalreporter.write_line(line)
+
 
 TOY_MODELS = (
     ModelSpec("toy-slow", "toy-lm", options={"step_delay": 0.01}),

@@ -5,10 +5,24 @@ AVX512-BF16 (oneDNN uses them) its matrix products run about 3x faster than floa
 a batch of a few dozen rows, and weights take half the memory; on CPUs without them it
 is slower than float32. ``"auto"`` picks bfloat16 where the CPU has those instructions and
 float32 elsewhere. Backends keep their logits float32.
+
+What each precision promises (README "Precision"): float32 gives exact seeds (a seeded
+sample does not depend on the other sequences in its batch); bfloat16 and int8 give the
+same text for the same request and batch, and logits close to float32's (bounds measured
+in ``tests/test_precision.py``), because their kernels' rounding depends on the batch
+shape and on the CPU.
+
+The CPU-feature decision can be forced, so every path runs on every CPU: set
+``RNNSERVE_NATIVE_BFLOAT16=1`` (or ``0``) to make ``"auto"`` act as on a CPU with (or
+without) native bfloat16. torch's own kernel choice is forced the same way by
+``ATEN_CPU_CAPABILITY`` (``default``/``avx2``/``avx512``) and oneDNN's by
+``ONEDNN_MAX_CPU_ISA`` (e.g. ``AVX2``), read when the process starts.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,19 +32,44 @@ import torch
 from rnnserve.errors import ConfigurationError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: The precisions a model can run in, as ``GetModel`` names them.
+PRECISIONS = ("float32", "bfloat16", "int8")
 #: CPU flags (Linux /proc/cpuinfo) of native bfloat16 matrix arithmetic
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+#: Forces :func:`native_bfloat16` ("1" or "0") whatever the CPU.
+NATIVE_BF16_ENV = "RNNSERVE_NATIVE_BFLOAT16"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                           if line.startswith("flags")), []))
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" where there is none)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                "unknown")
 
 
 @cache
 def native_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX512-BF16)."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return not BF16_FLAGS.isdisjoint(flags)
+    """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX512-BF16), unless
+    ``RNNSERVE_NATIVE_BFLOAT16`` says otherwise."""
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced:
+        raise ConfigurationError(f"{NATIVE_BF16_ENV} must be 0 or 1, got {forced!r}")
+    return not BF16_FLAGS.isdisjoint(cpu_flags())
 
 
 def resolve(name: str) -> torch.dtype:
@@ -40,7 +79,7 @@ def resolve(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-def dtype_option(options: dict[str, Any], model: str) -> torch.dtype:
+def dtype_option(options: Mapping[str, Any], model: str) -> torch.dtype:
     """The validated ``dtype`` of a model spec's options (default float32).
 
     int8 ``quantize`` works from float32 weights, so it excludes any other dtype ("auto"
@@ -55,3 +94,16 @@ def dtype_option(options: dict[str, Any], model: str) -> torch.dtype:
             raise ConfigurationError(f"model {model!r}: quantize = true works from float32 weights; drop 'dtype'")
         return torch.float32
     return resolve(name)
+
+
+def precision_of(options: Mapping[str, Any], model: str) -> str:
+    """The precision a model spec's options run in: one of :data:`PRECISIONS`."""
+    dtype = dtype_option(options, model)
+    if options.get("quantize"):
+        return "int8"
+    return "bfloat16" if dtype == torch.bfloat16 else "float32"
+
+
+def exact_seeds(options: Mapping[str, Any], model: str) -> bool:
+    """Whether a seeded sample is independent of its batch (float32 only, see the module docstring)."""
+    return precision_of(options, model) == "float32"

@@ -29,7 +29,11 @@ class TestCharPeepholeLSTM(TestCharLSTM):
 
 
 class TestCharLSTMBFloat16(TestCharLSTM):
-    """``dtype = "bfloat16"``: the same contract, compared at bfloat16's precision (8 bits of mantissa)."""
+    """``dtype = "bfloat16"``: the same contract, compared at bfloat16's precision (8 bits of mantissa).
+
+    Runs on every CPU: where there is no native bfloat16 (AMX, AVX512-BF16) torch emulates it.
+    Seeds are exact for the same request, not across batches (the contract skips that test).
+    """
 
     atol = 0.05
     rtol = 0.05
@@ -37,3 +41,31 @@ class TestCharLSTMBFloat16(TestCharLSTM):
     def make_spec(self, tmp_path: Path) -> ModelSpec:
         spec = tiny_char_lstm(tmp_path, cell=self.cell)
         return dataclasses.replace(spec, options={"dtype": "bfloat16"})
+
+
+class TestCharLSTMInt8(TestCharLSTM):
+    """``quantize = true``: dynamic int8 (weights int8, activations quantized per call), on every CPU.
+
+    An activation's scale is taken over the whole batch, so a batched step differs from single
+    steps by a few quantization steps of the logits; compared at that precision.
+    """
+
+    atol = 0.1
+    rtol = 0.1
+
+    def make_spec(self, tmp_path: Path) -> ModelSpec:
+        spec = tiny_char_lstm(tmp_path, cell=self.cell)
+        return dataclasses.replace(spec, options={"quantize": True})
+
+
+class TestCharLSTMAuto(TestCharLSTM):
+    """``dtype = "auto"`` (the shipped model's setting): bfloat16 or float32 by the CPU, or by
+    ``RNNSERVE_NATIVE_BFLOAT16`` (``tests/test_cpu_paths.py`` runs it both ways); compared at
+    bfloat16's precision, with exact seeds checked where it resolves to float32."""
+
+    atol = 0.05
+    rtol = 0.05
+
+    def make_spec(self, tmp_path: Path) -> ModelSpec:
+        spec = tiny_char_lstm(tmp_path, cell=self.cell)
+        return dataclasses.replace(spec, options={"dtype": "auto"})

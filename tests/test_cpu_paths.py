@@ -1,0 +1,51 @@
+"""Every CPU-dependent path runs on every CPU.
+
+The suite itself runs with this CPU's own kernels. Here the numerical contracts (the
+char-LSTM conformance in float32, bfloat16, int8 and ``dtype = "auto"``, and the
+precision bounds) run again in a child process with the kernels forced down to another
+instruction set: torch's ATen by ``ATEN_CPU_CAPABILITY`` and oneDNN by
+``ONEDNN_MAX_CPU_ISA``, both read when a process starts, and ``"auto"`` forced the
+other way by ``RNNSERVE_NATIVE_BFLOAT16``. So an AVX-512 or AMX machine also checks what
+an AVX2-only machine would run, and every machine checks the plain (no SIMD) kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnserve import precision
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFORMANCE = "tests/conformance/test_conformance_char_lstm.py"
+CONTRACTS = [f"{CONFORMANCE}::{cls}" for cls in ("TestCharLSTM", "TestCharLSTMBFloat16", "TestCharLSTMInt8",
+                                                 "TestCharLSTMAuto")]
+#: path -> (the CPU flag it needs, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, RNNSERVE_NATIVE_BFLOAT16)
+PATHS = {
+    "avx2": ("avx2", "avx2", "AVX2", "0"),
+    "no-simd": ("sse4_1", "default", "SSE41", "1"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_the_numerical_contracts_hold_on_the_forced_path(path: str) -> None:
+    flag, aten, onednn, native_bf16 = PATHS[path]
+    if flag not in precision.cpu_flags():
+        pytest.skip(f"this CPU ({precision.cpu_model()}) has no {flag}: the {path} kernels cannot run here")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": aten, "ONEDNN_MAX_CPU_ISA": onednn,
+           precision.NATIVE_BF16_ENV: native_bf16}
+    capability = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                                env=env, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    assert capability.lower() == ("default" if aten == "default" else aten), \
+        f"ATEN_CPU_CAPABILITY={aten} did not take effect: torch runs {capability}"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CONTRACTS,
+                           "tests/test_precision.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
+    print(f"{path} (ATEN_CPU_CAPABILITY={aten} ONEDNN_MAX_CPU_ISA={onednn} "
+          f"{precision.NATIVE_BF16_ENV}={native_bf16}): {summary}")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
