@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rnnserve.precision import cpu_flags
 from rnnserve.training import (
     DEVICES,
     TrainingSetupError,
@@ -92,10 +93,26 @@ class TrainConfig:
     device: str = "auto"
     #: Also train on ``train.phrases`` (the Ding dictionary's multi-word phrase pairs).
     phrases: bool = False
+    #: bfloat16 autocast of the forward pass on the CPU: "auto" (where the CPU has AMX, whose
+    #: bfloat16 tiles make it pay), "bfloat16" or "off". Weights, Adam and the loss stay float32.
+    autocast: str = "auto"
 
     def __post_init__(self) -> None:
         if self.accumulate < 1:
             raise TrainingSetupError(f"accumulate must be at least 1, got {self.accumulate}")
+        if self.autocast not in AUTOCAST:
+            raise TrainingSetupError(f"autocast must be one of {list(AUTOCAST)}, got {self.autocast!r}")
+
+
+#: ``TrainConfig.autocast`` values.
+AUTOCAST = ("auto", "bfloat16", "off")
+
+
+def autocast_enabled(setting: str, device: torch.device) -> bool:
+    """Whether the forward pass runs under bfloat16 autocast (CPU only; "auto": where there is AMX)."""
+    if device.type != "cpu" or setting == "off":
+        return False
+    return setting == "bfloat16" or "amx_bf16" in cpu_flags()
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -300,6 +317,10 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
                mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
     loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID, label_smoothing=config.label_smoothing, reduction="sum")
     running, window_start, pieces_since, started = None, time.perf_counter(), 0, time.perf_counter()
+    pairs_since = 0
+    bf16 = autocast_enabled(config.autocast, device)
+    if rank == 0 and bf16:
+        print("[gru-seq2seq] forward pass under bfloat16 autocast", flush=True)
     stop = False
     while step < config.max_steps and not stop:
         for group in optimizer.param_groups:
@@ -319,11 +340,13 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             # DDP exchanges gradients in the backward pass: only in the step's last one
             exchange = nullcontext() if not distributed or micro == config.accumulate - 1 else net.no_sync()
             with exchange:
-                logits = net(src, lengths, tgt_in)
-                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)) / n_pieces
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = net(src, lengths, tgt_in)
+                loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)) / n_pieces
                 (loss / config.accumulate).backward()
             step_loss += loss.item() / config.accumulate
             pieces_since += n_pieces * world
+            pairs_since += len(indices) * world
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
@@ -331,11 +354,12 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         if step % config.log_every == 0 or step == config.max_steps:
             now = time.perf_counter()
             speed = pieces_since / (now - window_start)
+            pairs_speed = pairs_since / (now - window_start)
             elapsed += now - window_start
-            window_start, pieces_since = now, 0
+            window_start, pieces_since, pairs_since = now, 0, 0
             history["train"].append({"step": step, "loss": round(running, 5), "lr": lr_at(step - 1, config),
                                      "grad_norm": round(float(grad_norm), 4), "tgt_pieces_per_s": round(speed),
-                                     "epoch": epoch})
+                                     "pairs_per_s": round(pairs_speed, 1), "epoch": epoch})
             bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{speed:,.0f}", ep=epoch, lr=f"{lr_at(step - 1, config):.1e}",
                             refresh=False)
         bar.update(1)
@@ -359,7 +383,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
                       f"{scores['bleu']:.2f} chrF {scores['chrf']:.2f}{' (best)' if improved else ''}, "
                       f"{elapsed / 60:.1f} min", file=sys.stdout)
             sys.stdout.flush()
-            window_start = time.perf_counter()  # evaluation time is not training throughput
+            window_start, pieces_since, pairs_since = time.perf_counter(), 0, 0  # evaluation is not throughput
         if rank == 0 and (step % config.checkpoint_every == 0 or evaluating):
             save_last()
         if distributed and (evaluating or step % config.checkpoint_every == 0):
@@ -380,7 +404,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", type=Path, help="SentencePiece model (default DATA/sentencepiece.model)")
     parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_flags(parser, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, {"device": DEVICES})
+    add_config_flags(parser, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, {"device": DEVICES, "autocast": AUTOCAST})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from rnnserve.training import TrainingSetupError
 from rnnserve_plugins.gru_translator.beam import greedy_search
 from rnnserve_plugins.gru_translator.checkpoint import load_model
 from rnnserve_plugins.gru_translator.subwords import PAD_ID
@@ -104,3 +105,17 @@ def test_phrases_join_the_training_pairs_when_asked(toy_data, tmp_path):
               quiet=True)
         used[phrases] = load_model(tmp_path / str(phrases) / "last")[2]["training"]["train_pairs_used"]
     assert used == {False: 260, True: 300}
+
+
+def test_bfloat16_autocast_trains_and_keeps_float32_weights(toy_data, tmp_path):
+    result = train(toy_data, tmp_path / "run", MODEL, config(autocast="bfloat16", max_steps=60, eval_every=60),
+                   quiet=True)
+    losses = [r["loss"] for r in result.history["train"]]
+    assert losses[-1] < losses[0] - 1, losses
+    assert all(r["pairs_per_s"] > 0 for r in result.history["train"])
+    assert {p.dtype for p in result.model.parameters()} == {torch.float32}
+
+
+def test_autocast_setting_is_checked():
+    with pytest.raises(TrainingSetupError, match="autocast must be one of"):
+        config(autocast="float16")
