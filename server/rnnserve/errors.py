@@ -76,13 +76,29 @@ class LimitExceeded(InvalidArgument):
 
 
 class ModelNotFound(RnnserveError):
-    """No model of that name (or of that kind) is configured; the message lists what is."""
+    """No model of that name (or of that kind) is configured; the message lists what is.
+
+    ``kind`` is the kind asked for as the API names kinds ("language-model", "translator",
+    "assistant"; "" for any model). When a model of that name exists but is of another
+    kind, ``actual`` names its kind and the service that serves it, e.g.
+    ``("language-model", "rnnserve.v1.Generation")``.
+    """
 
     code = grpc.StatusCode.NOT_FOUND
 
-    def __init__(self, name: str, kind: str, available: list[str]) -> None:
-        listing = ", ".join(available) if available else "none"
-        super().__init__(f"no {kind} model named {name!r}; available {kind} models: {listing}")
+    def __init__(self, name: str, kind: str, available: list[str], actual: tuple[str, str] | None = None) -> None:
+        models = f"models of kind {kind}" if kind else "models"
+        listing = f"{models}: {', '.join(available)}" if available else f"this server has no {models}"
+        if actual is not None:
+            actual_kind, service = actual
+            super().__init__(f"model {name!r} is {_article(actual_kind)} {actual_kind}, served by {service}, "
+                             f"not {_article(kind)} {kind}; {listing}")
+        else:
+            super().__init__(f"no {kind or 'model'} named {name!r}; {listing}")
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
 
 
 class ModelUnavailable(RnnserveError):

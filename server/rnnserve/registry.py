@@ -17,9 +17,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
+from torch import nn
 
 from rnnserve.backends import Assistant, Backend, LanguageModel, ModelKind, SharedLanguageModel, Translator
 from rnnserve.config import ModelCard, ModelSpec, ServerConfig
@@ -30,10 +34,17 @@ from rnnserve.plugins import PluginHost, PluginInfo
 from rnnserve.scheduler import DEFAULT_EMIT_INTERVAL_S, LanguageModelScheduler
 from rnnserve.watchdog import RequestGuard, Watchdog
 from rnnserve.workers import SerialWorker, TranslationScheduler
+from rnnserve_client.v1 import assistant_pb2, generation_pb2, translation_pb2
 
 log = logging.getLogger("rnnserve.registry")
 
 CARD_FILE = "model_card.json"
+#: The service that serves each kind of model (messages name it).
+KIND_SERVICES = {
+    ModelKind.LANGUAGE_MODEL: generation_pb2.DESCRIPTOR.services_by_name["Generation"].full_name,
+    ModelKind.TRANSLATOR: translation_pb2.DESCRIPTOR.services_by_name["Translation"].full_name,
+    ModelKind.ASSISTANT: assistant_pb2.DESCRIPTOR.services_by_name["Assistant"].full_name,
+}
 
 
 class ModelState:
@@ -58,6 +69,8 @@ class ModelEntry:
     worker: Worker | None = None
     card: ModelCard | None = None
     parameter_count: int = 0
+    #: "float32", "bfloat16", "int8", ... as read from the loaded weights (:func:`weights_precision`).
+    precision: str = ""
     ready: threading.Event = field(default_factory=threading.Event)
     #: The calls waiting on this model; tripped (all failed) when the model hangs.
     guard: RequestGuard = field(default_factory=RequestGuard)
@@ -145,6 +158,7 @@ class ModelRegistry:
             entry.kind = _kind_of(backend)
             entry.card = spec.card or self._read_card(spec)
             entry.parameter_count = int(backend.parameter_count())
+            entry.precision = weights_precision(backend)
             entry.worker = self._make_worker(spec, backend)
             entry.worker.on_crash = lambda exc, entry=entry: self._on_crash(entry, exc)
             entry.worker.start()
@@ -250,7 +264,7 @@ class ModelRegistry:
     def find(self, name: str) -> ModelEntry:
         entry = self._entries.get(name)
         if entry is None:
-            raise ModelNotFound(name, "configured", [e.name for e in self.entries()])
+            raise ModelNotFound(name, "", [e.name for e in self.entries()])
         return entry
 
     def get(self, name: str, kind: ModelKind) -> ModelEntry:
@@ -258,13 +272,53 @@ class ModelRegistry:
         entry = self._entries.get(name)
         if entry is None or (entry.kind is not None and entry.kind != kind):
             available = [e.name for e in self.entries() if e.kind == kind]
-            raise ModelNotFound(name, kind.value, available)
+            actual = (entry.kind.value, KIND_SERVICES[entry.kind]) if entry is not None and entry.kind else None
+            raise ModelNotFound(name, kind.value, available, actual)
         if entry.state == ModelState.LOADING:
             raise ModelUnavailable(f"model {name!r} is still loading; retry shortly")
         if entry.state == ModelState.FAILED:
             what = "failed" if entry.hung else "failed to load"
             raise ModelFailed(f"model {name!r} {what}: {entry.reason}")
         return entry
+
+
+#: Where dynamically quantized modules (int8 weights) live.
+_QUANTIZED_MODULES = ("torch.ao.nn.quantized", "torch.nn.quantized")
+
+
+def weights_precision(backend: object) -> str:
+    """The precision a loaded backend's weights run in, read from its torch modules.
+
+    "int8" when any module is dynamically quantized; otherwise the dtype holding most of the
+    floating-point weights ("float32", "bfloat16", ...). Modules are found among the
+    backend's attributes and theirs, a few levels deep (an assistant's language model
+    included); "" when there are none.
+    """
+    modules = list(_torch_modules(backend))
+    if any(type(m).__module__.startswith(_QUANTIZED_MODULES) for module in modules for m in module.modules()):
+        return "int8"
+    sizes: Counter[torch.dtype] = Counter()
+    for module in modules:
+        for tensor in (*module.parameters(), *module.buffers()):
+            if tensor.is_floating_point():
+                sizes[tensor.dtype] += tensor.numel()
+    return str(sizes.most_common(1)[0][0]).removeprefix("torch.") if sizes else ""
+
+
+def _torch_modules(obj: object, depth: int = 4, seen: set[int] | None = None) -> Iterator[nn.Module]:
+    """The ``nn.Module`` objects among ``obj``'s attributes, theirs, ... ``depth`` levels down."""
+    seen = set() if seen is None else seen
+    attributes = getattr(obj, "__dict__", None)
+    if depth == 0 or not isinstance(attributes, dict) or id(obj) in seen:
+        return
+    seen.add(id(obj))
+    for value in list(attributes.values()):
+        if isinstance(value, nn.Module):
+            if id(value) not in seen:
+                seen.add(id(value))
+                yield value
+        elif not isinstance(value, type) and not callable(value):
+            yield from _torch_modules(value, depth - 1, seen)
 
 
 def _kind_of(backend: object) -> ModelKind:

@@ -6,12 +6,22 @@ samples, stop sequences, texts per call, beams per call (texts x beam_size, with
 n_best <= beam_size), suggestions and phrase length; message size is bounded by gRPC
 (``max_message_bytes``), sessions and calls in flight by the services and the admission
 interceptor.
+
+Messages name what the client sent as it sent it: fields by their proto names, enum
+values by their wire names (``SUGGESTION_KIND_WORD``), and a default the server filled in
+as the model's default.
+
+Empty input, one rule for every RPC (README "API"): a text the call is about (Score's
+``text``, each of Translate's ``texts``) must not be empty; a text the call starts from
+(a prompt, a Score context, an assistant document) may be.
 """
 
 from __future__ import annotations
 
 import math
 import unicodedata
+
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from rnnserve.backends import SuggestionKind, SuggestOptions, TranslateOptions
 from rnnserve.config import Limits
@@ -24,6 +34,21 @@ SUGGESTION_KINDS = {
     assistant_pb2.SUGGESTION_KIND_NEXT_WORDS: SuggestionKind.NEXT_WORDS,
     assistant_pb2.SUGGESTION_KIND_PHRASE: SuggestionKind.PHRASE,
 }
+
+
+def unknown_enum(field: str, enum: EnumTypeWrapper, value: int) -> InvalidArgument:
+    """The error for an enum value this server does not know, listing the valid ones by their wire names."""
+    valid = ", ".join(name for name, number in enum.items() if number)
+    return InvalidArgument(f"{field}: unknown {enum.DESCRIPTOR.name} value {value}; valid: {valid}")
+
+
+#: Unicode categories with nothing to translate in them: separators, control and format characters.
+_BLANK_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` holds nothing to translate: no characters, or only whitespace, control and format ones."""
+    return all(ch.isspace() or unicodedata.category(ch) in _BLANK_CATEGORIES for ch in text)
 
 
 def _in_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
@@ -89,7 +114,8 @@ def sampling_params(request: generation_pb2.GenerateRequest, limits: Limits) -> 
 def score_inputs(request: generation_pb2.ScoreRequest, limits: Limits) -> None:
     check_model_name(request.model)
     if not request.text:
-        raise InvalidArgument("text to score must not be empty")
+        raise InvalidArgument("text to score must not be empty (an empty context is fine; see the API's empty "
+                              "input rule)")
     check_chars("context + text", request.context + request.text, "max_prompt_chars", limits.max_prompt_chars)
 
 
@@ -104,14 +130,19 @@ def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
     # Subword models normalise first (NFKC): one character can become 18 ("\ufdfa"), and the
     # limits bound the work only if they count what the model reads.
     texts = [unicodedata.normalize("NFKC", text) for text in request.texts]
-    for text in texts:
+    for i, text in enumerate(texts):
         check_chars("text (after NFKC normalisation)", text, "max_text_chars", limits.max_text_chars)
+        if is_blank(text):
+            what = "is empty" if not text else "holds only whitespace, control or format characters"
+            raise InvalidArgument(f"texts[{i}] {what}: nothing to translate (see the API's empty input rule)")
     beam = request.beam_size or defaults.beam_size
+    beam_label = f"beam_size ({beam})" if request.beam_size else f"beam_size ({beam}, the model's default)"
     if beam > limits.max_beam_size:
-        raise LimitExceeded("beam_size", beam, "max_beam_size", limits.max_beam_size)
+        raise LimitExceeded("beam_size" if request.beam_size else "beam_size (the model's default)", beam,
+                            "max_beam_size", limits.max_beam_size)
     n_best = request.n_best or 1
     if n_best > beam:
-        raise InvalidArgument(f"n_best ({n_best}) must not exceed beam_size ({beam})")
+        raise InvalidArgument(f"n_best ({n_best}) must not exceed {beam_label}")
     beams = len(request.texts) * beam
     if beams > limits.max_translation_beams:
         raise LimitExceeded("number of texts x beam_size", beams, "max_translation_beams",
@@ -143,7 +174,7 @@ def suggest_options(options: assistant_pb2.SuggestOptions, limits: Limits) -> Su
     kinds = []
     for raw in options.kinds:
         if raw not in SUGGESTION_KINDS:
-            raise InvalidArgument(f"unknown suggestion kind {raw}; valid: WORD, NEXT_WORDS, PHRASE")
+            raise unknown_enum("options.kinds", assistant_pb2.SuggestionKind, raw)
         kinds.append(SUGGESTION_KINDS[raw])
     count = options.max_suggestions or 3
     if count > limits.max_suggestions:

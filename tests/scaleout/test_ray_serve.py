@@ -93,7 +93,7 @@ def test_ray_serve_proxy_matches_a_plain_server(tmp_path: Path) -> None:
             assert _results(client) == expected
 
             # rnnserve's own statuses pass through the proxy with their details.
-            with pytest.raises(errors.NotFound, match="available language-model models: tiny"):
+            with pytest.raises(errors.NotFound, match="models of kind language-model: tiny"):
                 client.generate("nope", "x")
             with pytest.raises(errors.InvalidArgument, match="max_stop_sequences"):
                 client.generate("tiny", "x", stop=[str(i) for i in range(20)])

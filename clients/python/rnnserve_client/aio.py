@@ -26,7 +26,6 @@ from rnnserve_client.results import (
     ScoreResult,
     Suggestion,
     TranslationResult,
-    model_kind_value,
     suggestions,
 )
 from rnnserve_client.v1 import (
@@ -92,7 +91,7 @@ class AsyncClient:
 
     async def list_models(self, kind: str | None = None, *, timeout: float | None = None) -> list[ModelInfo]:
         """See :meth:`rnnserve_client.Client.list_models`."""
-        request = models_pb2.ListModelsRequest(kind=model_kind_value(kind) if kind else 0)
+        request = _requests.list_models_request(kind)
         response = await self._unary(self._models.ListModels, request, timeout)
         return [ModelInfo.from_pb(model) for model in response.models]
 

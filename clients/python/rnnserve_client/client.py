@@ -24,7 +24,6 @@ from rnnserve_client.results import (
     ScoreResult,
     Suggestion,
     TranslationResult,
-    model_kind_value,
     suggestions,
 )
 from rnnserve_client.v1 import (
@@ -105,7 +104,7 @@ class Client:
     def list_models(self, kind: str | None = None, *, timeout: float | None = None) -> list[ModelInfo]:
         """Every configured model, whatever its state; only those of ``kind`` if given
         (``"language-model"``, ``"translator"`` or ``"assistant"``)."""
-        request = models_pb2.ListModelsRequest(kind=model_kind_value(kind) if kind else 0)
+        request = _requests.list_models_request(kind)
         response = self._unary(self._models.ListModels, request, timeout)
         return [ModelInfo.from_pb(model) for model in response.models]
 

@@ -53,6 +53,19 @@ class InvalidArgument(RnnserveError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class InvalidParameter(InvalidArgument, ValueError):
+    """A call's parameter the client refused before sending anything: out of its field's range
+    (e.g. a negative ``top_k``), of the wrong type, or an unknown name for an enum.
+
+    The same ``code`` (INVALID_ARGUMENT) as the server's refusals, and like them the message
+    names the parameter; ``parameter`` holds its name. Also a ``ValueError``.
+    """
+
+    def __init__(self, parameter: str, details: str) -> None:
+        super().__init__(details)
+        self.parameter = parameter
+
+
 class DeadlineExceeded(RnnserveError):
     """The call's timeout expired before it finished."""
 

@@ -123,6 +123,9 @@ class ModelInfo:
     parameter_count: int
     card: ModelCard
     stats: ModelStats
+    #: Precision of the weights as loaded: ``"float32"``, ``"bfloat16"``, ``"int8"``; "" until ready
+    #: or when unknown. Seeds reproduce exactly whatever the batch in float32 only.
+    precision: str = ""
 
     @classmethod
     def from_pb(cls, pb: models_pb2.Model) -> ModelInfo:
@@ -137,6 +140,7 @@ class ModelInfo:
             parameter_count=pb.parameter_count,
             card=ModelCard.from_pb(pb.card),
             stats=ModelStats.from_pb(pb.stats),
+            precision=pb.precision,
         )
 
 
@@ -279,13 +283,19 @@ class ScoreResult:
     """The log-probability of each token of a text."""
 
     model: str
+    #: One per token; their texts joined are the scored text.
     logprobs: list[TokenLogprob]
     #: Sum of the log-probabilities, in nats.
     total_logprob: float
+    #: Cross-entropy per character of the text, in nats.
     nats_per_char: float
+    #: Cross-entropy per character of the text, in bits.
     bits_per_char: float
+    #: Perplexity per token, ``exp(nats_per_token)``.
     perplexity: float
     unknown_characters: list[str]
+    #: Cross-entropy per token, in nats (per character for a character-level model).
+    nats_per_token: float = 0.0
 
     @classmethod
     def from_pb(cls, pb: generation_pb2.ScoreResponse) -> ScoreResult:
@@ -297,6 +307,7 @@ class ScoreResult:
             bits_per_char=pb.bits_per_char,
             perplexity=pb.perplexity,
             unknown_characters=list(pb.unknown_characters),
+            nats_per_token=pb.nats_per_token,
         )
 
 

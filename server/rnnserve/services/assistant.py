@@ -22,6 +22,10 @@ from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
 T = TypeVar("T")
 KINDS = {kind: raw for raw, kind in validation.SUGGESTION_KINDS.items()}
+_EVENT = assistant_pb2.SessionRequest.DESCRIPTOR.oneofs_by_name["event"]
+#: A SessionRequest with no event set, named as the proto names it.
+NO_EVENT = (f"SessionRequest.event is not set: exactly one of {', '.join(f.name for f in _EVENT.fields)} must be "
+            "set")
 #: Seconds a Session stream may take to send its first message, 'open'.
 OPEN_TIMEOUT_S = 10.0
 
@@ -76,8 +80,11 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
         first = await self._next(requests, min(OPEN_TIMEOUT_S, self.limits.session_idle_timeout_s), "open")
         if first is None:
             return
-        if first.WhichOneof("event") != "open":
-            raise SessionError("the first message of a Session must be 'open'")
+        event = first.WhichOneof("event")
+        if event is None:
+            raise InvalidArgument(f"{NO_EVENT} ('open' first)")
+        if event != "open":
+            raise SessionError(f"the first message of a Session must be 'open', not {event!r}")
         validation.check_chars("text", first.open.text, "max_document_chars", self.limits.max_document_chars)
         backend, run = self._assistant(first.open.model)
         options = validation.suggest_options(first.open.options, self.limits)
@@ -131,6 +138,8 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
             session.delete(message.delete.chars)
         elif event == "reset":
             session.reset()
+        elif event is None:
+            raise InvalidArgument(NO_EVENT)
         else:
-            raise SessionError(f"unexpected Session event {event!r}: 'open' only comes first")
+            raise SessionError(f"the session is open already: {event!r} only comes first")
         return session.suggestions()

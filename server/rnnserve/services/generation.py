@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 
 from grpc import aio
 
 from rnnserve import validation
-from rnnserve.backends import ModelKind
+from rnnserve.backends import ModelKind, Vocabulary
 from rnnserve.config import Limits
 from rnnserve.errors import LimitExceeded, grpc_errors
 from rnnserve.registry import ModelRegistry
@@ -107,20 +108,70 @@ class GenerationService(generation_pb2_grpc.GenerationServicer):
         text_ids, unknown_text = scheduler.vocab.encode(request.text)
         context_ids, unknown_context = scheduler.vocab.encode(request.context)
         result = await guard.watch(scheduler.score(text_ids, context_ids))
-        if len(text_ids) == len(request.text):  # one token per character: report the real characters
-            tokens = [(ch, lp) for ch, (_, lp) in zip(request.text, result.tokens, strict=True)]
-        else:
-            tokens = result.tokens
-        nats = result.nats_per_token
+        texts = token_texts(scheduler.vocab, request.text, text_ids)
+        tokens = [(piece, lp) for piece, (_, lp) in zip(texts, result.tokens, strict=True)]
+        nats_per_char = -result.total / len(request.text)
         return generation_pb2.ScoreResponse(
             model=request.model,
             logprobs=_logprobs_pb(tokens),
             total_logprob=result.total,
-            nats_per_char=nats,
-            bits_per_char=nats / math.log(2),
-            perplexity=math.exp(nats),
+            nats_per_char=nats_per_char,
+            bits_per_char=nats_per_char / math.log(2),
+            nats_per_token=result.nats_per_token,
+            perplexity=math.exp(result.nats_per_token),
             unknown_characters=list(dict.fromkeys(unknown_context + unknown_text)),
         )
+
+
+#: How a stretch of text no token's text was found in is shared among its tokens, coarsest
+#: first: word-like pieces (a run of letters, of digits, or one other character, each with
+#: the whitespace before it), then characters with the whitespace before them.
+_CHUNKS = (re.compile(r"\s*(?:[^\W\d_]+|\d+|\S)|\s+"), re.compile(r"\s*\S|\s+"))
+
+
+def _split(gap: str, parts: int) -> list[str]:
+    """``gap`` in ``parts`` pieces (joined: ``gap``), at the coarsest level that gives enough of them."""
+    chunks = list(gap)
+    for pattern in _CHUNKS:
+        if len(found := pattern.findall(gap)) >= parts:
+            chunks = found
+            break
+    if len(chunks) > parts:
+        chunks[parts - 1:] = ["".join(chunks[parts - 1:])]
+    return chunks + [""] * (parts - len(chunks))
+
+
+def token_texts(vocab: Vocabulary, text: str, ids: Sequence[int]) -> list[str]:
+    """The text of each token of ``text`` (``ids`` is ``vocab.encode(text)[0]``); joined, they are ``text``.
+
+    One token per character: the characters. Otherwise each token's decoded text is
+    found at the cursor; a run of tokens that is not (unknown tokens decode to "", a
+    vocabulary may normalise) shares the text up to where the next token's text is found,
+    split into word-like chunks (or characters), one per token (the last takes any rest).
+    """
+    if len(ids) == len(text):
+        return list(text)
+    pieces = [vocab.decode([i]) for i in ids]
+    out: list[str] = []
+    pos = i = 0
+    while i < len(ids):
+        if pieces[i] and text.startswith(pieces[i], pos):
+            out.append(pieces[i])
+            pos += len(pieces[i])
+            i += 1
+            continue
+        j, end = i + 1, len(text)  # the run i..j-1 covers text[pos:end]
+        while j < len(ids):
+            found = text.find(pieces[j], pos + 1) if pieces[j] else -1
+            if found >= 0:
+                end = found
+                break
+            j += 1
+        out.extend(_split(text[pos:end], j - i))
+        pos, i = end, j
+    if out and pos < len(text):  # text no token accounts for (a vocabulary that drops characters)
+        out[-1] += text[pos:]
+    return out
 
 
 def _coalesce(events: list[Event]) -> list[Event]:

@@ -6,7 +6,7 @@ from grpc import aio
 
 from rnnserve import validation
 from rnnserve.backends import ModelKind
-from rnnserve.errors import InvalidArgument, grpc_errors
+from rnnserve.errors import grpc_errors
 from rnnserve.registry import ModelEntry, ModelRegistry, ModelState
 from rnnserve_client.v1 import models_pb2, models_pb2_grpc
 
@@ -34,6 +34,7 @@ def model_pb(entry: ModelEntry) -> models_pb2.Model:
         state=STATES[entry.state],
         reason=entry.reason,
         parameter_count=entry.parameter_count,
+        precision=entry.precision,
         stats=models_pb2.ModelStats(
             queue_depth=stats.queue_depth,
             active_sequences=stats.active_sequences,
@@ -64,7 +65,7 @@ class ModelsService(models_pb2_grpc.ModelsServicer):
     async def ListModels(self, request: models_pb2.ListModelsRequest,
                          context: aio.ServicerContext) -> models_pb2.ListModelsResponse:
         if request.kind and request.kind not in KINDS.values():
-            raise InvalidArgument(f"unknown model kind {request.kind}")
+            raise validation.unknown_enum("kind", models_pb2.ModelKind, request.kind)
         entries = self.registry.entries()
         if request.kind:
             entries = [e for e in entries if e.kind is not None and KINDS[e.kind] == request.kind]
