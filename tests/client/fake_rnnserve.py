@@ -11,7 +11,6 @@ invocation metadata. Unscripted methods answer UNIMPLEMENTED.
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -82,10 +81,10 @@ class FakeServer:
 
 
 def wait_until_cancelled(context: grpc.ServicerContext, limit: float = 5.0) -> None:
-    """Block a handler until the client's deadline or cancellation ends the call."""
-    end = time.monotonic() + limit
-    while context.is_active() and time.monotonic() < end:
-        time.sleep(0.005)
+    """Block a handler until the client's deadline or cancellation ends the call (at most ``limit`` s)."""
+    ended = threading.Event()
+    if context.add_callback(ended.set) and context.is_active():
+        ended.wait(limit)
 
 
 def fail_first(n: int, code: grpc.StatusCode, then: Callable[[Any, grpc.ServicerContext], Any]) -> Callable:

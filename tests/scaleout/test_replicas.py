@@ -20,6 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rnnserve.replicas import client_target
+from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client, errors
 from tests.scaleout.conftest import start_serve
 
@@ -95,7 +96,7 @@ def test_two_replicas_balance_survive_a_kill_and_drain(tiny_config: Path) -> Non
             threads = [threading.Thread(target=traffic) for _ in range(2)]
             for t in threads:
                 t.start()
-            time.sleep(1.0)
+            wait_until(lambda: ok[0] >= 10, 30, "unary traffic to flow (10 calls)")
             ok_before_kill = ok[0]
             import os
 
@@ -107,7 +108,8 @@ def test_two_replicas_balance_survive_a_kill_and_drain(tiny_config: Path) -> Non
             assert "session lost" in lost.value.details
             assert time.monotonic() - killed_at < 5
             pinned.close()
-            time.sleep(2.0)
+            ok_at_kill = ok[0]
+            wait_until(lambda: ok[0] >= ok_at_kill + 20, 30, "20 unary calls to succeed after the kill")
             stop.set()
             for t in threads:
                 t.join(30)
@@ -119,16 +121,10 @@ def test_two_replicas_balance_survive_a_kill_and_drain(tiny_config: Path) -> Non
             assert all(isinstance(f, errors.Unavailable) for f in failures)
 
             # 4. The supervisor restarts the replica on the same port; the client uses it again.
-            deadline = time.monotonic() + 60
-            while not _serving(ports[1]):
-                assert time.monotonic() < deadline, "replica 2 was not restarted"
-                time.sleep(0.5)
+            wait_until(lambda: _serving(ports[1]), 60, "the supervisor to restart replica 2")
             # The client reconnects after its subchannel's backoff (1 s, growing) and the health watch.
-            deadline = time.monotonic() + 30
-            while _requests_total(ports[1]) == 0:
-                assert time.monotonic() < deadline, "the client never used the restarted replica"
-                client.generate("tiny", "It is", max_new_tokens=4, temperature=0)
-                time.sleep(0.1)
+            wait_until(lambda: client.generate("tiny", "It is", max_new_tokens=4, temperature=0)
+                       and _requests_total(ports[1]) > 0, 30, "the client to use the restarted replica")
         # 5. SIGTERM: the supervisor forwards it, every replica drains, the group exits 0.
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -159,7 +155,9 @@ def test_client_health_checking_skips_a_not_serving_replica(tmp_path: Path) -> N
                 client.generate("tiny", "It", max_new_tokens=2)
             assert min(counts()) >= 3  # both serve
             b.call(b.app.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING))
-            time.sleep(0.5)  # the Watch stream delivers the change
+            # The client's own health Watch delivers the change: then two calls in a row miss b
+            # (round_robin would send one of them to b while b is in the rotation).
+            wait_until(lambda: _two_calls_miss(client, counts, 1), 10, "the client to take b out of the rotation")
             before = counts()
             for _ in range(10):
                 client.generate("tiny", "It", max_new_tokens=2)
@@ -167,10 +165,16 @@ def test_client_health_checking_skips_a_not_serving_replica(tmp_path: Path) -> N
             assert after[1] == before[1], (before, after)  # none reached the NOT_SERVING replica
             assert after[0] == before[0] + 10
             b.call(b.app.health.set("", health_pb2.HealthCheckResponse.SERVING))
-            time.sleep(0.5)
-            for _ in range(10):
-                client.generate("tiny", "It", max_new_tokens=2)
-            assert counts()[1] > after[1]  # back in the rotation
+            wait_until(lambda: client.generate("tiny", "It", max_new_tokens=2) and counts()[1] > after[1], 10,
+                       "b to be back in the rotation")
+
+
+def _two_calls_miss(client: Client, counts, index: int) -> bool:  # type: ignore[no-untyped-def]
+    """Two calls in a row, and neither reached replica ``index``."""
+    before = counts()[index]
+    for _ in range(2):
+        client.generate("tiny", "It", max_new_tokens=2)
+    return counts()[index] == before
 
 
 def test_a_replica_that_cannot_start_stops_the_group(tiny_config: Path) -> None:
@@ -258,7 +262,21 @@ def _fake_supervisor(tmp_path: Path, modes: list[str]):  # type: ignore[no-untyp
         def _command(self, replica: Replica) -> list[str]:
             return [sys.executable, "-c", FAKE_REPLICA, modes[replica.index], str(tmp_path / f"{replica.index}")]
 
-    return FakeReplicas([], len(modes), 0, out=lambda line: None)
+    supervisor = FakeReplicas([], len(modes), 0, out=lambda line: None)
+    supervisor.stopping = _CountingEvent()
+    return supervisor
+
+
+class _CountingEvent(threading.Event):
+    """The supervisor's ``stopping`` event, counting its waits: one ends each pass of ``watch``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
 
 
 def _starts(tmp_path: Path, index: int) -> int:
@@ -276,13 +294,14 @@ def test_a_replica_that_keeps_dying_is_left_stopped_and_the_others_serve_on(
     status: list[int] = []
     watcher = threading.Thread(target=lambda: status.append(supervisor.watch()))
     watcher.start()
-    deadline = time.monotonic() + 20
-    while not supervisor.replicas[1].given_up:
-        assert time.monotonic() < deadline, "replica 2 was never given up"
-        time.sleep(0.05)
+    wait_until(lambda: supervisor.replicas[1].given_up, 20, "replica 2 to be given up")
     assert _starts(tmp_path, 1) == 1 + 2  # its first start, then two restarts that died before ready
+    # The supervisor decides about the group in the pass that gave replica 2 up: let it end that
+    # pass (its next wait on ``stopping``), then the group must still be up.
+    passes = supervisor.stopping.waits
+    wait_until(lambda: supervisor.stopping.waits > passes, 10, "the supervisor to finish its pass")
     steady = supervisor.replicas[0].proc
-    time.sleep(0.5)
+    assert not supervisor.stopping.is_set() and supervisor.failed is None
     assert steady is not None and steady.poll() is None and _starts(tmp_path, 0) == 1  # replica 1 serves on
     supervisor.stop()
     watcher.join(30)
@@ -300,10 +319,9 @@ def test_a_replica_that_served_a_while_starts_its_count_of_restarts_again(
     supervisor.start(timeout=30)
     watcher = threading.Thread(target=supervisor.watch)
     watcher.start()
-    deadline = time.monotonic() + 20
-    while _starts(tmp_path, 1) < 4:  # three restarts, each one "in a row" count of 1
-        assert time.monotonic() < deadline and not supervisor.replicas[1].given_up
-        time.sleep(0.05)
+    # three restarts, each one "in a row" count of 1 (so never given up)
+    wait_until(lambda: _starts(tmp_path, 1) >= 4 or supervisor.replicas[1].given_up, 20, "three restarts")
+    assert not supervisor.replicas[1].given_up
     supervisor.stop()
     watcher.join(30)
     assert not supervisor.replicas[1].given_up
