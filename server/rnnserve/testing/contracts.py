@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +34,7 @@ from rnnserve.precision import exact_seeds, precision_of
 from rnnserve.testing.hosts import LocalContext, plugin_host
 from rnnserve.testing.probe import ProbedLanguageModel
 from rnnserve.testing.server import ServerThread, running_server
+from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client, errors
 
 SUGGESTION_KINDS = ("word", "next_words", "phrase")
@@ -385,25 +385,26 @@ class LanguageModelContract(_Contract):
         stats = rnnserve_server.app.registry.find(rnnserve_spec.name).stats
         longest = self.limits.max_new_tokens
         # Calls left running by an earlier test that failed part-way would keep the model stepping.
-        idle_by = time.monotonic() + 60
-        while (stats.active_sequences or stats.queue_depth) and time.monotonic() < idle_by:
-            time.sleep(0.01)
+        wait_until(lambda: not (stats.active_sequences or stats.queue_depth), 60, "the model to be idle first")
         probe.step_delay, probe.hide_eos = 0.005, True  # at least 10 s of work unless the cancel stops it
         try:
             before = probe.steps
             stream = rnnserve_client.generate_stream(rnnserve_spec.name, self.prompt, max_new_tokens=longest,
                                                      temperature=1.0, seed=3)
             next(stream)
+            # The first chunk comes from reading the prompt, before the sequence joins the batch:
+            # cancel once it is being stepped, so there is running work for the cancel to stop.
+            wait_until(lambda: probe.steps > before, 10, "the stream's sequence to be stepped")
             stream.cancel()
-            deadline = time.monotonic() + 10
-            while stats.active_sequences and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert stats.active_sequences == 0, "the cancelled sequence is still in the batch"
-            time.sleep(0.1)  # the first chunk can arrive before its sequence joins the batch: let that settle
+            wait_until(lambda: stats.active_sequences == 0, 10, "the cancelled sequence to leave the batch")
             settled = probe.steps
-            time.sleep(0.2)
-            assert probe.steps == settled, "the model kept stepping after the stream was cancelled"
             assert settled - before < longest, "the generation ran to its end: the cancel was not honoured"
+            # Nothing of it is left: a short generation now runs alone, every step of it with batch size 1.
+            sizes = probe.batch_sizes.copy()
+            rnnserve_client.generate(rnnserve_spec.name, self.prompt, max_new_tokens=3, temperature=0)
+            added = probe.batch_sizes - sizes
+            assert set(added) == {1} and added[1] == probe.steps - settled, \
+                f"the model kept stepping the cancelled sequence: step batch sizes since {dict(added)}"
         finally:
             probe.step_delay, probe.hide_eos = 0.0, False
 
