@@ -1,11 +1,16 @@
 """The ``gru-seq2seq`` backend: a :class:`rnnserve.backends.Translator` over a checkpoint directory.
 
-``translate`` encodes the texts with the model's SentencePiece vocabulary, sorts them by
-length and decodes them in chunks of up to ``MAX_SOURCES_PER_BATCH`` sources: greedy search
-for ``beam_size == 1``, batched beam search otherwise. Each source may produce up to
-``min(max_length, ceil(max_length_ratio * source pieces))`` pieces. A text with no pieces
-(empty, whitespace, or characters the subword model drops) translates to the empty string,
-``n_best`` times, without touching the model.
+``translate`` cuts every text into sentences (:mod:`.document`), masks each sentence's
+protected spans (numbers, URLs, placeholders, ...: :mod:`.protect`) where the checkpoint's
+vocabulary has the mask tokens, encodes the sentences with the model's SentencePiece
+vocabulary, sorts them by length and decodes them in chunks of up to
+``MAX_SOURCES_PER_BATCH`` sources: greedy search for ``beam_size == 1``, batched beam search
+otherwise. Each source may produce up to ``min(max_length, ceil(max_length_ratio * source
+pieces))`` pieces. Spans are restored and each text is rejoined with its own whitespace;
+the k-th hypothesis of a text of several sentences is its sentences' k-th hypotheses
+(scores and log-probabilities added, attention block-diagonal). A sentence with no pieces
+(characters the subword model drops) translates to the empty string without touching the
+model.
 
 Spec option ``quantize = true`` serves an int8 dynamic-quantized copy
 (``torch.ao.quantization.quantize_dynamic`` over every ``nn.Linear`` and ``nn.GRUCell``
@@ -16,6 +21,7 @@ stay float32.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from pathlib import Path
@@ -31,7 +37,9 @@ from rnnserve.precision import dtype_option
 
 from .beam import Hyp, beam_search, greedy_search
 from .checkpoint import CheckpointError, decoding_options, load_model
+from .document import Document, split_document
 from .model import Seq2Seq
+from .protect import MASK_TOKENS, Masked, mask, unmask
 from .subwords import SubwordVocab
 
 OPTIONS = {"quantize": bool, "dtype": str}
@@ -63,6 +71,8 @@ class GruTranslator(Translator):
         self.quantized = quantized
         self._parameters = model.parameter_count()
         self.model: Seq2Seq = quantize(model) if quantized else model
+        #: Whether the vocabulary has the mask tokens of protected spans (checkpoints trained with them).
+        self.protects_spans = set(MASK_TOKENS) <= set(vocab.pieces(range(vocab.size)))
         if options is not None:
             self.default_options = options
 
@@ -73,18 +83,34 @@ class GruTranslator(Translator):
 
     def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
         """One result per text, its ``options.n_best`` hypotheses best first."""
-        pieces = [self.vocab.encode(text) for text in texts]
-        results: list[TranslationResult | None] = [None] * len(texts)
+        documents = [split_document(text) for text in texts]
+        sentences = [self._mask(sentence) for document in documents for sentence in document.sentences]
+        translated = self._translate_sentences(sentences, options)
+        results, start = [], 0
+        for document in documents:
+            parts = translated[start: start + len(document.sentences)]
+            start += len(document.sentences)
+            results.append(_join(document, parts, options))
+        return results
+
+    def _mask(self, sentence: str) -> Masked:
+        return mask(sentence) if self.protects_spans else Masked(sentence, ())
+
+    def _translate_sentences(self, sentences: list[Masked], options: TranslateOptions) -> list[TranslationResult]:
+        """One result per (masked) sentence, spans restored."""
+        pieces = [self.vocab.encode(sentence.text) for sentence in sentences]
+        results: list[TranslationResult | None] = [None] * len(sentences)
         for i, ids in enumerate(pieces):
-            if not ids:  # nothing to translate: its only translation, as the n_best the API promises
+            if not ids:  # nothing the model can read: its only translation, as the n_best the API promises
                 attention = [] if options.return_attention else None
-                results[i] = TranslationResult([Hypothesis("", 0.0, 0.0, [], attention)] * options.n_best, [])
+                text = unmask("", sentences[i].spans)
+                results[i] = TranslationResult([Hypothesis(text, 0.0, 0.0, [], attention)] * options.n_best, [])
         order = sorted((i for i, ids in enumerate(pieces) if ids), key=lambda i: len(pieces[i]))
         with torch.inference_mode():
             for start in range(0, len(order), MAX_SOURCES_PER_BATCH):
                 chunk = order[start: start + MAX_SOURCES_PER_BATCH]
                 for i, hyps in zip(chunk, self._decode([pieces[i] for i in chunk], options), strict=True):
-                    results[i] = TranslationResult([self._hypothesis(h) for h in hyps],
+                    results[i] = TranslationResult([self._hypothesis(h, sentences[i].spans) for h in hyps],
                                                    self.vocab.pieces(pieces[i]))
         return results  # type: ignore[return-value]
 
@@ -96,12 +122,39 @@ class GruTranslator(Translator):
         return beam_search(self.model, sources, limits, beam_size=options.beam_size, n_best=options.n_best,
                            alpha=options.length_penalty, return_attention=options.return_attention)
 
-    def _hypothesis(self, hyp: Hyp) -> Hypothesis:
-        return Hypothesis(text=self.vocab.decode(hyp.tokens), score=hyp.score, log_probability=hyp.log_probability,
-                          tokens=self.vocab.pieces(hyp.tokens), attention=hyp.attention)
+    def _hypothesis(self, hyp: Hyp, spans: tuple[str, ...]) -> Hypothesis:
+        return Hypothesis(text=unmask(self.vocab.decode(hyp.tokens), spans), score=hyp.score,
+                          log_probability=hyp.log_probability, tokens=self.vocab.pieces(hyp.tokens),
+                          attention=hyp.attention)
 
     def parameter_count(self) -> int:
         return self._parameters
+
+
+def _join(document: Document, parts: list[TranslationResult], options: TranslateOptions) -> TranslationResult:
+    """The result of a whole document from its sentences' results: hypothesis k joins the
+    sentences' k-th hypotheses with the document's own whitespace."""
+    if len(parts) == 1:
+        separators = document.separators
+        return TranslationResult([dataclasses.replace(h, text=separators[0] + h.text + separators[1])
+                                  for h in parts[0].hypotheses], parts[0].source_tokens)
+    if not parts:  # no sentence at all: only whitespace
+        attention = [] if options.return_attention else None
+        return TranslationResult([Hypothesis(document.join([]), 0.0, 0.0, [], attention)] * options.n_best, [])
+    hypotheses = []
+    for k in range(options.n_best):
+        chosen = [part.hypotheses[min(k, len(part.hypotheses) - 1)] for part in parts]
+        attention = None
+        if options.return_attention:
+            width = sum(len(part.source_tokens) for part in parts)
+            attention, offset = [], 0
+            for hyp, part in zip(chosen, parts, strict=True):
+                attention += [[0.0] * offset + row + [0.0] * (width - offset - len(row)) for row in hyp.attention or []]
+                offset += len(part.source_tokens)
+        hypotheses.append(Hypothesis(text=document.join([h.text for h in chosen]), score=sum(h.score for h in chosen),
+                                     log_probability=sum(h.log_probability for h in chosen),
+                                     tokens=[t for h in chosen for t in h.tokens], attention=attention))
+    return TranslationResult(hypotheses, [t for part in parts for t in part.source_tokens])
 
 
 def parse_options(options: dict[str, Any], model: str) -> dict[str, Any]:
