@@ -146,8 +146,9 @@ def token_texts(vocab: Vocabulary, text: str, ids: Sequence[int]) -> list[str]:
 
     One token per character: the characters. Otherwise each token's decoded text is
     found at the cursor; a run of tokens that is not (unknown tokens decode to "", a
-    vocabulary may normalise) shares the text up to where the next token's text is found,
-    split into word-like chunks (or characters), one per token (the last takes any rest).
+    vocabulary may normalise) shares the text up to where the next token's text is found
+    (at least a character per token, and followed by the known tokens after it), split
+    into word-like chunks (or characters), one per token (the last takes any rest).
     """
     if len(ids) == len(text):
         return list(text)
@@ -162,7 +163,9 @@ def token_texts(vocab: Vocabulary, text: str, ids: Sequence[int]) -> list[str]:
             continue
         j, end = i + 1, len(text)  # the run i..j-1 covers text[pos:end]
         while j < len(ids):
-            found = text.find(pieces[j], pos + 1) if pieces[j] else -1
+            found = text.find(pieces[j], pos + j - i) if pieces[j] else -1
+            while found >= 0 and not _matches_from(pieces, text, j, found):
+                found = text.find(pieces[j], found + 1)
             if found >= 0:
                 end = found
                 break
@@ -172,6 +175,17 @@ def token_texts(vocab: Vocabulary, text: str, ids: Sequence[int]) -> list[str]:
     if out and pos < len(text):  # text no token accounts for (a vocabulary that drops characters)
         out[-1] += text[pos:]
     return out
+
+
+def _matches_from(pieces: list[str], text: str, j: int, at: int) -> bool:
+    """Whether the tokens from ``j`` match ``text`` from ``at`` on, up to the next unknown token
+    (which must have a character left) or to the end of both."""
+    while j < len(pieces) and pieces[j] and text.startswith(pieces[j], at):
+        at += len(pieces[j])
+        j += 1
+    if j == len(pieces):
+        return at == len(text)
+    return not pieces[j] and at < len(text)
 
 
 def _coalesce(events: list[Event]) -> list[Event]:
