@@ -39,7 +39,7 @@ from .beam import Hyp, beam_search, greedy_search
 from .checkpoint import CheckpointError, decoding_options, load_model
 from .document import Document, split_document
 from .model import Seq2Seq
-from .protect import MASK_TOKENS, Masked, mask, unmask
+from .protect import Masked, has_masks, mask, unmask
 from .subwords import SubwordVocab
 
 OPTIONS = {"quantize": bool, "dtype": str}
@@ -72,7 +72,7 @@ class GruTranslator(Translator):
         self._parameters = model.parameter_count()
         self.model: Seq2Seq = quantize(model) if quantized else model
         #: Whether the vocabulary has the mask tokens of protected spans (checkpoints trained with them).
-        self.protects_spans = set(MASK_TOKENS) <= set(vocab.pieces(range(vocab.size)))
+        self.protects_spans = has_masks(vocab.pieces(range(vocab.size)))
         if options is not None:
             self.default_options = options
 

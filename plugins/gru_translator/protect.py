@@ -105,3 +105,14 @@ def mask_pair(english: str, german: str) -> tuple[str, str] | None:
         return MASK_TOKENS[index]
 
     return source.text, _SPAN.sub(replace, german)
+
+
+def mask_pairs(english: list[str], german: list[str]) -> tuple[list[str], list[str]]:
+    """Every pair through :func:`mask_pair`; pairs it leaves unmasked stay as they are."""
+    pairs = [mask_pair(e, d) or (e, d) for e, d in zip(english, german, strict=True)]
+    return [e for e, _ in pairs], [d for _, d in pairs]
+
+
+def has_masks(pieces: list[str]) -> bool:
+    """Whether a vocabulary of ``pieces`` holds every mask token (as SentencePiece user-defined symbols)."""
+    return set(MASK_TOKENS) <= set(pieces)

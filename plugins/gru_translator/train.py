@@ -57,6 +57,7 @@ from . import checkpoint
 from .beam import greedy_search
 from .data import PHRASES, DataError, read_parallel
 from .model import Seq2Seq, Seq2SeqConfig
+from .protect import has_masks, mask, mask_pairs, unmask
 from .subwords import BOS_ID, EOS_ID, MODEL_FILE, PAD_ID, SubwordVocab
 
 #: This module's import name (``__name__`` is "__main__" under ``python -m``), for the recorded command line.
@@ -159,7 +160,11 @@ def collate(sources: list[list[int]], targets: list[list[int]]
 
 def translate_greedy(model: Seq2Seq, vocab: SubwordVocab, texts: list[str], batch_size: int = 64,
                      max_length_ratio: float = 2.0, max_length: int = 256) -> list[str]:
-    """Greedy translations of ``texts``, decoded in length-sorted batches (evaluation during training)."""
+    """Greedy translations of ``texts``, decoded in length-sorted batches (evaluation during training),
+    protected spans masked as the backend masks them where the vocabulary has the mask tokens."""
+    masked = [mask(t) for t in texts] if has_masks(vocab.pieces(range(vocab.size))) else None
+    if masked is not None:
+        texts = [m.text for m in masked]
     pieces = [vocab.encode(t) or [EOS_ID] for t in texts]
     order = sorted(range(len(texts)), key=lambda i: len(pieces[i]))
     out = [""] * len(texts)
@@ -169,7 +174,7 @@ def translate_greedy(model: Seq2Seq, vocab: SubwordVocab, texts: list[str], batc
             limits = [min(max_length, math.ceil(max_length_ratio * len(pieces[i]))) for i in chunk]
             for i, hyp in zip(chunk, greedy_search(model, [pieces[i] for i in chunk], limits), strict=True):
                 out[i] = vocab.decode(hyp.tokens)
-    return out
+    return [unmask(text, m.spans) for text, m in zip(out, masked, strict=True)] if masked is not None else out
 
 
 def dev_scores(model: Seq2Seq, vocab: SubwordVocab, sources: list[str], references: list[str]) -> dict[str, float]:
@@ -254,6 +259,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     if config.phrases:
         phrases_en, phrases_de = read_parallel(data_dir, PHRASES)
         en, de = en + phrases_en, de + phrases_de
+    if has_masks(vocab.pieces(range(vocab.size))):  # protected spans: learn to copy their mask tokens
+        en, de = mask_pairs(en, de)
     sources, targets = vocab.encode_batch(en), vocab.encode_batch(de)
     kept = [i for i in range(len(en)) if 0 < len(sources[i]) <= config.max_pieces
             and 0 < len(targets[i]) <= config.max_pieces]

@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 from rnnserve.backends import TranslateOptions
 from rnnserve_plugins.gru_translator.backend import GruTranslator
 from rnnserve_plugins.gru_translator.document import split_document
-from rnnserve_plugins.gru_translator.protect import MASK_TOKENS, find_spans, mask, mask_pair, unmask
+from rnnserve_plugins.gru_translator.protect import (
+    MASK_TOKENS,
+    find_spans,
+    has_masks,
+    mask,
+    mask_pair,
+    mask_pairs,
+    unmask,
+)
 from rnnserve_plugins.gru_translator.subwords import BOS_ID, EOS_ID, PAD_ID, UNK_ID, SubwordVocab
 from tests.gru_translator.conftest import TOY, tiny_model
 
@@ -148,3 +156,11 @@ def test_checkpoint_dir_of_the_shipped_model_loads_without_masks() -> None:
     translator = GruTranslator.load(SHIPPED_DIR)
     (result,) = translator.translate(["Page 3 of 10."], TranslateOptions(beam_size=1, n_best=1, max_length=20))
     assert result.hypotheses[0].text.strip()
+
+
+def test_a_corpus_is_masked_pair_by_pair(masked_vocab: SubwordVocab, toy_vocab: SubwordVocab) -> None:
+    english, german = mask_pairs(["Page 3 of 10", "Three cats", "Open {0}"], ["Seite 3 von 10", "Drei Katzen", "x"])
+    assert english == ["Page ⟦0⟧ of ⟦1⟧", "Three cats", "Open {0}"]
+    assert german == ["Seite ⟦0⟧ von ⟦1⟧", "Drei Katzen", "x"]
+    assert has_masks(masked_vocab.pieces(range(masked_vocab.size)))
+    assert not has_masks(toy_vocab.pieces(range(toy_vocab.size)))
