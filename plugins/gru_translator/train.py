@@ -81,7 +81,7 @@ class TrainConfig:
     #: Pairs with more pieces on either side are left out of training.
     max_pieces: int = 100
     eval_every: int = 500
-    #: Dev pairs decoded per evaluation (0: all).
+    #: Dev pairs decoded per evaluation (0: all), evenly spaced over the dev file.
     dev_pairs: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
@@ -266,8 +266,9 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             and 0 < len(targets[i]) <= config.max_pieces]
     sources, targets = [sources[i] for i in kept], [targets[i] for i in kept]
     dev_en, dev_de = read_parallel(data_dir, "dev")
-    if config.dev_pairs:
-        dev_en, dev_de = dev_en[: config.dev_pairs], dev_de[: config.dev_pairs]
+    if config.dev_pairs and config.dev_pairs < len(dev_en):  # evenly spaced: every domain of the dev file
+        keep = [i * len(dev_en) // config.dev_pairs for i in range(config.dev_pairs)]
+        dev_en, dev_de = [dev_en[i] for i in keep], [dev_de[i] for i in keep]
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: dict = {"train": [], "dev": []}
