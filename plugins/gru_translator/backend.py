@@ -93,6 +93,10 @@ class GruTranslator(Translator):
             results.append(_join(document, parts, options))
         return results
 
+    def sentences(self, text: str) -> list[str]:
+        """The sentences ``translate`` decodes for ``text`` (:func:`.document.split_document`)."""
+        return list(split_document(text).sentences)
+
     def _mask(self, sentence: str) -> Masked:
         return mask(sentence) if self.protects_spans else Masked(sentence, ())
 

@@ -167,6 +167,11 @@ class Translator(BackendBase):
     def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
         """Translate a batch of texts with one set of options; one result per text, in order."""
 
+    def sentences(self, text: str) -> list[str]:
+        """The units ``translate`` decodes for ``text``; the host's limits and batching count
+        these (a document of several sentences costs as many). Default: the text is one unit."""
+        return [text]
+
 
 class SuggestionKind(enum.Enum):
     WORD = "word"

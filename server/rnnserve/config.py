@@ -105,7 +105,8 @@ class Limits:
     session_idle_timeout_s: float = 600.0
     #: Longest phrase suggestion a caller may ask for (SuggestOptions.max_phrase_chars).
     max_phrase_chars: int = 200
-    #: Beams decoded for one Translate call: number of texts x beam_size (n_best <= beam_size).
+    #: Beams decoded for one Translate call: its texts' sentences (``Translator.sentences``) x beam_size
+    #: (n_best <= beam_size).
     max_translation_beams: int = 256
     #: Calls in flight on the whole server (health and reflection exempt); more are
     #: RESOURCE_EXHAUSTED at once, with the retry hint below.

@@ -2,7 +2,7 @@
 
 Every violation raises InvalidArgument (or LimitExceeded, whose message names the limit).
 What a request may cost is bounded here, before any work: prompt and text sizes, tokens,
-samples, stop sequences, texts per call, beams per call (texts x beam_size, with
+samples, stop sequences, texts per call, beams per call (sentences x beam_size, with
 n_best <= beam_size), suggestions and phrase length; message size is bounded by gRPC
 (``max_message_bytes``), sessions and calls in flight by the services and the admission
 interceptor.
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
@@ -119,9 +121,26 @@ def score_inputs(request: generation_pb2.ScoreRequest, limits: Limits) -> None:
     check_chars("context + text", request.context + request.text, "max_prompt_chars", limits.max_prompt_chars)
 
 
-def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
-                      defaults: TranslateOptions) -> TranslateOptions:
-    """Checked TranslateOptions of a TranslateRequest, defaults from the model."""
+@dataclass(frozen=True)
+class TranslateCall:
+    """A checked Translate request: its options and the sentences each text decodes as."""
+
+    options: TranslateOptions
+    #: sentences[i]: the units the model decodes for texts[i] (after NFKC normalisation).
+    sentences: list[list[str]]
+
+    @property
+    def units(self) -> int:
+        """Sentences of the whole call: what the batching and the limits count."""
+        return sum(map(len, self.sentences))
+
+
+def translate_call(request: translation_pb2.TranslateRequest, limits: Limits, defaults: TranslateOptions,
+                   split: Callable[[str], list[str]] = lambda text: [text]) -> TranslateCall:
+    """Checked options of a TranslateRequest, defaults from the model; ``split`` cuts a text into
+    the sentences the model decodes (``Translator.sentences``), which the limits count: each
+    sentence within ``max_text_chars``, a whole text within ``max_document_chars``, and all
+    sentences x beam_size within ``max_translation_beams``."""
     check_model_name(request.model)
     if not request.texts:
         raise InvalidArgument("texts must hold at least one text")
@@ -130,11 +149,16 @@ def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
     # Subword models normalise first (NFKC): one character can become 18 ("\ufdfa"), and the
     # limits bound the work only if they count what the model reads.
     texts = [unicodedata.normalize("NFKC", text) for text in request.texts]
+    sentences = []
     for i, text in enumerate(texts):
-        check_chars("text (after NFKC normalisation)", text, "max_text_chars", limits.max_text_chars)
+        check_chars(f"texts[{i}] (after NFKC normalisation)", text, "max_document_chars", limits.max_document_chars)
         if is_blank(text):
             what = "is empty" if not text else "holds only whitespace, control or format characters"
             raise InvalidArgument(f"texts[{i}] {what}: nothing to translate (see the API's empty input rule)")
+        sentences.append(split(text))
+        for j, sentence in enumerate(sentences[-1]):
+            where = f"texts[{i}] sentence {j}" if len(sentences[-1]) > 1 else f"texts[{i}]"
+            check_chars(f"{where} (after NFKC normalisation)", sentence, "max_text_chars", limits.max_text_chars)
     beam = request.beam_size or defaults.beam_size
     beam_label = f"beam_size ({beam})" if request.beam_size else f"beam_size ({beam}, the model's default)"
     if beam > limits.max_beam_size:
@@ -143,11 +167,7 @@ def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
     n_best = request.n_best or 1
     if n_best > beam:
         raise InvalidArgument(f"n_best ({n_best}) must not exceed {beam_label}")
-    beams = len(request.texts) * beam
-    if beams > limits.max_translation_beams:
-        raise LimitExceeded("number of texts x beam_size", beams, "max_translation_beams",
-                            limits.max_translation_beams)
-    options = TranslateOptions(
+    call = TranslateCall(TranslateOptions(
         beam_size=beam,
         n_best=n_best,
         length_penalty=_in_range("length_penalty", request.length_penalty, 0.0, 5.0)
@@ -156,15 +176,25 @@ def translate_options(request: translation_pb2.TranslateRequest, limits: Limits,
         if request.HasField("max_length_ratio") else defaults.max_length_ratio,
         max_length=min(request.max_length or defaults.max_length, defaults.max_length),
         return_attention=request.return_attention,
-    )
+    ), sentences)
+    beams = call.units * beam
+    if beams > limits.max_translation_beams:
+        raise LimitExceeded("sentences of all texts x beam_size", beams, "max_translation_beams",
+                            limits.max_translation_beams)
+    options = call.options
     if options.return_attention:
-        # target x source weights per hypothesis; a character bounds a source token from above
-        floats = sum(n_best * min(options.max_length, math.ceil(options.max_length_ratio * (len(t) + 1))) * (len(t) + 1)
-                     for t in texts)
+        # target x source weights per hypothesis of each text (a document's matrix spans all its
+        # sentences); a character bounds a source token from above
+        floats = 0
+        for parts in sentences:
+            sources = sum(len(part) + 1 for part in parts)
+            targets = sum(min(options.max_length, math.ceil(options.max_length_ratio * (len(part) + 1)))
+                          for part in parts)
+            floats += n_best * targets * sources
         if 4 * floats > limits.max_message_bytes:
             raise LimitExceeded("attention weights (bytes, at most)", 4 * floats, "max_message_bytes",
                                 limits.max_message_bytes)
-    return options
+    return call
 
 
 def suggest_options(options: assistant_pb2.SuggestOptions, limits: Limits) -> SuggestOptions:

@@ -78,6 +78,8 @@ class SerialWorker(ModelThread):
 class _TranslationJob:
     texts: list[str]
     options: TranslateOptions
+    #: Sentences the texts decode as (``Translator.sentences``): what the batch budget counts.
+    units: int
     future: Future[list[TranslationResult]]
 
 
@@ -91,13 +93,15 @@ class TranslationScheduler(ModelThread):
         super().__init__(name, max_queue=max_queue)
         self.model = model
         self.max_batch_texts = max_batch_texts
-        #: Texts x beam_size of one backend call: a merged batch stays within what one request may ask.
+        #: Sentences x beam_size of one backend call: a merged batch stays within what one request may ask.
         self.max_beams = max_beams
         self._jobs: deque[_TranslationJob] = deque()
 
-    async def translate(self, texts: list[str], options: TranslateOptions) -> list[TranslationResult]:
-        """Translate ``texts``, batched with other waiting calls that use the same options."""
-        job = _TranslationJob(texts, options, Future())
+    async def translate(self, texts: list[str], options: TranslateOptions,
+                        units: int | None = None) -> list[TranslationResult]:
+        """Translate ``texts`` (``units`` sentences in all; default one per text), batched with other
+        waiting calls that use the same options."""
+        job = _TranslationJob(texts, options, len(texts) if units is None else units, Future())
         self._push(self._jobs, job)
         try:
             return await asyncio.wrap_future(job.future)
@@ -117,15 +121,15 @@ class TranslationScheduler(ModelThread):
             settle(job.future, exc=exc)
 
     def _take(self) -> list[_TranslationJob]:
-        """The first waiting job plus later ones with equal options, up to the text budget."""
+        """The first waiting job plus later ones with equal options, up to the sentence budget."""
         head = self._jobs.popleft()
-        batch, size, rest = [head], len(head.texts), deque()
+        batch, size, rest = [head], head.units, deque()
         while self._jobs:
             job = self._jobs.popleft()
-            if job.options == head.options and size + len(job.texts) <= self.max_batch_texts and (
-                    self.max_beams is None or (size + len(job.texts)) * head.options.beam_size <= self.max_beams):
+            if job.options == head.options and size + job.units <= self.max_batch_texts and (
+                    self.max_beams is None or (size + job.units) * head.options.beam_size <= self.max_beams):
                 batch.append(job)
-                size += len(job.texts)
+                size += job.units
             else:
                 rest.append(job)
         self._jobs = rest

@@ -34,8 +34,9 @@ class TranslationService(translation_pb2_grpc.TranslationServicer):
         validation.check_model_name(request.model)
         entry = self.registry.get(request.model, ModelKind.TRANSLATOR)
         assert isinstance(entry.backend, Translator) and isinstance(entry.worker, TranslationScheduler)
-        options = validation.translate_options(request, self.limits, entry.backend.default_options)
-        results = await entry.guard.watch(entry.worker.translate(list(request.texts), options))
+        call = validation.translate_call(request, self.limits, entry.backend.default_options,
+                                         entry.backend.sentences)
+        results = await entry.guard.watch(entry.worker.translate(list(request.texts), call.options, call.units))
         return translation_pb2.TranslateResponse(model=request.model, translations=[
             translation_pb2.TranslationResult(
                 hypotheses=[_hypothesis_pb(h, r.source_tokens) for h in r.hypotheses],
