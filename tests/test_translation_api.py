@@ -80,7 +80,8 @@ def test_limits_count_the_sentences_a_translator_decodes() -> None:
     document = "A short one. Another one. And a third."  # 38 characters, three sentences of 20 or fewer
     assert call(document).sentences == [["A short one.", "Another one.", "And a third."]]
     assert call(document).units == 3
-    with pytest.raises(LimitExceeded, match="sentences of all texts x beam_size is 15, over the server limit max_translation_beams=12"):
+    over = "sentences of all texts x beam_size is 15, over the server limit max_translation_beams=12"
+    with pytest.raises(LimitExceeded, match=over):
         call(document, beam=5)
     with pytest.raises(LimitExceeded, match=r"texts\[0\] sentence 1 .*max_text_chars"):
         call("Short. This sentence is far too long.")
