@@ -15,6 +15,9 @@ searches share batched model steps) and with the assistant's calls run one at a 
 (``word_nodes = 0``), people typing every 150 ms and in a closed loop.
 
     python -m benchmarks.assistant --data runs/austen/data [--chars 20000] [--doc-chars 20000]
+
+``--quick``: seconds, the same path at small sizes on the committed Austen slice
+(``tests/data/austen_slice``), serving only the shipped models it uses (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import percentile, table
+from benchmarks.common import QUICK_DATA, parse_args, percentile, shipped_config, table
 from benchmarks.server_process import serve
 from rnnserve_client import AsyncClient, Client
+from rnnserve_client.client import Session
 from rnnserve_client.results import ModelStats
 from rnnserve_plugins.writing_assistant.suggest import is_word_char, typed_word
 
@@ -87,9 +91,13 @@ class UnigramCompleter:
         return append(""), append
 
 
-def assistant_typist(client: Client, model: str, k: int) -> Callable[[], tuple[list[str], Callable[[str], list[str]]]]:
+def assistant_typist(client: Client, model: str, k: int,
+                     opened: list[Session]) -> Callable[[], tuple[list[str], Callable[[str], list[str]]]]:
+    """``start`` for :func:`simulate` through a Session; it goes into ``opened``, for the caller to close."""
+
     def start() -> tuple[list[str], Callable[[str], list[str]]]:
         session = client.session(model, kinds=("word",), max_suggestions=k).open()
+        opened.append(session)
         return [s.text for s in session.suggestions], lambda chunk: [s.text for s in session.append(chunk)]
 
     return start
@@ -114,9 +122,9 @@ def latency(client: Client, model: str, document: str, keystrokes: int, *,
 
 
 async def concurrent_sessions(target: str, model: str, sessions: int, text: str, keystrokes: int,
-                              pace: float = 0.0) -> list[float]:
+                              pace: float = 0.0, skip: int = SKIP) -> list[float]:
     """Per-keystroke seconds with ``sessions`` sessions typing at once (each its own slice of
-    ``text``, past its first ``SKIP`` characters).
+    ``text``, past its first ``skip`` characters).
 
     ``pace`` 0: each typist sends its next keystroke as soon as the last is answered (closed
     loop, a throughput test). ``pace`` > 0: one keystroke every ``pace`` seconds per typist,
@@ -126,7 +134,7 @@ async def concurrent_sessions(target: str, model: str, sessions: int, text: str,
     async with AsyncClient(target, timeout=600) as client:
 
         async def typist(i: int) -> None:
-            start = SKIP + (i * 997) % max(1, len(text) - keystrokes - SKIP)
+            start = skip + (i * 997) % max(1, len(text) - keystrokes - skip)
             async with client.session(model, kinds=("word",), max_suggestions=3) as session:
                 await asyncio.sleep(pace * (i * 0.618 % 1))
                 due = time.perf_counter()
@@ -148,7 +156,7 @@ def _lent_rows(stats: ModelStats) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="output of `rnnserve data austen`")
+    parser.add_argument("--data", type=Path, help="output of `rnnserve data austen` (required unless --quick)")
     parser.add_argument("--config", help="server config (default: the installed plugins' models)")
     parser.add_argument("--model", default="writing-assistant")
     parser.add_argument("--chars", type=int, default=20000, help="characters of test text to type")
@@ -159,13 +167,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="the language model the assistant borrows (for its batching counters)")
     parser.add_argument("--pace-ms", type=float, default=150.0,
                         help="also time sessions typing one keystroke per this many ms (0: closed loop only)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--session-keystrokes", type=int, default=KEYSTROKES,
+                        help="keystrokes each concurrent session types")
+    parser.add_argument("--skip", type=int, default=SKIP, help="characters of the text the concurrent sessions skip")
+    args = parse_args(parser, argv, quick={"data": QUICK_DATA, "chars": 60, "doc_chars": 300, "keystrokes": 4,
+                                           "sessions": "2", "pace_ms": 0.0, "session_keystrokes": 4, "skip": 0})
+    if args.data is None:
+        parser.error("--data is required (or --quick, which types the committed test slice)")
+    if args.quick and not args.config:  # only the models this run uses: a faster start
+        args.config = "quick"
+        base_config = shipped_config(args.language_model, "writing-assistant")
+    else:
+        base_config = Path(args.config).read_text() if args.config else ""
 
     test = (args.data / "test.txt").read_text()
     train = (args.data / "train.txt").read_text()
     text = test[: args.chars]
     unigram = UnigramCompleter(train)
-    config = (Path(args.config).read_text() if args.config else "") + (
+    config = base_config + (
         '\n[[models]]\nname = "assistant-no-cache"\nbackend = "writing-assistant"\noptions.cache_entries = 0\n'
         '\n[[models]]\nname = "assistant-serial"\nbackend = "writing-assistant"\noptions.concurrent_calls = 1\n'
         '\n[[models]]\nname = "assistant-no-ahead"\nbackend = "writing-assistant"\noptions.expect_next = false\n'
@@ -175,8 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for k in (1, 3):
             t = time.perf_counter()
-            lm = simulate(text, k, assistant_typist(client, args.model, k))
+            opened: list[Session] = []
+            lm = simulate(text, k, assistant_typist(client, args.model, k, opened))
             elapsed = time.perf_counter() - t
+            for session in opened:  # an open session keeps its server-side state (and search ahead)
+                session.close()
             base = simulate(text, k, lambda k=k: unigram.start(k))
             rows.append((f"KSR@{k}", f"{lm:.4f}", f"{base:.4f}", f"{lm / base:.3f}" if base else "nan", elapsed))
         print(f"Keystroke savings on {len(text):,} characters of Persuasion (held out)")
@@ -196,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             for pace in paces:
                 for n in (int(x) for x in args.sessions.split(",")):
                     before = client.get_model(args.language_model).stats
-                    times_n = asyncio.run(concurrent_sessions(srv.target, model, n, test, KEYSTROKES, pace))
+                    times_n = asyncio.run(concurrent_sessions(srv.target, model, n, test, args.session_keystrokes,
+                                                              pace, args.skip))
                     after = client.get_model(args.language_model).stats
                     steps = after.lent_steps_total - before.lent_steps_total
                     rows = _lent_rows(after) - _lent_rows(before)
@@ -206,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["path", "p50 ms", "p99 ms", "p50 vs session"],
                 [(name, percentile(v, 50) * 1e3, percentile(v, 99) * 1e3, percentile(v, 50) / base_p50)
                  for name, v in times.items()]))
-    print(f"\nPer-keystroke latency with concurrent sessions ({KEYSTROKES} keystrokes each): as shipped (searches "
-          "batched into shared model steps, word nodes, search ahead), without the search ahead, without it and the "
-          "word nodes (the previous release), and the assistant's calls one at a time")
+    print(f"\nPer-keystroke latency with concurrent sessions ({args.session_keystrokes} keystrokes each): as shipped "
+          "(searches batched into shared model steps, word nodes, search ahead), without the search ahead, without "
+          "it and the word nodes (the previous release), and the assistant's calls one at a time")
     print(table(["assistant", "sessions", "typing", "p50 ms", "p99 ms", "rows/step"],
                 [(variants[model], n,
                   f"every {pace * 1e3:.0f} ms" if pace else "closed loop", percentile(v, 50) * 1e3,

@@ -1,11 +1,16 @@
-"""Shared benchmark helpers: percentiles, tables and TOML values for server configs."""
+"""Shared benchmark helpers: percentiles, tables, server configs and the ``--quick`` option."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from rnnserve.config import Limits, ServerConfig
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -43,3 +48,61 @@ def toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+#: The repository's root (benchmarks run from a checkout).
+REPO = Path(__file__).resolve().parents[1]
+#: Austen text committed for the tests (train / val / test splits): ``--quick`` types and scores it.
+QUICK_DATA = REPO / "tests" / "data" / "austen_slice"
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None, quick: dict[str, Any]) -> argparse.Namespace:
+    """Add ``--quick`` to ``parser`` and parse ``argv``. ``--quick``: a run of seconds against a real
+    server, the same code path at small sizes (the test suite runs it so the benchmark cannot rot);
+    ``quick`` holds its defaults, and flags given explicitly still win."""
+    shown = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in quick.items() if v not in (None, False, True))
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a seconds-long run at small sizes, as the test suite runs it ({shown})")
+    args = parser.parse_args(argv)
+    if args.quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    return args
+
+
+def config_toml(config: ServerConfig) -> str:
+    """``config``'s limits and models as the TOML of a server config file, paths made absolute."""
+    lines = ["[server]", f"default_models = {toml_value(config.default_models)}"]
+    if config.torch_threads:
+        lines.append(f"torch_threads = {toml_value(config.torch_threads)}")
+    lines += ["", "[limits]"]
+    for f in dataclasses.fields(Limits):
+        lines.append(f"{f.name} = {toml_value(getattr(config.limits, f.name))}")
+    for spec in config.models:
+        lines += ["", "[[models]]", f"name = {toml_value(spec.name)}", f"backend = {toml_value(spec.backend)}"]
+        if spec.path is not None:
+            lines.append(f"path = {toml_value(str(config.path(spec.path).resolve()))}")
+        if spec.options:
+            lines.append(f"options = {toml_value(spec.options)}")
+        for key in ("max_batch_size", "step_timeout_s", "emit_interval_ms"):
+            if getattr(spec, key) is not None:
+                lines.append(f"{key} = {toml_value(getattr(spec, key))}")
+    return "\n".join(lines) + "\n"
+
+
+def shipped_models(*names: str) -> ServerConfig:
+    """A config serving only the named shipped models, as their plugins register them (so a run
+    loads no more than it uses)."""
+    from rnnserve.plugins import load_plugins
+
+    shipped = {spec.name: spec for spec in load_plugins().models}
+    missing = [name for name in names if name not in shipped]
+    if missing:
+        raise SystemExit(f"no shipped model {', '.join(map(repr, missing))} among the installed plugins' "
+                         f"({', '.join(sorted(shipped)) or 'none'}); check RNNSERVE_PLUGINS")
+    return ServerConfig(default_models=False, models=tuple(shipped[name] for name in names))
+
+
+def shipped_config(*names: str) -> str:
+    """:func:`shipped_models` as the TOML of a server config file."""
+    return config_toml(shipped_models(*names))

@@ -9,6 +9,8 @@ matrix-product peak of this machine divided by the model's FLOPs per character.
 
     python -m benchmarks.generation --concurrency 1,8,32,64,128 [--variants int8,bfloat16] [--plot out.png]
 
+``--quick``: seconds, the same path at small sizes (the test suite runs it).
+
 ``--variants`` adds the same model served other ways, each measured on the same load:
 ``int8`` (``quantize = true``), ``bfloat16`` (``dtype = "bfloat16"``) and ``every-step``
 (float32 with ``emit_interval_ms = 0``: one message per stream per step, the
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import percentile, table, toml_value
+from benchmarks.common import parse_args, percentile, table, toml_value
 from benchmarks.server_process import ServerProcess, serve
 from rnnserve_client import AsyncClient, Client
 
@@ -135,14 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="", help=f"also measure these, comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--plot", type=Path, help="write throughput/latency vs concurrency here (PNG)")
     parser.add_argument("--torch-threads", type=int, default=None, help="server torch threads (default: per core)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--peak-size", type=int, default=1024, help="matrix size of the matmul peak measurement")
+    args = parse_args(parser, argv, quick={"concurrency": "1,4", "new_tokens": 16, "rounds": 1,
+                                           "baseline_concurrency": "1", "peak_size": 256})
     model_dir = (args.model_dir or default_model_dir()).resolve()
     levels = [int(c) for c in args.concurrency.split(",")]
     base_levels = [int(c) for c in args.baseline_concurrency.split(",")]
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(args.peak_size, repeats=5 if args.quick else 20)
     roofline = peak * 1e9 / flops_per_char(model_dir)
     models: dict[str, tuple[dict[str, object], dict[str, object]]] = {
         "rnnserve": ({}, {}), "naive": ({"naive_step": True}, {"max_batch_size": 1})}

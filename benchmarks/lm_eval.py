@@ -5,6 +5,9 @@ Scores a text file (default: Persuasion, the char-LSTM's test novel) in chunks o
 prints nats and bits per character next to the model card's figure.
 
     python -m benchmarks.lm_eval --data runs/austen/data [--model austen-char-lstm]
+
+``--quick``: seconds, the committed Austen slice (``tests/data/austen_slice``) in small
+chunks, serving only the model it scores (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 import time
 from pathlib import Path
 
+from benchmarks.common import QUICK_DATA, parse_args, shipped_config
 from benchmarks.server_process import serve
 from rnnserve_client import Client
 
@@ -31,17 +35,21 @@ def score_file(client: Client, model: str, text: str, chunk: int, context: int) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder with test.txt (`rnnserve data austen`)")
+    parser.add_argument("--data", type=Path,
+                        help="folder with test.txt (`rnnserve data austen`; required unless --quick)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--model", default="austen-char-lstm")
     parser.add_argument("--config", type=Path, help="server config (default: the installed plugins' models)")
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--context", type=int, default=500)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, quick={"data": QUICK_DATA, "chunk": 100, "context": 50})
+    if args.data is None:
+        parser.error("--data is required (or --quick, which scores the committed test slice)")
     if args.chunk + args.context > 8192:
         parser.error("--chunk + --context must fit the server's max_prompt_chars (8192)")
     text = (args.data / f"{args.split}.txt").read_text()
-    config = args.config.read_text() if args.config else ""
+    # default: the installed plugins' models; only the scored one under --quick (a faster start)
+    config = args.config.read_text() if args.config else shipped_config(args.model) if args.quick else ""
     if "torch_threads" not in config:  # one thread: no OpenMP oversubscription; batch-1 reads gain nothing from two
         config = "[server]\ntorch_threads = 1\n" + config if "[server]" not in config else \
             config.replace("[server]", "[server]\ntorch_threads = 1", 1)

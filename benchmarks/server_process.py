@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import subprocess
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds process ``pid`` has used so far."""
@@ -22,12 +25,27 @@ def cpu_seconds(pid: int) -> float:
 
 class ServerProcess:
     """``target``: the client target (every replica's address under ``--workers``); ``pids``:
-    the server processes (the replicas', not the supervisor's, under ``--workers``)."""
+    the server processes (the replicas', not the supervisor's, under ``--workers``).
+
+    ``log_levels`` counts the server's log lines by level from its start, and ``problems``
+    keeps its last WARNING-or-worse lines (its output is read by one thread, which also
+    passes it through to stderr)."""
 
     def __init__(self, proc: subprocess.Popen[str], target: str, pids: list[int]) -> None:
         self.proc = proc
         self.target = target
         self.pids = pids
+        self.log_levels: collections.Counter[str] = collections.Counter()
+        self.problems: collections.deque[str] = collections.deque(maxlen=10)
+
+    def count(self, line: str) -> None:
+        """Count one line of the server's output by its log level."""
+        for level in LEVELS:
+            if f" {level} " in line:
+                self.log_levels[level] += 1
+                if level in ("WARNING", "ERROR", "CRITICAL"):
+                    self.problems.append(line.rstrip()[:300])
+                break
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds the server processes have used so far."""
@@ -46,10 +64,11 @@ def _wait_loaded(addresses: list[str], deadline: float) -> None:
                 time.sleep(0.2)
 
 
-def _drain(proc: subprocess.Popen[str]) -> None:
-    """Pass the server's log through to stderr once it has started (warnings stay visible)."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
+def _drain(server: ServerProcess) -> None:
+    """Count the server's log lines and pass them through to stderr (warnings stay visible)."""
+    assert server.proc.stdout is not None
+    for line in server.proc.stdout:
+        server.count(line)
         sys.stderr.write(f"[server] {line}")
 
 
@@ -70,10 +89,12 @@ def serve(config_text: str, timeout: float = 600, workers: int = 1) -> Iterator[
             assert proc.stdout is not None
             addresses: list[str] = []
             pids = [proc.pid]
+            startup: list[str] = []
             while time.time() < deadline:
                 line = proc.stdout.readline()
                 if not line:
-                    raise RuntimeError(f"server exited with {proc.wait()}")
+                    raise RuntimeError(f"server exited with {proc.wait()}: " + "".join(startup[-20:]))
+                startup.append(line)
                 match = re.search(r"listening on ([\d.]+:\d+)", line)
                 if match:
                     addresses.append(match.group(1))
@@ -86,8 +107,10 @@ def serve(config_text: str, timeout: float = 600, workers: int = 1) -> Iterator[
                 raise TimeoutError("server did not start")
             target = addresses[0] if workers == 1 else "ipv4:" + ",".join(addresses)
             server = ServerProcess(proc, target, pids)
+            for line in startup:
+                server.count(line)
             # Keep reading its output: a full pipe would block the server's next log line.
-            threading.Thread(target=_drain, args=(proc,), daemon=True).start()
+            threading.Thread(target=_drain, args=(server,), daemon=True).start()
             _wait_loaded(addresses, deadline)
             yield server
         finally:

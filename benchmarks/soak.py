@@ -15,6 +15,8 @@ queues, health). Exits 1 if any call failed unexpectedly or something leaked.
 
     python -m benchmarks.soak [--minutes 10] [--concurrency 8] [--config rnnserve.toml]
            [--lm austen-char-lstm] [--translator en-de-gru] [--assistant writing-assistant]
+
+``--quick``: seconds of traffic against only the shipped models it uses (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -22,21 +24,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import dataclasses
 import math
 import os
 import random
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import percentile, table, toml_value
+from benchmarks.common import config_toml, parse_args, percentile, shipped_models, table
 from benchmarks.server_process import ServerProcess, serve
-from rnnserve.config import Limits, ServerConfig, load_config
+from rnnserve.config import ServerConfig, load_config
 from rnnserve_client import AsyncClient, Client, errors
 
 PARAGRAPH = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be "
@@ -75,42 +75,8 @@ def snapshot(proc: ServerProcess, label: str) -> Snapshot:
     return Snapshot(label, rss_kb / 1024, int(status["Threads"]), len(os.listdir(f"/proc/{pid}/fd")))
 
 
-class Output:
-    """Drains the server's output pipe (a full pipe would block the server) and counts its log levels."""
-
-    def __init__(self, proc: ServerProcess) -> None:
-        self.levels: collections.Counter[str] = collections.Counter()
-        self.problems: collections.deque[str] = collections.deque(maxlen=10)
-        self._stream = proc.proc.stdout
-        self._thread = threading.Thread(target=self._run, name="server-output", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        assert self._stream is not None
-        for line in self._stream:
-            for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-                if f" {level} " in line:
-                    self.levels[level] += 1
-                    if level in ("WARNING", "ERROR", "CRITICAL"):
-                        self.problems.append(line.rstrip()[:300])
-                    break
-
-
-def config_text(config: ServerConfig) -> str:
-    """A config for the server process: the loaded config's limits and models, paths made absolute."""
-    lines = ["[server]", f"default_models = {toml_value(config.default_models)}", "", "[limits]"]
-    for f in dataclasses.fields(Limits):
-        lines.append(f"{f.name} = {toml_value(getattr(config.limits, f.name))}")
-    for spec in config.models:
-        lines += ["", "[[models]]", f"name = {toml_value(spec.name)}", f"backend = {toml_value(spec.backend)}"]
-        if spec.path is not None:
-            lines.append(f"path = {toml_value(str(config.path(spec.path).resolve()))}")
-        if spec.options:
-            lines.append(f"options = {toml_value(spec.options)}")
-        for key in ("max_batch_size", "step_timeout_s", "emit_interval_ms"):
-            if getattr(spec, key) is not None:
-                lines.append(f"{key} = {toml_value(getattr(spec, key))}")
-    return "\n".join(lines) + "\n"
+#: ``config_text(config)``: the config for the server process (kept under its old name).
+config_text = config_toml
 
 
 class Traffic:
@@ -257,7 +223,7 @@ def pick(models: dict[str, Any], name: str, kind: str, notes: list[str]) -> str 
     return None
 
 
-async def soak(proc: ServerProcess, args: argparse.Namespace, output: Output) -> int:
+async def soak(proc: ServerProcess, args: argparse.Namespace) -> int:
     snapshots = [snapshot(proc, "start (listening)")]
     notes: list[str] = []
     async with AsyncClient(proc.target, timeout=CALL_TIMEOUT) as client:
@@ -275,7 +241,7 @@ async def soak(proc: ServerProcess, args: argparse.Namespace, output: Output) ->
         deadline = started + duration
         workers = [asyncio.ensure_future(traffic.worker(deadline)) for _ in range(args.concurrency)]
         rss_series: list[tuple[float, float]] = []
-        sampler = asyncio.ensure_future(sample_rss(proc, started, rss_series))
+        sampler = asyncio.ensure_future(sample_rss(proc, started, rss_series, every=min(30.0, max(1.0, duration / 10))))
         await asyncio.sleep(warmup)
         traffic.recording = True
         snapshots.append(snapshot(proc, f"after warm-up ({warmup:.0f} s)"))
@@ -330,8 +296,8 @@ async def soak(proc: ServerProcess, args: argparse.Namespace, output: Output) ->
             print(f"model {name}: {final[name].state}, requests {s.requests_total}, rejected {s.rejected_total}, "
                   f"steps {s.steps_total}, mean batch {s.mean_batch_size:.2f}{counters}")
     print(f"leak check: {'none' if not leaks else '; '.join(leaks)}; server answering: {healthy}")
-    print(f"server log lines: {dict(output.levels)}")
-    for line in output.problems:
+    print(f"server log lines: {dict(proc.log_levels)}")
+    for line in proc.problems:
         print(f"  {line}")
     return 1 if total[3] or leaks or not healthy else 0
 
@@ -345,11 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--translator", default="en-de-gru", help="translator to use")
     parser.add_argument("--assistant", default="writing-assistant", help="writing assistant to use")
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    config = load_config(args.config) if args.config else ServerConfig()
+    args = parse_args(parser, argv, quick={"minutes": 0.1, "concurrency": 4})
+    if args.config:
+        config = load_config(args.config)
+    elif args.quick:  # only the models the traffic uses: a faster start
+        assistant_lm = "austen-char-lstm-int8"  # the shipped writing assistant's language model
+        config = shipped_models(*dict.fromkeys((args.lm, assistant_lm, args.translator, args.assistant)))
+    else:
+        config = ServerConfig()
     with serve(config_text(config)) as proc:
-        output = Output(proc)
-        return asyncio.run(soak(proc, args, output))
+        return asyncio.run(soak(proc, args))
 
 
 if __name__ == "__main__":

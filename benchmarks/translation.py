@@ -16,6 +16,8 @@ figures of the model card the server reports (``GetModel``): the card's numbers
 reproduced through the serving path, cross-call batching included.
 
     python -m benchmarks.translation --concurrency 1,8,32 --bleu runs/en-de/data
+
+``--quick``: seconds, the same path at small sizes (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from benchmarks.common import percentile, table
+from benchmarks.common import parse_args, percentile, table
 from benchmarks.server_process import serve
 from rnnserve_client import AsyncClient
 
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch-threads", type=int, default=None, help="server torch threads (default: per core)")
     parser.add_argument("--bleu", type=Path, metavar="DATA",
                         help="also score the test split of DATA (rnnserve data en-de) through the server")
-    args = parser.parse_args(argv)
+    parser.add_argument("--beams", default="1,5", help="beam sizes to measure")
+    args = parse_args(parser, argv, quick={"concurrency": "1,4", "calls": 8, "beams": "1,3"})
     model_dir = (args.model_dir or default_model_dir()).resolve()
     sentences = args.sentences.read_text().splitlines() if args.sentences else FALLBACK
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, batch in (("batched", 128), ("one-at-a-time", 1)))
     rows = []
     with serve(config) as server:
-        for beam in (1, 5):
+        for beam in (int(b) for b in args.beams.split(",")):
             base, _ = asyncio.run(load(server.target, "one-at-a-time", sentences, max(levels), args.calls, beam))
             rows.append((f"one-at-a-time, beam {beam}", max(levels), base, float("nan"), float("nan"), 1.0))
             for c in levels:

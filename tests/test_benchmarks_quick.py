@@ -1,0 +1,127 @@
+"""Every benchmark's ``--quick`` mode, so the benchmarks cannot rot unnoticed.
+
+Each runs its own ``main`` as ``python -m benchmarks.NAME --quick`` would: a real
+``rnnserve serve`` process serving the shipped models, real client calls, the printed
+report, only at small sizes. The report's tables are read back and checked for what
+must hold whatever the machine's speed (rates above zero, every row present, the
+assistant beating its unigram baseline, a leak-free soak); timings are not compared.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks import assistant, generation, lm_eval, replicas, soak, translation
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def run(capsys: pytest.CaptureFixture[str], main, *args: str) -> str:  # type: ignore[no-untyped-def]
+    """Run a benchmark's ``main(["--quick", *args])``; its stdout (the report) after checking it succeeded."""
+    status = main(["--quick", *args])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    return out
+
+
+def table(out: str, first_header: str) -> list[list[str]]:
+    """The rows of the printed table whose header line starts with ``first_header`` (cells split
+    on runs of two or more spaces, as ``benchmarks.common.table`` prints them); the callers
+    check that every row they expect is there."""
+    lines = out.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(first_header)), None)
+    assert start is not None, f"no table headed {first_header!r} in:\n{out}"
+    header = re.split(r"\s{2,}", lines[start].strip())
+    assert set(lines[start + 1].replace(" ", "")) == {"-"}, lines[start + 1]
+    rows = []
+    for line in lines[start + 2:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) != len(header):  # the table ended (a blank line or the report's next sentence)
+            break
+        rows.append(cells)
+    assert rows, f"table {first_header!r} is empty:\n{out}"
+    return rows
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def test_generation(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, generation.main)
+    rows = table(out, "server")
+    assert [(r[0], r[1]) for r in rows] == [("rnnserve", "1"), ("rnnserve", "4"), ("naive", "1")]
+    for row in rows:
+        chars_per_s, batch = number(row[2]), number(row[7])
+        assert chars_per_s > 0 and batch >= 1, row
+    assert re.search(r"fp32 roofline [\d,]+ chars/s; prompt 200 chars, 16 new chars per stream", out), out
+
+
+def test_translation_with_bleu_through_the_server(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from rnnserve_plugins.gru_translator.evaluate import PARTS  # the test parts `rnnserve data en-de` writes
+
+    pairs = [("Good morning.", "Guten Morgen."), ("The house is small.", "Das Haus ist klein."),
+             ("Where is the station?", "Wo ist der Bahnhof?")]
+    for part in PARTS:
+        for lang, index in (("en", 0), ("de", 1)):
+            (tmp_path / f"{part}.{lang}").write_text("".join(p[index] + "\n" for p in pairs))
+    out = run(capsys, translation.main, "--bleu", str(tmp_path))
+    rows = table(out, "server")
+    assert [(r[0], r[1]) for r in rows] == [
+        ("one-at-a-time, beam 1", "4"), ("rnnserve, beam 1", "1"), ("rnnserve, beam 1", "4"),
+        ("one-at-a-time, beam 3", "4"), ("rnnserve, beam 3", "1"), ("rnnserve, beam 3", "4")]
+    assert all(number(r[2]) > 0 for r in rows)
+    bleu = table(out, "part")
+    assert [(r[0], r[1]) for r in bleu] == [(part, "3") for part in PARTS]
+    assert all(number(r[4]) > 10 for r in bleu), bleu  # chrF: the shipped model translates these passably
+    assert "signatures: BLEU nrefs:1" in out
+
+
+def test_assistant(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, assistant.main)
+    ksr = table(out, "metric")
+    assert [r[0] for r in ksr] == ["KSR@1", "KSR@3"]
+    for _, model, unigram, _ratio, _seconds in ksr:
+        assert 0 < number(model) < 1 and number(model) > number(unigram), ksr  # the model beats the baseline
+    latency = table(out, "path")
+    assert [r[0] for r in latency] == ["session", "suggest", "session, no search ahead", "session, no word nodes",
+                                       "suggest, no prefix cache"]
+    assert all(number(r[1]) > 0 for r in latency), latency
+    concurrent = table(out, "assistant")
+    assert [(r[0], r[1], r[2]) for r in concurrent] == [
+        (name, "2", "closed loop") for name in ("shipped", "no search ahead", "neither (previous)", "one at a time")]
+    assert all(number(r[3]) > 0 and number(r[5]) >= 1 for r in concurrent), concurrent
+
+
+def test_lm_eval(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, lm_eval.main)
+    found = re.search(r"austen-char-lstm on test\.txt \((\d+) characters.*: ([\d.]+) nats/char = ([\d.]+) bits/char",
+                      out)
+    assert found, out
+    assert int(found.group(1)) == len((lm_eval.QUICK_DATA / "test.txt").read_text())
+    assert 0.5 < float(found.group(3)) < 2.5, out  # the card says ~1.67 on all of Persuasion
+    assert "test_bits_per_char=" in out  # the model card, read through GetModel
+
+
+def test_replicas(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, replicas.main, "--workload", "generate")
+    rows = table(out, "server")
+    assert [(r[0], r[1]) for r in rows] == [("one process x 2 torch threads", "2"),
+                                           ("2 replicas x 1 torch threads", "2")]
+    assert all(number(r[2]) > 0 for r in rows)
+    shares = [int(s) for s in rows[1][6].split("/")]
+    assert len(shares) == 2 and 98 <= sum(shares) <= 102, rows  # both replicas' CPU time was measured
+
+
+def test_soak(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, soak.main)
+    rows = {r[0]: r for r in table(out, "rpc")}
+    assert "note:" not in out, out  # every backend it uses was READY (none skipped)
+    assert len(rows.keys() - {"total"}) >= 3, rows  # a mix of RPCs in a few seconds
+    assert int(rows["total"][1]) > 0 and rows["total"][4] == "0", rows  # calls succeeded; none failed
+    assert "leak check: none; server answering: True" in out
+    levels = re.search(r"server log lines: (\{.*\})", out)
+    assert levels and "'INFO'" in levels.group(1), out  # the server's log was read (its startup lines at least)
