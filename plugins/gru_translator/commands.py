@@ -18,7 +18,7 @@ from rnnserve.precision import DTYPES
 from . import train
 from .corpus.sources import SOURCES, Source
 from .data import DEFAULT_CAP, DataError, prepare, read_parallel
-from .subwords import DEFAULT_VOCAB_SIZE, MEASUREMENTS_FILE, MODEL_FILE, measure_vocab_sizes, train_sentencepiece
+from .subwords import DEFAULT_VOCAB_SIZE, MEASUREMENTS_FILE, MODEL_FILE, measure_vocab_sizes, train_joint
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,9 +63,10 @@ def _data_run(args: argparse.Namespace) -> int:
         print(f"{args.out / name}: {info['lines']:,} lines, sha256 {info['sha256']}")
     if not args.no_subwords:
         en, de = read_parallel(args.out, "train")
-        vocab = train_sentencepiece(en + de, args.out / MODEL_FILE, args.vocab_size, args.model_type)
+        vocab = train_joint(en, de, args.out / MODEL_FILE, args.vocab_size, args.model_type)
         manifest["subwords"] = {"file": MODEL_FILE, "vocab_size": vocab.size, "model_type": args.model_type,
-                                "trained_on": "train.en + train.de (joint)",
+                                "trained_on": "train.en + train.de (joint), protected spans masked alike on both "
+                                              "sides, the masks user-defined symbols",
                                 "sha256": hashlib.sha256(vocab.model_proto).hexdigest()}
         (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         print(f"{args.out / MODEL_FILE}: {vocab.size} pieces ({args.model_type}), sha256 "

@@ -65,22 +65,35 @@ class SubwordVocab:
 
 
 def train_sentencepiece(texts: Iterable[str], out: Path, vocab_size: int = DEFAULT_VOCAB_SIZE,
-                        model_type: str = "unigram", seed: int = 1234, normalization: str = "nmt_nfkc") -> SubwordVocab:
+                        model_type: str = "unigram", seed: int = 1234, normalization: str = "nmt_nfkc",
+                        user_defined_symbols: Sequence[str] = ()) -> SubwordVocab:
     """Train a joint model on ``texts`` (one sentence each) and write it to ``out``.
 
     ``character_coverage`` 1.0 keeps every German letter; the special ids are fixed as above;
     ``seed`` fixes SentencePiece's sampling, so the same corpus gives the same model;
-    ``normalization`` "identity" leaves out the NFKC tables (a 240 kB smaller model, for tests).
+    ``normalization`` "identity" leaves out the NFKC tables (a 240 kB smaller model, for tests);
+    ``user_defined_symbols`` are always one piece each (the protected-span masks).
     """
     proto = io.BytesIO()
     spm.set_random_generator_seed(seed)
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=proto, vocab_size=vocab_size, model_type=model_type,
         character_coverage=1.0, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-        shuffle_input_sentence=True, num_threads=2, normalization_rule_name=normalization, minloglevel=2)
+        shuffle_input_sentence=True, num_threads=2, normalization_rule_name=normalization, minloglevel=2,
+        user_defined_symbols=list(user_defined_symbols))
     vocab = SubwordVocab(proto.getvalue())
     vocab.save(out)
     return vocab
+
+
+def train_joint(english: list[str], german: list[str], out: Path, vocab_size: int = DEFAULT_VOCAB_SIZE,
+                model_type: str = "unigram") -> SubwordVocab:
+    """The translator's joint model: trained on both sides of the pairs with their protected spans
+    masked as training sees them (:func:`.protect.mask_pairs`), the masks one piece each."""
+    from .protect import MASK_TOKENS, mask_pairs
+
+    masked_en, masked_de = mask_pairs(english, german)
+    return train_sentencepiece(masked_en + masked_de, out, vocab_size, model_type, user_defined_symbols=MASK_TOKENS)
 
 
 def measure_vocab_sizes(data_dir: Path, sizes: Sequence[int], model_type: str = "unigram") -> list[dict]:
@@ -98,7 +111,7 @@ def measure_vocab_sizes(data_dir: Path, sizes: Sequence[int], model_type: str = 
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             start = time.perf_counter()
-            vocab = train_sentencepiece(en + de, Path(tmp) / MODEL_FILE, size, model_type)
+            vocab = train_joint(en, de, Path(tmp) / MODEL_FILE, size, model_type)
             row: dict = {"vocab_size": size, "train_seconds": round(time.perf_counter() - start, 1)}
             for domain, sides in dev.items():
                 for lang, texts in zip(("en", "de"), sides, strict=True):

@@ -164,3 +164,13 @@ def test_a_corpus_is_masked_pair_by_pair(masked_vocab: SubwordVocab, toy_vocab: 
     assert german == ["Seite ⟦0⟧ von ⟦1⟧", "Drei Katzen", "x"]
     assert has_masks(masked_vocab.pieces(range(masked_vocab.size)))
     assert not has_masks(toy_vocab.pieces(range(toy_vocab.size)))
+
+
+def test_the_joint_subword_model_holds_the_masks_as_single_pieces(tmp_path: Path) -> None:
+    from rnnserve_plugins.gru_translator.subwords import train_joint
+
+    english = [*(TOY / "toy.en").read_text().splitlines(), "Page 3 of 10.", "Open {0} now."]
+    german = [*(TOY / "toy.de").read_text().splitlines(), "Seite 3 von 10.", "Jetzt {0} öffnen."]
+    vocab = train_joint(english, german, tmp_path / "joint.model", vocab_size=80)
+    assert has_masks(vocab.pieces(range(vocab.size)))
+    assert "⟦1⟧" in vocab.pieces(vocab.encode("Seite ⟦0⟧ von ⟦1⟧."))
