@@ -174,6 +174,7 @@ class AsyncClient:
 
 
 #: Why a stream or session refuses more after an awaited read of it was cancelled.
+CANCELLED = "this stream was cancelled by its cancel(); the server stopped generating"
 INTERRUPTED = ("an earlier read of this stream was cancelled (e.g. by asyncio.wait_for's timeout), which "
                "cancels the whole gRPC call; start a new one")
 
@@ -187,16 +188,21 @@ class AsyncGenerateStream:
     def __init__(self, call: Any) -> None:
         self._call = call
         self._interrupted = False
+        self._cancelled = False
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> GenerateChunk:
+        if self._cancelled:
+            raise errors.Cancelled(CANCELLED)
         if self._interrupted:
             raise errors.Cancelled(INTERRUPTED)
         try:
             response = await self._call.read()
         except asyncio.CancelledError:
+            if self._cancelled:  # cancel() during this read: the stream's end, not this task's
+                raise errors.Cancelled(CANCELLED) from None
             self._interrupted = True  # gRPC cancels the whole call with the read
             raise
         except grpc.RpcError as exc:
@@ -206,7 +212,8 @@ class AsyncGenerateStream:
         return GenerateChunk.from_pb(response)
 
     def cancel(self) -> None:
-        """Cancel the call; the server stops generating."""
+        """Cancel the call; the server stops generating, and a later read raises ``errors.Cancelled``."""
+        self._cancelled = True
         self._call.cancel()
 
     async def __aenter__(self) -> Self:
