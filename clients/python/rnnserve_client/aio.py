@@ -225,6 +225,18 @@ class AsyncGenerateStream:
         self.cancel()
 
 
+async def _call_status(call: Any, error: grpc.RpcError) -> grpc.RpcError:
+    """The status that ended ``call`` where an operation on it failed otherwise: a write racing
+    the call's deadline can fail with "INTERNAL: Internal error from Core" while the call
+    itself ended with DEADLINE_EXCEEDED."""
+    if not isinstance(error, aio.AioRpcError) or error.code() != grpc.StatusCode.INTERNAL or not call.done():
+        return error
+    code = await call.code()
+    if code in (grpc.StatusCode.OK, grpc.StatusCode.INTERNAL):
+        return error
+    return aio.AioRpcError(code, await call.initial_metadata(), await call.trailing_metadata(), await call.details())
+
+
 class AsyncSession:
     """An incremental typing session; see :class:`rnnserve_client.client.Session`."""
 
@@ -283,7 +295,8 @@ class AsyncSession:
             raise
         except grpc.RpcError as exc:
             self._closed = True
-            raise errors.from_session_error(exc, opened=bool(self.session_id)) from exc
+            raise errors.from_session_error(await _call_status(self._call, exc),
+                                            opened=bool(self.session_id)) from exc
         if response is aio.EOF:
             self._closed = True
             raise errors.Internal("the server ended the session without answering an event")
