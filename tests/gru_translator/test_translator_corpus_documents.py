@@ -42,7 +42,15 @@ def test_pages_that_differ_align_around_unique_ids():
     assert all(not en.startswith(("Click", "Choose")) for en, _ in pairs)  # out of order, or missing
     assert pairs[1:] == list(zip([b.text for b in english[3:]], [b.text for b in german[2:]], strict=True))
     assert len(pairs) == 6  # h1, par_3, td_1, td_2 anchored; the two <li> after the last anchor match in keys
-    assert align_blocks(english, german[:-1])[-1] == (english[5].text, german[4].text)  # one <li> short: none
+    shorter = align_blocks(english, german[:-1])  # [li, li] against [li]: too unlike to pair by tags
+    assert shorter == pairs[:4]
+
+def test_pages_without_ids_align_along_common_tag_runs():
+    english = [Block(b.tag, "", b.text) for b in page("en")]
+    german = [Block(b.tag, "", b.text) for b in page("de")]
+    inserted = [german[0], Block("p", "", "Ein nur deutscher Absatz."), *german[1:]]
+    assert align_blocks(english, inserted) == list(zip([b.text for b in english], [b.text for b in german],
+                                                       strict=True))  # the inserted paragraph costs only itself
 
 
 def test_paragraphs_are_split_into_sentences_when_both_sides_agree():
@@ -59,6 +67,10 @@ def test_paragraphs_are_split_into_sentences_when_both_sides_agree():
 def test_sentence_splitter_keeps_abbreviations_and_ordinals():
     assert split_sentences("Use e.g. Writer. Then save it! Done? Yes.") == \
         ["Use e.g. Writer.", "Then save it!", "Done?", "Yes."]
-    assert split_sentences("Wählen Sie z. B. Datei. Das geht ab dem 3. Oktober.") == \
+    assert split_sentences("Wählen Sie z. B. Datei. Das geht ab dem 3. Oktober.", "de") == \
         ["Wählen Sie z. B. Datei.", "Das geht ab dem 3. Oktober."]
+    assert split_sentences("Replace it by green 8. The old color is gone.", "en") == \
+        ["Replace it by green 8.", "The old color is gone."]  # an ordinal is German only
+    assert split_sentences("Absatztextbereich: Das Objekt wird positioniert.", "de") == \
+        ["Absatztextbereich: Das Objekt wird positioniert."]  # a colon does not end a sentence
     assert split_sentences("Version 2.4.1 is out. file.txt is saved.") == ["Version 2.4.1 is out. file.txt is saved."]

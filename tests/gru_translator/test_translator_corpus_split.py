@@ -22,7 +22,7 @@ def test_reserved_packages_are_refused(package, tmp_path, monkeypatch):
     with pytest.raises(ReservedSourceError):
         CatalogueSource("ui-games", ("gimp-data", package))
     with pytest.raises(ReservedSourceError):
-        DocumentSource("doc-faq", "debian-reference-en", package, r"(.+)\.en\.html", r"\1.de.html")
+        DocumentSource("doc-faq", ("debian-reference-en",), (package,), r"(.+)\.en\.html", r"\1.de.html")
 
 
 def test_registry_holds_no_reserved_package_and_allowed_names_pass():

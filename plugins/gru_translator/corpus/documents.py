@@ -1,24 +1,29 @@
-"""Documentation translated paragraph by paragraph: HTML blocks and their alignment.
+"""Documentation translated paragraph by paragraph: HTML (and Mallard) blocks and their alignment.
 
 A page is read into its text blocks (``<p>``, ``<h1>``–``<h6>``, ``<td>``/``<th>``,
-``<li>``, ``<dt>``/``<dd>``, ``<caption>``) in document order, each keyed by its tag and
-``id``. Code (``<pre>``, ``<script>``, ``<style>``), page furniture (``<head>``,
-``<header>``, ``<nav>``, ``<aside>``, ``<footer>``) and elements marked ``hidden`` are left
+``<li>``, ``<dt>``/``<dd>``, ``<caption>``, and Mallard's ``<title>``) in document order,
+each keyed by its tag and ``id``. Code (``<pre>``, ``<script>``, ``<style>``, Mallard's
+``<screen>``), page furniture and metadata (``<head>``, ``<header>``, ``<nav>``,
+``<aside>``, ``<footer>``, Mallard's ``<info>``) and elements marked ``hidden`` are left
 out. An English page and its German translation are aligned block by block when their key
 sequences are the same (a translation made from the same source keeps every block), and
-otherwise around the ``id`` values that occur once on each side (see :func:`align_blocks`).
+otherwise around the ``id`` values that occur once on each side and along the longest
+common stretches of tags between them (see :func:`align_blocks`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from html.parser import HTMLParser
 
 from .filters import Pair, normalise
 
-BLOCKS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "li", "dt", "dd", "caption"})
+BLOCKS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "li", "dt", "dd", "caption", "title"})
 SKIPPED = frozenset({"pre", "script", "style", "head", "header", "nav", "aside", "footer", "noscript", "button",
-                     "select", "textarea"})
+                     "select", "textarea", "info", "screen"})
+#: The least difflib ratio of two runs' key sequences for their blocks to be paired (see ``_align_run``).
+MIN_SIMILARITY = 0.9
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
                   "wbr"})
 
@@ -90,8 +95,8 @@ def align_blocks(english: list[Block], german: list[Block]) -> list[Pair]:
 
     Pages with the same key sequence align block by block. Otherwise the ``id`` values that
     occur once on each side (with the same tag, in the same order) are anchors: each anchor
-    block pairs with its namesake, and the runs of blocks between two anchors pair up when
-    their key sequences are the same.
+    block pairs with its namesake, and in the runs of blocks between two anchors the blocks
+    in the longest common stretches of key sequence pair up (:func:`_align_run`).
     """
     if [b.key for b in english] == [b.key for b in german]:
         return [(e.text, g.text) for e, g in zip(english, german, strict=True)]
@@ -104,13 +109,23 @@ def align_blocks(english: list[Block], german: list[Block]) -> list[Pair]:
     pairs: list[Pair] = []
     previous = (-1, -1)
     for anchor in [*anchors, (len(english), len(german))]:
-        run_en, run_de = english[previous[0] + 1: anchor[0]], german[previous[1] + 1: anchor[1]]
-        if [b.key for b in run_en] == [b.key for b in run_de]:
-            pairs += [(e.text, g.text) for e, g in zip(run_en, run_de, strict=True)]
+        pairs += _align_run(english[previous[0] + 1: anchor[0]], german[previous[1] + 1: anchor[1]])
         if anchor[0] < len(english):
             pairs.append((english[anchor[0]].text, german[anchor[1]].text))
         previous = anchor
     return pairs
+
+
+def _align_run(english: list[Block], german: list[Block]) -> list[Pair]:
+    """The blocks of two runs that sit in the longest common stretches of their key sequences
+    (difflib's matching blocks); a block inserted or left out on one side costs only itself. Runs
+    whose key sequences are less than ``MIN_SIMILARITY`` alike (a partial translation, a page
+    restructured since) give nothing: their common stretches are as likely chance as translation."""
+    matcher = SequenceMatcher(a=[b.key for b in english], b=[b.key for b in german], autojunk=False)
+    if matcher.ratio() < MIN_SIMILARITY:
+        return []
+    return [(english[i + k].text, german[j + k].text) for i, j, size in matcher.get_matching_blocks()
+            for k in range(size)]
 
 
 def _unique_ids(blocks: list[Block]) -> dict[str, tuple[int, Block]]:

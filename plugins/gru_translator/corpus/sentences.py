@@ -1,12 +1,12 @@
 """Sentence splitting of aligned paragraphs.
 
-A rule, not a library: a sentence ends at ``.``, ``!``, ``?`` or ``:`` followed by space
-and a capital letter, digit or opening quote, except after a known abbreviation
-(``e.g.``, ``z. B.``, ``Nr.``, ...) or an ordinal-looking number (``am 3. Oktober``).
-Measured on 2,476 multi-sentence LibreOffice help paragraphs, it gives as many
-equal-count paragraph pairs as pysbd 0.3.4 (2,319 against 2,313), without pysbd's
-German ordinal errors (``... auf 1. Datum und Uhrzeit``), in no measurable time against
-pysbd's 6.8 s (over 4 minutes for the whole documentation corpus).
+A rule, not a library: a sentence ends at ``.``, ``!`` or ``?`` followed by space and a
+capital letter, digit or opening quote, except after a known abbreviation (``e.g.``,
+``z. B.``, ``Nr.``, ...) and, in German, after an ordinal-looking number (``am 3. Oktober``).
+Measured on the 22,216 aligned LibreOffice help paragraph pairs with a sentence-final mark
+inside: the rule splits both sides into as many sentences for 21,628 of them (21,327 also
+plausible in length, see ``SENTENCE_RATIO``), pysbd 0.3.4 for 21,534 (21,209), and the
+rule takes 0.3 s where pysbd takes 32 s.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 
 from .filters import Pair
 
-_BOUNDARY = re.compile(r"(?<=[.!?:])\s+(?=[\"'(\[]?[A-ZÄÖÜ0-9])")
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-ZÄÖÜ0-9])")
 ABBREVIATIONS = frozenset({
     "e.g.", "i.e.", "etc.", "vs.", "approx.", "cf.", "no.", "fig.", "mr.", "mrs.", "ms.", "dr.", "prof.", "st.",
     "z.b.", "b.", "z.", "d.h.", "h.", "u.a.", "a.", "bzw.", "ca.", "nr.", "abb.", "s.", "vgl.", "ggf.", "evtl.",
@@ -28,16 +28,16 @@ _ORDINAL = re.compile(r"(^|\s)\d{1,2}\.$")
 SENTENCE_RATIO = (0.7, 1.8)
 
 
-def _ends_without_boundary(piece: str) -> bool:
+def _ends_without_boundary(piece: str, lang: str) -> bool:
     last = piece.rsplit(" ", 1)[-1].lower()
-    return last in ABBREVIATIONS or _ORDINAL.search(piece) is not None or piece.endswith("...")
+    return last in ABBREVIATIONS or piece.endswith("...") or (lang == "de" and _ORDINAL.search(piece) is not None)
 
 
-def split_sentences(text: str) -> list[str]:
-    """The sentences of a paragraph (see the module docstring)."""
+def split_sentences(text: str, lang: str = "en") -> list[str]:
+    """The sentences of a paragraph in ``lang`` (``en`` or ``de``; see the module docstring)."""
     sentences: list[str] = []
     for piece in _BOUNDARY.split(text.strip()):
-        if sentences and _ends_without_boundary(sentences[-1]):
+        if sentences and _ends_without_boundary(sentences[-1], lang):
             sentences[-1] += " " + piece
         elif piece:
             sentences.append(piece)
@@ -48,7 +48,7 @@ def align_sentences(pair: Pair) -> list[Pair]:
     """The sentence pairs of an aligned paragraph pair when both sides have as many sentences and every
     sentence pair's length ratio is plausible, otherwise the paragraph pair itself (the length filter
     decides whether it is kept)."""
-    english, german = split_sentences(pair[0]), split_sentences(pair[1])
+    english, german = split_sentences(pair[0], "en"), split_sentences(pair[1], "de")
     if len(english) == len(german) and all(_plausible(en, de) for en, de in zip(english, german, strict=True)):
         return list(zip(english, german, strict=True))
     return [pair]

@@ -46,37 +46,39 @@ class CatalogueSource:
 
 @dataclass(frozen=True)
 class DocumentSource:
-    """Pages of an English documentation package and their German translations (the documentation domain).
+    """English documentation pages and their German translations (the documentation domain).
 
-    ``pages`` matches the English pages' paths; ``german`` (a ``re.sub`` replacement for
-    ``pages``) gives the German page's path, found in the German package or, when both
-    languages ship in one package, the same one.
+    ``pages`` matches the English pages' paths in the ``english`` packages; ``german_page``
+    (a ``re.sub`` replacement for ``pages``) gives the German page's path, looked up in the
+    ``german`` packages (the same ones when a package ships both languages).
     """
 
     name: str
-    english: str
-    german_package: str
+    english: tuple[str, ...]
+    german: tuple[str, ...]
     pages: str
-    german: str
+    german_page: str
     domain: str = DOC
 
     def __post_init__(self) -> None:
-        check_allowed(self.english)
-        check_allowed(self.german_package)
+        for package in self.packages:
+            check_allowed(package)
 
     @property
     def packages(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((self.english, self.german_package)))
+        return tuple(dict.fromkeys(self.english + self.german))
 
     def german_path(self, english_path: str) -> str:
-        return re.sub(self.pages, self.german, english_path)
+        return re.sub(self.pages, self.german_page, english_path)
 
     def pairs(self, debs: list[DebPackage]) -> Iterator[Pair]:
         """Sentence-aligned (english, german) pairs of every page that has a translation."""
         pages = re.compile(self.pages)
-        english = {path: content for path, content in debs[0].members(lambda p: pages.fullmatch(p) is not None)}
+        english = {path: content for deb in debs if deb.name in self.english
+                   for path, content in deb.members(lambda p: pages.fullmatch(p) is not None)}
         wanted = {self.german_path(path) for path in english}
-        german = {path: content for deb in debs for path, content in deb.members(wanted.__contains__)}
+        german = {path: content for deb in debs if deb.name in self.german
+                  for path, content in deb.members(wanted.__contains__)}
         for path, content in sorted(english.items()):
             translation = german.get(self.german_path(path))
             if translation is None:
@@ -116,11 +118,22 @@ CATALOGUES = (
         "nano", "tar", "make", "bison", "diffutils", "findutils", "sed", "debconf-i18n", "pulseaudio", "xkb-data")),
 )
 
+#: GNOME packages with Mallard help pages in both C (English) and German, by page count.
+GNOME_HELP = ("gnome-user-docs", "evolution-common", "evince-common", "shotwell-common", "gedit-common",
+              "gnome-terminal-data", "gnome-calculator", "gnome-system-monitor", "totem-common", "meld", "file-roller",
+              "cheese-common", "brasero-common", "simple-scan", "gnome-chess", "baobab", "gnome-text-editor")
+
 DOCUMENTS = (
-    DocumentSource("doc-libreoffice-help", "libreoffice-help-en-us", "libreoffice-help-de",
+    DocumentSource("doc-libreoffice-help", ("libreoffice-help-en-us",), ("libreoffice-help-de",),
                    r"usr/share/libreoffice/help/en-US/(text/.+\.html)", r"usr/share/libreoffice/help/de/\1"),
-    DocumentSource("doc-debian-reference", "debian-reference-en", "debian-reference-de",
+    DocumentSource("doc-gimp-help", ("gimp-help-en",), ("gimp-help-de",),
+                   r"usr/share/gimp/2\.0/help/en/(.+\.html)", r"usr/share/gimp/2.0/help/de/\1"),
+    DocumentSource("doc-gnome-help", GNOME_HELP, GNOME_HELP, r"usr/share/help/C/(.+\.page)", r"usr/share/help/de/\1"),
+    DocumentSource("doc-debian-reference", ("debian-reference-en",), ("debian-reference-de",),
                    r"usr/share/debian-reference/(\w+)\.en\.html", r"usr/share/debian-reference/\1.de.html"),
+    DocumentSource("doc-debian-edu", ("debian-edu-doc-en",), ("debian-edu-doc-de",),
+                   r"usr/share/doc/debian-edu-doc-en/(debian-edu-[\w-]+-manual)\.html",
+                   r"usr/share/doc/debian-edu-doc-de/\1.html"),
 )
 
 SOURCES: tuple[Source, ...] = DOCUMENTS + CATALOGUES
