@@ -244,14 +244,30 @@ def test_deadline_ends_the_call_and_the_server_work(server: ServerThread) -> Non
 
 
 def test_session_deadline_covers_the_whole_session(server: ServerThread) -> None:
-    """``timeout`` of a session is its whole lifetime: edits that each answer at once still end
-    with DEADLINE_EXCEEDED once it passes, and the server frees the session."""
+    """``timeout`` of a session is its whole lifetime, not each edit's: once it passes the server
+    frees the session and the next edit raises DeadlineExceeded."""
+
+    async def body(client: AsyncClient) -> None:
+        async with client.session("toy-assist", timeout=0.5) as session:
+            assert [s.text for s in await session.append("Eli")] == ["Elizabeth", "Elinor"]
+            assert _assistant(server).open_sessions == 1
+            await wait_until_async(lambda: _assistant(server).open_sessions == 0, 10,
+                                   "the server to end the session at its deadline")
+            with pytest.raises(errors.DeadlineExceeded):
+                await session.append("z")
+
+    run(server, body)
+
+
+def test_an_edit_racing_the_session_deadline_raises_deadline_exceeded(server: ServerThread) -> None:
+    """Edits sent back to back until the deadline: the one it interrupts (its write may be in
+    flight) raises DeadlineExceeded, not the INTERNAL error grpc.aio gives the failed write."""
 
     async def body(client: AsyncClient) -> int:
         edits = 0
         async with client.session("toy-assist", timeout=0.5) as session:
             with pytest.raises(errors.DeadlineExceeded):
-                while edits < 100_000:
+                while edits < 1_000_000:
                     await session.append("l")
                     edits += 1
         await wait_until_async(lambda: _assistant(server).open_sessions == 0, 10, "the server to free the session")
