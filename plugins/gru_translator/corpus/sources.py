@@ -10,6 +10,7 @@ English page's path becomes the German page's path.
 
 from __future__ import annotations
 
+import bz2
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,13 +84,32 @@ class DocumentSource:
             translation = german.get(self.german_path(path))
             if translation is None:
                 continue
-            blocks = align_blocks(html_blocks(content.decode("utf-8", "replace")),
-                                  html_blocks(translation.decode("utf-8", "replace")))
+            blocks = align_blocks(html_blocks(_page_text(content, path)),
+                                  html_blocks(_page_text(translation, path)))
             for pair in blocks:
                 yield from align_sentences(pair)
 
 
+def _page_text(content: bytes, path: str) -> str:
+    """A page's text; KDE's rendered handbooks (``index.cache.bz2``) are bzip2-compressed."""
+    return (bz2.decompress(content) if path.endswith(".bz2") else content).decode("utf-8", "replace")
+
+
 Source = CatalogueSource | DocumentSource
+
+#: KDE packages with German catalogues and a handbook in English and German.
+KDE = ("plasma-workspace-data", "kmail", "kdepim-runtime", "kio", "okular", "dolphin", "konsole", "systemsettings",
+       "gwenview", "ark", "kcalc", "kcharselect", "okteta", "kompare", "konqueror", "akregator", "korganizer",
+       "kontact", "kleopatra", "kgpg", "juk", "elisa", "dragonplayer", "kmplot", "kig", "kturtle", "kwordquiz",
+       "kbruch", "kanagram", "khangman", "blinken", "step", "cantor", "kfind", "krdc", "krfb", "kget", "kmag",
+       "kmousetool", "kolourpaint", "kruler", "kdf", "kteatime", "ksystemlog", "partitionmanager", "filelight",
+       "sweeper", "kwalletmanager", "kdeconnect", "kinfocenter", "kmenuedit", "khelpcenter", "kde-spectacle",
+       "kmahjongg", "kpat", "ksudoku", "kmines", "knights", "kbounce", "kigo", "kiriki", "klickety")
+
+#: GNOME packages with Mallard help pages in both C (English) and German, by page count.
+GNOME_HELP = ("gnome-user-docs", "evolution-common", "evince-common", "shotwell-common", "gedit-common",
+              "gnome-terminal-data", "gnome-calculator", "gnome-system-monitor", "totem-common", "meld", "file-roller",
+              "cheese-common", "brasero-common", "simple-scan", "gnome-chess", "baobab", "gnome-text-editor")
 
 CATALOGUES = (
     CatalogueSource("ui-libreoffice", ("libreoffice-l10n-de",)),
@@ -100,9 +120,7 @@ CATALOGUES = (
         "shotwell-common", "gnome-builder", "gnome-disk-utility", "gnome-system-monitor", "gnome-terminal-data",
         "gnome-text-editor", "aisleriot", "gnome-chess", "simple-scan", "cheese-common", "baobab",
         "network-manager-gnome", "meld", "brasero-common")),
-    CatalogueSource("ui-kde", (
-        "plasma-workspace-data", "kmail", "kdepim-runtime", "kio", "okular", "dolphin", "konsole", "krita-l10n",
-        "digikam-data", "systemsettings")),
+    CatalogueSource("ui-kde", ("krita-l10n", "digikam-data", *KDE)),
     CatalogueSource("ui-xfce-mate-cinnamon", (
         "xfce4-panel", "xfce4-settings", "xfwm4", "xfce4-session", "thunar-data", "mousepad", "ristretto",
         "xfdesktop4-data", "xfce4-power-manager-data", "caja-common", "pluma-common", "mate-desktop-common",
@@ -118,17 +136,14 @@ CATALOGUES = (
         "nano", "tar", "make", "bison", "diffutils", "findutils", "sed", "debconf-i18n", "pulseaudio", "xkb-data")),
 )
 
-#: GNOME packages with Mallard help pages in both C (English) and German, by page count.
-GNOME_HELP = ("gnome-user-docs", "evolution-common", "evince-common", "shotwell-common", "gedit-common",
-              "gnome-terminal-data", "gnome-calculator", "gnome-system-monitor", "totem-common", "meld", "file-roller",
-              "cheese-common", "brasero-common", "simple-scan", "gnome-chess", "baobab", "gnome-text-editor")
-
 DOCUMENTS = (
     DocumentSource("doc-libreoffice-help", ("libreoffice-help-en-us",), ("libreoffice-help-de",),
                    r"usr/share/libreoffice/help/en-US/(text/.+\.html)", r"usr/share/libreoffice/help/de/\1"),
     DocumentSource("doc-gimp-help", ("gimp-help-en",), ("gimp-help-de",),
                    r"usr/share/gimp/2\.0/help/en/(.+\.html)", r"usr/share/gimp/2.0/help/de/\1"),
     DocumentSource("doc-gnome-help", GNOME_HELP, GNOME_HELP, r"usr/share/help/C/(.+\.page)", r"usr/share/help/de/\1"),
+    DocumentSource("doc-kde-handbooks", (*KDE, "kwrite", "kaddressbook"), (*KDE, "kwrite", "kaddressbook"),
+                   r"usr/share/doc/HTML/en/(.+/index\.cache\.bz2)", r"usr/share/doc/HTML/de/\1"),
     DocumentSource("doc-debian-reference", ("debian-reference-en",), ("debian-reference-de",),
                    r"usr/share/debian-reference/(\w+)\.en\.html", r"usr/share/debian-reference/\1.de.html"),
     DocumentSource("doc-debian-edu", ("debian-edu-doc-en",), ("debian-edu-doc-de",),
