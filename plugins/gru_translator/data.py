@@ -72,8 +72,9 @@ DEFAULT_CAP = 35000
 SPLITS = ("train", "dev", "test", *(f"{split}.{domain}" for split in ("dev", "test") for domain in DOMAINS))
 PHRASES = "train.phrases"
 LANGS = ("en", "de")
-STAGES = ("raw", "untranslated", "duplicates", "near_duplicates", "length_filtered", "placeholder_mismatch",
-          "language_filtered", "held_out_surplus", "capped")
+FILTERS = ("untranslated", "duplicates", "near_duplicates", "length_filtered", "placeholder_mismatch",
+           "language_filtered")
+STAGES = ("raw", *FILTERS, "held_out_surplus", "capped")
 
 
 def bucket(text: str) -> int:
@@ -99,6 +100,7 @@ class _Part:
     domain: str
     counts: dict[str, int] = field(default_factory=dict)
     train: list[Pair] = field(default_factory=list)
+    held_out: dict[str, int] = field(default_factory=lambda: {"dev": 0, "test": 0})
 
 
 def _filtered(part: _Part, pairs: Iterable[Pair], seen: set[Pair], seen_folded: set[tuple[str, str]]) \
@@ -158,8 +160,11 @@ def build_splits(ding_pairs: Iterable[Pair], bible_pairs: Iterable[Pair],
     for name, chosen in held_out.items():
         kept = set(sorted(chosen, key=lambda key: _pair_rank(chosen[key][0]))[:MAX_HELD_OUT])
         splits[name] = [pair for key, (pair, _) in chosen.items() if key in kept]
-        for key in chosen.keys() - kept:
-            chosen[key][1].counts["held_out_surplus"] += 1
+        for key, (_, part) in chosen.items():
+            if key in kept:
+                part.held_out[name.split(".")[0]] += 1
+            else:
+                part.counts["held_out_surplus"] += 1
     counts: dict[str, int] = {}
     train: list[Pair] = []
     for part in parts:
@@ -170,7 +175,8 @@ def build_splits(ding_pairs: Iterable[Pair], bible_pairs: Iterable[Pair],
             candidates = [pair for pair in candidates if pair in chosen_pairs]
         train += candidates
         counts |= {f"{part.name}_{stage}": value for stage, value in part.counts.items()}
-        counts[f"{part.name}_train"] = len(candidates)
+        counts |= {f"{part.name}_train": len(candidates), f"{part.name}_dev": part.held_out["dev"],
+                   f"{part.name}_test": part.held_out["test"]}
     splits["train"] = train
     splits["test"] = list(chain.from_iterable(splits[f"test.{d}"] for d in DOMAINS))
     splits["dev"] = [pair for group in zip_longest(*(splits[f"dev.{d}"] for d in DOMAINS)) for pair in group if pair]
@@ -210,10 +216,10 @@ def _debian_source(source: Source, cache: Path) -> tuple[dict, Iterator[Pair]]:
 
 
 def mix(counts: dict[str, int], names: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Per source: pairs kept after filtering, training pairs (after the cap), and share of training."""
+    """Per source: pairs left after filtering, training, dev and test pairs, and share of training."""
     total = max(1, sum(counts[f"{name}_train"] for name in names))
-    return {name: {"filtered_in": counts[f"{name}_raw"] - sum(counts[f"{name}_{s}"] for s in STAGES[1:7]),
-                   "train": counts[f"{name}_train"],
+    return {name: {"filtered_in": counts[f"{name}_raw"] - sum(counts[f"{name}_{s}"] for s in FILTERS),
+                   "train": counts[f"{name}_train"], "dev": counts[f"{name}_dev"], "test": counts[f"{name}_test"],
                    "train_share_percent": round(100 * counts[f"{name}_train"] / total, 1)} for name in names}
 
 
@@ -254,7 +260,7 @@ def prepare(out: Path, ding_file: Path | None = None, bible_db: Path | None = No
     splits[PHRASES], phrase_counts = phrase_split(parse_ding_phrases(lines), splits)
     counts |= phrase_counts
     for name in source:
-        source[name]["pairs"] = {stage: counts[f"{name}_{stage}"] for stage in (*STAGES, "train")}
+        source[name]["pairs"] = {stage: counts[f"{name}_{stage}"] for stage in (*STAGES, "train", "dev", "test")}
     files: dict[str, dict] = {}
     for name, pairs in splits.items():
         files |= write_split(out, name, pairs)

@@ -64,6 +64,8 @@ def test_per_domain_held_out_sets_cap_and_combined_files(monkeypatch):
     held_out = {fold(en) for name in SPLITS if name.startswith(("dev", "test")) for en, _ in splits[name]}
     assert not held_out & {fold(en) for en, _ in splits["train"]}  # surplus held-out pairs are not trained on
     assert counts["doc-a_train"] == counts["ui-a_train"] == 400 and counts["doc-a_capped"] > 0
+    assert counts["doc-a_test"] == counts["ding_dev"] == 5
+    assert counts["doc-a_held_out_surplus"] == sum(split_name(en) != "train" for en, _ in doc) - 10
     assert counts["ding_train"] == sum(split_name(en) == "train" for en, _ in ding) < 400
     assert splits["test"] == [p for d in DOMAINS for p in splits[f"test.{d}"]]
     assert splits["dev"][:3] == [splits["dev.doc"][0], splits["dev.ui"][0], splits["dev.ding"][0]]  # interleaved
