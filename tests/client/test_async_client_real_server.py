@@ -259,11 +259,6 @@ def test_session_deadline_covers_the_whole_session(server: ServerThread) -> None
     run(server, body)
 
 
-@pytest.mark.skip(reason=(
-    "client defect, open: about 1 run in 5 the interrupted edit raises errors.Internal('Internal error from "
-    "Core'): grpc.aio fails the in-flight write and sets the call's own status to INTERNAL, so 7c1adfc's "
-    "_call_status (which asks the call) cannot recover DEADLINE_EXCEEDED; unskip once the client checks "
-    "the session's deadline itself"))
 def test_an_edit_racing_the_session_deadline_raises_deadline_exceeded(server: ServerThread) -> None:
     """Edits sent back to back until the deadline: the one it interrupts (its write may be in
     flight) raises DeadlineExceeded, not the INTERNAL error grpc.aio gives the failed write."""

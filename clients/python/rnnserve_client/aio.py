@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self, Unpack
@@ -225,16 +226,15 @@ class AsyncGenerateStream:
         self.cancel()
 
 
-async def _call_status(call: Any, error: grpc.RpcError) -> grpc.RpcError:
-    """The status that ended ``call`` where an operation on it failed otherwise: a write racing
-    the call's deadline can fail with "INTERNAL: Internal error from Core" while the call
-    itself ended with DEADLINE_EXCEEDED."""
-    if not isinstance(error, aio.AioRpcError) or error.code() != grpc.StatusCode.INTERNAL or not call.done():
+def _past_deadline(error: grpc.RpcError, deadline: float | None) -> grpc.RpcError:
+    """DEADLINE_EXCEEDED where an edit failed with INTERNAL after the session's deadline: grpc.aio
+    fails a write that races the deadline with "INTERNAL: Internal error from Core" and gives the
+    call that status too, so only the client's own clock can tell what happened."""
+    if (deadline is None or time.monotonic() < deadline or not isinstance(error, aio.AioRpcError)
+            or error.code() != grpc.StatusCode.INTERNAL):
         return error
-    code = await call.code()
-    if code in (grpc.StatusCode.OK, grpc.StatusCode.INTERNAL):
-        return error
-    return aio.AioRpcError(code, await call.initial_metadata(), await call.trailing_metadata(), await call.details())
+    return aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, aio.Metadata(), aio.Metadata(),
+                           f"Deadline Exceeded (the session's deadline passed; grpc reported: {error.details()})")
 
 
 class AsyncSession:
@@ -250,6 +250,8 @@ class AsyncSession:
         self._open_request = open_request
         self._call_kwargs = call_kwargs
         self._call: Any = None
+        #: time.monotonic() at which the session's deadline passes (None: no deadline)
+        self._deadline: float | None = None
         self._closed = False
         self._interrupted = False
         self.session_id = ""
@@ -260,6 +262,8 @@ class AsyncSession:
         """Start the stream and send the open event (done by entering the context)."""
         if self._call is not None:
             raise RuntimeError("session already opened")
+        timeout = self._call_kwargs.get("timeout")
+        self._deadline = None if timeout is None else time.monotonic() + timeout
         self._call = self._method(**self._call_kwargs)
         try:
             await self._send(self._open_request)
@@ -295,7 +299,7 @@ class AsyncSession:
             raise
         except grpc.RpcError as exc:
             self._closed = True
-            raise errors.from_session_error(await _call_status(self._call, exc),
+            raise errors.from_session_error(_past_deadline(exc, self._deadline),
                                             opened=bool(self.session_id)) from exc
         if response is aio.EOF:
             self._closed = True
