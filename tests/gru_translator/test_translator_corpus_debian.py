@@ -8,8 +8,8 @@ import subprocess
 import polib
 import pytest
 
-from rnnserve_plugins.gru_translator.corpus import debian
-from rnnserve_plugins.gru_translator.corpus.debian import fetch
+from rnnserve_plugins import debian_packages as debian
+from rnnserve_plugins.debian_packages import fetch
 from rnnserve_plugins.gru_translator.corpus.sources import CatalogueSource
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rnnserve_plugins.gru_translator.corpus import debian
-from rnnserve_plugins.gru_translator.corpus.debian import RESERVED, ReservedSourceError, check_allowed, fetch
+from rnnserve_plugins import debian_packages as debian
+from rnnserve_plugins.debian_packages import RESERVED, ReservedSourceError, check_allowed, fetch
 from rnnserve_plugins.gru_translator.corpus.filters import fold
 from rnnserve_plugins.gru_translator.corpus.sources import DOMAINS, SOURCES, CatalogueSource, DocumentSource
 from rnnserve_plugins.gru_translator.data import SPLITS, build_splits, prepare, read_parallel, split_name
