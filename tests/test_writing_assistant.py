@@ -58,6 +58,8 @@ def server(host: PluginHost) -> Iterator[ServerThread]:
         ModelSpec("gru", "tiny-gru"),
         ModelSpec("wa-gru", "writing-assistant", options={"language_model": "gru", "checkpoint_every": 4}),
         ModelSpec("wa-orphan", "writing-assistant", options={"language_model": "missing"}),
+        ModelSpec("toy-sharp", "toy-lm", options={"sharpness": 8.0}),  # recites with confidence
+        ModelSpec("wa-sharp", "writing-assistant", options={"language_model": "toy-sharp"}),
     ))
     with running_server(config, host) as srv:
         yield srv
@@ -173,9 +175,43 @@ def test_casing_follows_what_was_typed(client: Client) -> None:
 def test_after_a_space_the_next_word_is_predicted(client: Client) -> None:
     (word, *_) = client.suggest("wa", "the quick brown ", max_suggestions=5)
     assert word.replace_chars == 0 and word.insert_text == word.text and word.text.isalpha()
+    next_words = client.suggest("wa", "the quick brown.", kinds=("next_words",), max_suggestions=5)
+    assert all(s.insert_text == " " + s.text and s.replace_chars == 0 for s in next_words)
+    # Right after a word (no space yet) the word may be whole or not: it is completed or kept first.
     next_words = client.suggest("wa", "the quick brown", kinds=("next_words",), max_suggestions=5)
-    assert all(s.insert_text == " " + s.text for s in next_words)
-    assert "fox" in [s.text for s in next_words]
+    assert ("brown fox", " fox", 5) in [(s.text, s.insert_text, s.replace_chars) for s in next_words]
+
+
+def _agrees_with_the_proto(text: str, s) -> None:  # type: ignore[no-untyped-def]
+    """What assistant.proto says of Suggestion.text, insert_text and replace_chars."""
+    typed = text[len(text) - s.replace_chars:] if s.replace_chars else ""
+    assert s.text.startswith(typed), (text, s)
+    next_words = s.kind == "next_words" or (s.kind == "word" and not typed)  # a word after a boundary
+    space = " " if next_words and text and not text[-1].isspace() and not typed else ""
+    assert s.insert_text == space + s.text[s.replace_chars:], (text, s)
+
+
+def test_next_words_inside_a_word_complete_it_first(client: Client) -> None:
+    """Issue 17: "...fox ju" offered next words as if "ju" were finished; now "jumps over"."""
+    text = "the quick brown fox ju"
+    (first, *rest) = client.suggest("wa-sharp", text, kinds=("next_words",), max_suggestions=3)
+    assert (first.text, first.insert_text, first.replace_chars) == ("jumps over", "mps over", 2)
+    (word, *_) = client.suggest("wa-sharp", text, max_suggestions=3)
+    assert first.text.split(" ")[0] == word.text  # the likeliest completion, then the word after it
+    probabilities = [s.absolute_probability for s in (first, *rest)]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] < word.absolute_probability
+    for s in (first, *rest):
+        assert s.kind == "next_words" and s.text.count(" ") == 1
+        _agrees_with_the_proto(text, s)
+
+
+@pytest.mark.parametrize("text", ["the quick brown fox ju", "the quick brown", "the quick brown ",
+                                  "the quick brown fox jumps over the lazy dog.", ""])
+def test_text_insert_text_and_replace_chars_agree_with_the_proto_for_every_kind(client: Client, text: str) -> None:
+    found = client.suggest("wa", text, kinds=("word", "next_words", "phrase"), max_suggestions=3)
+    assert {s.kind for s in found} >= {"word", "next_words"}
+    for s in found:
+        _agrees_with_the_proto(text, s)
 
 
 def test_phrases_end_at_a_clause_end_or_the_length_bound(client: Client) -> None:

@@ -117,8 +117,10 @@ class Suggester:
                 found = (yield from self._complete(text, prefix, state_at(len(text) - len(prefix)), k, nodes)) \
                     if prefix else (yield from self._next_words(text, state_at(len(text)), k, kind, nodes))
             elif kind is SuggestionKind.NEXT_WORDS:
-                # Mid-word, the next word's nodes would push out those of the word being typed.
-                found = yield from self._next_words(text, state_at(len(text)), k, kind, None if prefix else nodes)
+                # Mid-word, the word being typed is completed first ("ackn" -> "acknowledged by"),
+                # and the next word's nodes would push out those of the word being typed.
+                found = (yield from self._complete_then_next(text, prefix, state_at(len(text) - len(prefix)), k)) \
+                    if prefix else (yield from self._next_words(text, state_at(len(text)), k, kind, nodes))
             else:
                 found = yield from self._phrases(state_at(len(text)), k, options.max_phrase_chars or self.phrase_chars)
             out.extend(_normalised(found))
@@ -199,6 +201,37 @@ class Suggester:
         ranked = _mix(found, self._cached(text, "", fold_case=False), self.cache_weight, k)
         return [Suggestion(text=word, kind=kind, probability=0.0, absolute_probability=p, insert_text=lead + word)
                 for p, word in ranked]
+
+    def _complete_then_next(self, text: str, prefix: str, word_start: TextState,
+                            k: int) -> StepProgram[list[Suggestion]]:
+        """NEXT_WORDS inside a word: the typed word completed, then the word after it.
+
+        The k likeliest (completion, next word) pairs, P(completion) x P(next word | completion),
+        over the k best completions and the typed word itself if it is a word (a boundary
+        after it): ``text`` "...universally ackn" -> "acknowledged by" with ``insert_text``
+        "owledged by" and ``replace_chars`` 4 (as for a word completion); "...the quick brown"
+        -> "brown fox", " fox", 5.
+        """
+        completions = yield from self._complete(text, prefix, word_start, k)
+        # The typed word may be whole already ("brown" -> "brown fox"): P(a boundary after it).
+        if self.lexicon is None or prefix.lower() in self.lexicon:
+            typed = read(self.model, word_start, prefix)
+            finished = float(torch.logsumexp(torch.log_softmax(typed.logits.float(), dim=-1)[self.boundary], dim=0))
+            completions.append(Suggestion(text=prefix, kind=SuggestionKind.WORD, probability=0.0,
+                                          absolute_probability=math.exp(finished), insert_text="",
+                                          replace_chars=len(prefix)))
+        pairs: list[tuple[float, Suggestion]] = []
+        for word in completions:
+            after = read(self.model, word_start, word.text)
+            for nxt in (yield from self._next_words(text[: len(text) - len(prefix)] + word.text, after, k,
+                                                    SuggestionKind.NEXT_WORDS)):
+                p = word.absolute_probability * nxt.absolute_probability
+                pairs.append((p, Suggestion(text=word.text + nxt.insert_text, kind=SuggestionKind.NEXT_WORDS,
+                                            probability=0.0, absolute_probability=p,
+                                            insert_text=word.insert_text + nxt.insert_text,
+                                            replace_chars=len(prefix))))
+        pairs.sort(key=lambda pair: -pair[0])
+        return [s for _, s in pairs[:k]]
 
     def _cached(self, document: str, prefix: str, *, fold_case: bool) -> dict[str, tuple[float, str]]:
         if self.cache_weight <= 0:
