@@ -40,6 +40,7 @@ from torch import nn
 from rnnserve.precision import cpu_flags
 from rnnserve.training import (
     DEVICES,
+    OPTIMIZER_FILE,
     TrainingSetupError,
     add_config_flags,
     agree_on_resume,
@@ -229,10 +230,14 @@ class TrainResult:
 
 
 def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *, quiet: bool = False,
-          vocab_path: Path | None = None) -> TrainResult:
+          vocab_path: Path | None = None, snapshot: Path | None = None) -> TrainResult:
     """Train (or resume) into ``out``, as one rank of ``WORLD_SIZE`` when launched by torchrun.
 
     The subword model is ``vocab_path`` or ``data_dir/sentencepiece.model`` (from ``data en-de``).
+    ``snapshot``: a directory that every checkpoint also writes a small copy of ``last/`` to
+    (float16 weights and the trainer state, no optimizer moments: small enough to commit), and
+    that a run with no ``out/last`` resumes from, with fresh Adam moments (a warm resume, for a
+    run continued on another machine from what survived in the repository).
     """
     place = placement(config.device)
     start_process_group(place)
@@ -244,6 +249,9 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     resume_dir = out / "last"
     if not (resume_dir / "trainer_state.json").exists() and (out / "last.old" / "trainer_state.json").exists():
         resume_dir = out / "last.old"  # killed between the two renames of a save
+    if not (resume_dir / "trainer_state.json").exists() and snapshot is not None \
+            and (snapshot / "trainer_state.json").exists():
+        resume_dir = snapshot
     resuming = (resume_dir / "trainer_state.json").exists()
     if resuming:
         model, vocab, _ = checkpoint.load_model(resume_dir)
@@ -274,7 +282,13 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     history: dict = {"train": [], "dev": []}
     step, epoch, done, best_bleu, elapsed = 0, 0, 0, -1.0, 0.0
     if resuming:
-        state = load_training_state(resume_dir, optimizer)
+        if (resume_dir / OPTIMIZER_FILE).exists():
+            state = load_training_state(resume_dir, optimizer)
+        else:  # a snapshot: the weights and the data position, Adam's moments start again
+            state = json.loads((resume_dir / "trainer_state.json").read_text())
+            state.pop("param_groups", None)
+            if rank == 0:
+                print(f"[gru-seq2seq] warm resume from {resume_dir} (no optimizer moments saved there)", flush=True)
         step, epoch, done = state["step"], state["epoch"], state["position"]
         best_bleu, elapsed, history = state["best_bleu"], state["elapsed_s"], state["history"]
     agree_on_resume(place, step)  # before any rank can stop alone: the others would wait for it
@@ -301,13 +315,18 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         return batches[rank:usable:world]
 
     def save_last() -> None:
+        state = {"step": step, "epoch": epoch, "position": position * world, "best_bleu": best_bleu,
+                 "elapsed_s": elapsed, "history": history, "train": asdict(config)}
         tmp = checkpoint.fresh_tmp(out / "last")
         checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
-        save_training_state(tmp, optimizer, {
-            "step": step, "epoch": epoch, "position": position * world, "best_bleu": best_bleu, "elapsed_s": elapsed,
-            "history": history, "train": asdict(config)})
+        save_training_state(tmp, optimizer, state)
         checkpoint.replace_dir(tmp, out / "last")
         (out / "history.json").write_text(json.dumps(history) + "\n")
+        if snapshot is not None:
+            tmp = checkpoint.fresh_tmp(snapshot)
+            checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step}, dtype=torch.float16)
+            (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1) + "\n")
+            checkpoint.replace_dir(tmp, snapshot)
 
     batches = epoch_batches(epoch)
     accumulating = f" x {config.accumulate} batches a step" if config.accumulate > 1 else ""
@@ -412,6 +431,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", type=Path, help="SentencePiece model (default DATA/sentencepiece.model)")
     parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--snapshot", type=Path, help="also keep a small copy of last/ here (float16 weights, no "
+                        "optimizer moments), and resume from it when OUT has no last/")
     add_config_flags(parser, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, {"device": DEVICES, "autocast": AUTOCAST})
 
 
@@ -419,7 +440,7 @@ def run(args: argparse.Namespace) -> int:
     sections = config_sections(args, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, args.config)
     try:
         train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
-              vocab_path=args.vocab)
+              vocab_path=args.vocab, snapshot=args.snapshot)
     except (TrainingSetupError, DataError, checkpoint.CheckpointError) as exc:
         raise SystemExit(f"error: {exc}") from None
     if dist.is_initialized():

@@ -170,6 +170,10 @@ def replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+#: The optimizer's tensors and the RNG states in a checkpoint directory (:func:`save_training_state`).
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
 def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
     """Write ``optimizer.safetensors`` (every optimizer state tensor, the torch RNG and, when this
     process has used its GPU, the GPU's RNG) and ``trainer_state.json`` (``state`` plus the param
@@ -181,7 +185,7 @@ def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state
     for index, param_state in opt["state"].items():
         for name, value in param_state.items():
             tensors[f"state.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    save_file(tensors, str(directory / "optimizer.safetensors"))
+    save_file(tensors, str(directory / OPTIMIZER_FILE))
     (directory / "trainer_state.json").write_text(
         json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1) + "\n")
 
@@ -190,7 +194,7 @@ def load_training_state(directory: Path, optimizer: torch.optim.Optimizer) -> di
     """Restore the optimizer (its tensors follow its parameters' device) and the RNGs from
     ``directory``; returns the saved trainer state. A run saved on a GPU resumes on a CPU (the
     GPU's RNG is then not needed) and vice versa (the GPU's generator keeps its seed)."""
-    tensors = load_file(str(directory / "optimizer.safetensors"))
+    tensors = load_file(str(directory / OPTIMIZER_FILE))
     state = json.loads((directory / "trainer_state.json").read_text())
     per_param: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

@@ -119,3 +119,21 @@ def test_bfloat16_autocast_trains_and_keeps_float32_weights(toy_data, tmp_path):
 def test_autocast_setting_is_checked():
     with pytest.raises(TrainingSetupError, match="autocast must be one of"):
         config(autocast="float16")
+
+
+def test_a_run_resumes_warm_from_its_snapshot_on_a_fresh_machine(toy_data, tmp_path):
+    """The snapshot (float16 weights + trainer state, no optimizer) is what a repository can carry
+    to the next machine: a run directory without last/ continues from it at its step and data position."""
+    snapshot = tmp_path / "snapshot"
+    first = train(toy_data, tmp_path / "run", MODEL, config(max_steps=50, checkpoint_every=25, eval_every=50),
+                  quiet=True, snapshot=snapshot)
+    assert sorted(p.name for p in snapshot.iterdir()) == ["config.json", "model.safetensors", "sentencepiece.model",
+                                                          "trainer_state.json"]
+    assert json.loads((snapshot / "config.json").read_text())["storage_dtype"] == "float16"
+    state = json.loads((snapshot / "trainer_state.json").read_text())
+    assert state["step"] == 50 and "param_groups" not in state
+    resumed = train(toy_data, tmp_path / "elsewhere", MODEL, config(max_steps=80, checkpoint_every=25, eval_every=40),
+                    quiet=True, snapshot=snapshot)
+    assert resumed.step == 80
+    assert [r["step"] for r in resumed.history["dev"]] == [50, 80]  # the history came along
+    assert resumed.history["train"][-1]["loss"] < first.history["train"][0]["loss"]
