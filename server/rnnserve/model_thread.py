@@ -30,6 +30,10 @@ from rnnserve.errors import ModelFailed, ModelUnavailable, Overloaded, RnnserveE
 T = TypeVar("T")
 log = logging.getLogger("rnnserve.model_thread")
 
+#: Per thread: the running-calls map (``ModelThread._calls_started``) of the model call this
+#: thread is running, if any (see :func:`waiting_on_another_model`).
+_running = threading.local()
+
 
 @dataclass
 class SchedulerStats:
@@ -114,14 +118,16 @@ class ModelThread:
     def _model_call(self) -> Iterator[None]:
         """Mark a model call as running, for the watchdog."""
         ident = threading.get_ident()
-        outer = ident in self._calls_started  # a call within a call keeps the outer start
+        outer = getattr(_running, "calls", None) is self._calls_started  # a call within a call keeps the outer start
         if not outer:
             self._calls_started[ident] = time.monotonic()
+            _running.calls = self._calls_started
         try:
             yield
         finally:
             if not outer:
-                del self._calls_started[ident]
+                self._calls_started.pop(ident, None)
+                _running.calls = None
 
     def _ended(self) -> RnnserveError:
         """The error for work the stopped thread will not do."""
@@ -190,6 +196,24 @@ class ModelThread:
     def _process(self, work: Any) -> None:
         """Do it, without the lock."""
         raise NotImplementedError
+
+
+@contextmanager
+def waiting_on_another_model() -> Iterator[None]:
+    """The model call running on this thread waits, within the block, for another model's
+    thread (an assistant's call for its language model's reads and steps): the wait is not
+    this model's call running, so its watchdog does not count it (the other model's does,
+    for the work it runs); the call's clock starts afresh after it. A no-op outside a model call."""
+    calls: dict[int, float] | None = getattr(_running, "calls", None)
+    ident = threading.get_ident()
+    if calls is None or ident not in calls:
+        yield
+        return
+    del calls[ident]
+    try:
+        yield
+    finally:
+        calls[ident] = time.monotonic()
 
 
 def settle(future: Future[Any], *, result: Any = None, exc: BaseException | None = None) -> None:

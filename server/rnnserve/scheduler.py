@@ -4,8 +4,10 @@ The event loop only moves messages; all model math runs on the scheduler's threa
 (torch releases the GIL). Every iteration the scheduler
 
 1. admits waiting requests while the batch has room: their prompts are read together
-   (one whole-sequence ``forward`` per distinct prompt length, no padding), each state
-   copied once per sample (``n``), the first tokens sampled and sent at once;
+   (``forward`` calls over the rows still reading, no padding), at most
+   ``PREFILL_CHUNK_TOKENS`` prompt tokens per iteration, so that a long prompt is read in
+   pieces with the running batch's steps and the lent programs' steps between them; once
+   read, each state is copied once per sample (``n``), the first tokens sampled and sent;
 2. drops sequences whose call was cancelled or whose deadline passed;
 3. runs one batched ``step`` over every active sequence and samples every row with its
    own parameters and random stream, in tensor operations over the whole batch;
@@ -45,7 +47,7 @@ import torch
 
 from rnnserve.backends import LanguageModel, State
 from rnnserve.errors import RnnserveError
-from rnnserve.model_thread import ModelThread, settle
+from rnnserve.model_thread import ModelThread, settle, waiting_on_another_model
 from rnnserve.sampling import SamplingParams, UniformBank, apply_repetition_penalty, sample, seen_mask
 from rnnserve.step_programs import StepBatcher, StepProgram, run_alone
 from rnnserve.stopping import StopMatcher
@@ -283,6 +285,54 @@ def _concat(states: list[State], batch_dims: tuple[int, ...]) -> State:
     return tuple(torch.cat(parts, dim=d) for parts, d in zip(zip(*states, strict=True), batch_dims, strict=True))
 
 
+class _PrefillRead:
+    """Prompts being read together, one bounded ``forward`` at a time (see ``advance``).
+
+    Sorted by length, the rows read up to the end of the shortest remaining prompt, which
+    then leaves with its state; no padding is ever read, and each ``advance`` reads at most
+    ``budget`` tokens (rows x positions).
+    """
+
+    def __init__(self, model: LanguageModel, prompts: list[list[int]]) -> None:
+        self.model = model
+        self.order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        self.lengths = [len(prompts[i]) for i in self.order]
+        self.tokens = torch.zeros(len(self.order), self.lengths[-1], dtype=torch.long)
+        for row, i in enumerate(self.order):
+            self.tokens[row, : self.lengths[row]] = torch.tensor(prompts[i])
+        self.results: list[tuple[torch.Tensor, State] | None] = [None] * len(prompts)
+        self.state = model.initial_state(len(self.order))
+        self.first = 0  # rows before it have left
+        self.pos = 0  # tokens every remaining row has read
+
+    @property
+    def done(self) -> bool:
+        return self.first >= len(self.order)
+
+    def advance(self, budget: int) -> None:
+        """Read at most ``budget`` more tokens (at least one position of every remaining row)."""
+        rows = len(self.order) - self.first
+        end = self.lengths[self.first]
+        stop = min(end, self.pos + max(1, budget // rows))
+        logits, self.state = self.model.forward(self.tokens[self.first:, self.pos:stop], self.state)
+        self.pos = stop
+        if stop < end:
+            return
+        done = self.first
+        while done < len(self.order) and self.lengths[done] == end:
+            self.results[self.order[done]] = (logits[done - self.first, -1],
+                                              _select(self.state, torch.tensor([done - self.first]),
+                                                      self.model.state_batch_dims))
+            done += 1
+        self.state = _select(self.state, torch.arange(done - self.first, len(self.order) - self.first),
+                             self.model.state_batch_dims)
+        self.first = done
+
+    def read(self) -> list[tuple[torch.Tensor, State]]:
+        """(next-token logits [vocab], state with batch 1) of each prompt, in order, once ``done``."""
+        return [r for r in self.results if r is not None]
+
+
 @dataclass
 class ScoreResult:
     """Per-token log-probabilities of a scored text."""
@@ -303,6 +353,17 @@ class ScoreResult:
 #: ``BURST_WAIT_S`` (a lone request waits one gap).
 BURST_GAP_S = 0.0005
 BURST_WAIT_S = 0.02
+
+#: Prompt tokens (rows x positions) one model call reads while admitting requests, and
+#: tokens one scoring call reads: every model call stays far inside ``step_timeout_s``
+#: whatever the request (a 100,000-token read in one call took ~23 s on a 2-core machine,
+#: 2,048 take ~0.5 s there even when it is busy), and other users' steps run between the pieces.
+PREFILL_CHUNK_TOKENS = 2048
+
+#: Seconds of starting new step programs (their Python up to their first step: e.g. an
+#: assistant reading a document's window) per iteration; the rest start in the next ones,
+#: after a step of the running batch.
+PROGRAM_START_BUDGET_S = 0.05
 
 #: Idle step programs (``run_steps_idle``) run once the scheduler has had no other work, and
 #: no idle program was lent, for this long: what was just answered (e.g. a keystroke's
@@ -340,6 +401,9 @@ class LanguageModelScheduler(ModelThread):
         self._last_emit = 0.0
         self._last_arrival = 0.0  # time.monotonic() of the newest submit
         self._last_busy = 0.0  # time.monotonic() when work other than idle programs last ran
+        #: Admitted requests whose prompts are being read (one group at a time; see _PrefillRead),
+        #: and when their admission began.
+        self._prefilling: tuple[list[RequestHandle], _PrefillRead, float] | None = None
 
     # -- event-loop side -------------------------------------------------------------
 
@@ -366,7 +430,9 @@ class LanguageModelScheduler(ModelThread):
         """Like ``run_job``, for callers on other threads (e.g. an assistant's worker): blocks."""
         if threading.current_thread() is self._thread:
             return fn()
-        return self._enqueue_job(fn).result()
+        future = self._enqueue_job(fn)
+        with waiting_on_another_model():  # a caller's own model call is not hung while it waits here
+            return future.result()
 
     def run_steps(self, make: Callable[[], StepProgram[T]]) -> T:
         """Run the step program ``make()`` on the scheduler thread, its steps batched with those
@@ -375,7 +441,8 @@ class LanguageModelScheduler(ModelThread):
             return run_alone(self.model, make())
         future: Future[T] = Future()
         self._push(self._programs, (make, future), count=False)
-        return future.result()
+        with waiting_on_another_model():
+            return future.result()
 
     def run_steps_idle(self, make: Callable[[], StepProgram[T]]) -> Future[T | None]:
         """Run the step program ``make()`` when the model has nothing else to do (no generation,
@@ -394,8 +461,17 @@ class LanguageModelScheduler(ModelThread):
         return future
 
     async def score(self, text_ids: list[int], context_ids: list[int]) -> ScoreResult:
-        """Log-probability of each token of ``text_ids`` after start-of-text and ``context_ids``."""
-        return await self.run_job(lambda: self._score(text_ids, context_ids))
+        """Log-probability of each token of ``text_ids`` after start-of-text and ``context_ids``:
+        read ``PREFILL_CHUNK_TOKENS`` at a time, one job each, so other work runs between them."""
+        ids = [self.vocab.bos_id, *context_ids, *text_ids]
+        state: State | None = None
+        picked: list[float] = []
+        for start in range(0, len(ids) - 1, PREFILL_CHUNK_TOKENS):
+            stop = min(len(ids) - 1, start + PREFILL_CHUNK_TOKENS)
+            logprobs, state = await self.run_job(lambda a=start, b=stop, s=state: self._score_chunk(ids, a, b, s))
+            picked += logprobs
+        picked = picked[len(context_ids):]
+        return ScoreResult([(self._token_text[t], lp) for t, lp in zip(text_ids, picked, strict=True)])
 
     # -- scheduler thread ------------------------------------------------------------
 
@@ -404,7 +480,8 @@ class LanguageModelScheduler(ModelThread):
 
     def _busy(self) -> bool:
         """Whether work other than idle step programs is waiting (read without the lock by _process)."""
-        return bool(self._waiting or self._jobs or self._active or self._programs or self._lent.busy)
+        return bool(self._waiting or self._jobs or self._active or self._programs or self._lent.busy
+                    or self._prefilling is not None)
 
     def _idle_pending(self) -> bool:
         """Whether idle step programs wait (new or lent); with ``not _busy()``, the lent are all idle ones."""
@@ -423,7 +500,9 @@ class LanguageModelScheduler(ModelThread):
         programs, idle = list(self._programs), list(self._idle_programs)
         self._programs.clear()
         self._idle_programs.clear()
-        return (self._jobs.popleft() if self._jobs else None), programs, self._take_admissible(), idle
+        # One group of prompts is read at a time: the next waits until it has joined the batch.
+        admitted = self._take_admissible() if self._prefilling is None else []
+        return (self._jobs.popleft() if self._jobs else None), programs, admitted, idle
 
     def _process(self, work: _Work) -> None:
         """One iteration: a job, admissions (prefill), drop cancelled, one batched step, one
@@ -431,29 +510,41 @@ class LanguageModelScheduler(ModelThread):
         job, programs, admitted, idle_programs = work
         for make, future in idle_programs:
             self._lent.add_idle(make, future)
-        busy = bool(job or programs or admitted or self._active or self._lent.busy)
+        busy = bool(job or programs or admitted or self._active or self._lent.busy or self._prefilling)
         if job is not None:
             with self._model_call():
                 self._run_job(*job)
         if admitted:
             if not self._active:
                 admitted += self._gather_burst(sum(h.params.n for h in admitted if not h.cancelled))
+            self._admit(admitted)
+        if self._prefilling is not None:
             with self._model_call():
-                self._admit(admitted)
+                self._read_prompts()
         self._drop_cancelled()
         if self._active:
             with self._model_call():
                 self._step()
         if programs:
             with self._model_call():
-                for make, future in programs:
-                    self._lent.start(make, future)
+                self._start_programs(programs)
         if len(self._lent):
             idle = not (busy or self._busy()) and self._until_idle() <= 0
             with self._model_call():
                 self._lent.round(idle=idle)
         if busy:
             self._last_busy = time.monotonic()
+
+    def _start_programs(self, programs: list[_Program]) -> None:
+        """Start new step programs for at most ``PROGRAM_START_BUDGET_S``; the rest go back to the
+        front of the queue (a program's start may read, e.g. an assistant's document window)."""
+        began = time.monotonic()
+        for i, (make, future) in enumerate(programs):
+            self._lent.start(make, future)
+            if time.monotonic() - began > PROGRAM_START_BUDGET_S and i + 1 < len(programs):
+                with self._cv:
+                    self._programs.extendleft(reversed(programs[i + 1:]))
+                return
 
     def _abandon_queued(self, exc: RnnserveError) -> None:
         with self._cv:
@@ -480,6 +571,9 @@ class LanguageModelScheduler(ModelThread):
     def _abandon(self, exc: RnnserveError) -> None:
         self._abandon_queued(exc)
         self._lent.abandon(exc)
+        if self._prefilling is not None:
+            self._fail(self._prefilling[0], exc)
+            self._prefilling = None
         self._fail(list({s.handle: None for s in self._active}), exc)
         self._active, self._rows = [], None
 
@@ -520,22 +614,40 @@ class LanguageModelScheduler(ModelThread):
             future.set_exception(exc)
 
     def _admit(self, handles: list[RequestHandle]) -> None:
-        """Prefill the admitted prompts together, fork each into its n samples, sample and send
-        their first tokens, and join the batch."""
+        """Start reading the admitted prompts together (``_read_prompts`` goes on with them);
+        cancelled ones finish at once."""
         now = time.perf_counter()
         live = []
         for handle in handles:
             handle.admitted_at = now
             if handle.cancelled:
-                self._emit([(handle, _Sequence(handle, i, self._token_text, self.vocab.eos_id)
-                             .finish(FinishReason.CANCELLED)) for i in range(handle.params.n)])
+                self._cancel_unread(handle)
             else:
                 live.append(handle)
-        if not live:
+        if live:
+            self._prefilling = (live, _PrefillRead(self.model, [[self.vocab.bos_id, *h.prompt_ids] for h in live]), now)
+
+    def _cancel_unread(self, handle: RequestHandle) -> None:
+        self._emit([(handle, _Sequence(handle, i, self._token_text, self.vocab.eos_id)
+                     .finish(FinishReason.CANCELLED)) for i in range(handle.params.n)])
+
+    def _read_prompts(self) -> None:
+        """Read the next ``PREFILL_CHUNK_TOKENS`` of the admitted prompts; once all are read, fork
+        each into its n samples, sample and send their first tokens, and join the batch."""
+        assert self._prefilling is not None
+        live, reader, now = self._prefilling
+        if all(h.cancelled for h in live):  # nobody waits for the rest of the read
+            self._prefilling = None
+            for handle in live:
+                self._cancel_unread(handle)
             return
         dims = self.model.state_batch_dims
         try:
-            prefilled = self._prefill([[self.vocab.bos_id, *h.prompt_ids] for h in live])
+            reader.advance(PREFILL_CHUNK_TOKENS)
+            if not reader.done:
+                return
+            self._prefilling = None
+            prefilled = reader.read()
             elapsed = time.perf_counter() - now
             seqs, logits, states = [], [], []
             for handle, (last, state) in zip(live, prefilled, strict=True):
@@ -553,6 +665,7 @@ class LanguageModelScheduler(ModelThread):
             rows.tokens, first_logprobs = self._sample(torch.cat(logits), rows, _BatchParams.of(seqs))
         except Exception as exc:
             log.exception("model %s failed during prefill", self.name)
+            self._prefilling = None
             self._fail(live, exc)
             return
         self.stats.tokens_total += len(seqs)
@@ -564,32 +677,6 @@ class LanguageModelScheduler(ModelThread):
         keep = [i for i, s in enumerate(seqs) if not s.done]
         if keep:
             self._join([seqs[i] for i in keep], rows.select(torch.tensor(keep), dims))
-
-    def _prefill(self, prompts: list[list[int]]) -> list[tuple[torch.Tensor, State]]:
-        """Read several prompts at once: (next-token logits [vocab], state with batch 1) each.
-
-        Sorted by length, the batch reads up to the end of the shortest remaining prompt in
-        one ``forward``; the rows that end there leave with their states and the rest read
-        on. No padding is ever read, and there is one call per distinct prompt length.
-        """
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        lengths = [len(prompts[i]) for i in order]
-        tokens = torch.zeros(len(order), lengths[-1], dtype=torch.long)
-        for row, i in enumerate(order):
-            tokens[row, : lengths[row]] = torch.tensor(prompts[i])
-        results: list[tuple[torch.Tensor, State] | None] = [None] * len(prompts)
-        state = self.model.initial_state(len(order))
-        first, pos = 0, 0
-        while first < len(order):
-            end = lengths[first]
-            logits, state = self.model.forward(tokens[first:, pos:end], state)
-            done = first
-            while done < len(order) and lengths[done] == end:
-                results[order[done]] = (logits[done - first, -1], self._select(state, torch.tensor([done - first])))
-                done += 1
-            state = self._select(state, torch.arange(done - first, len(order) - first))
-            first, pos = done, end
-        return [r for r in results if r is not None]
 
     def _join(self, seqs: list[_Sequence], rows: _Rows) -> None:
         if self._rows is None:
@@ -714,14 +801,14 @@ class LanguageModelScheduler(ModelThread):
     def _fail(self, handles: list[RequestHandle], exc: Exception) -> None:
         self._post({h: [exc] for h in handles})
 
-    def _score(self, text_ids: list[int], context_ids: list[int]) -> ScoreResult:
-        ids = [self.vocab.bos_id, *context_ids, *text_ids]
-        inputs = torch.tensor([ids[:-1]], dtype=torch.long)
-        logits, _ = self.model.forward(inputs, self.model.initial_state(1))
+    def _score_chunk(self, ids: list[int], start: int, stop: int, state: State | None) -> tuple[list[float], State]:
+        """Log-probabilities of ``ids[start + 1 : stop + 1]``, reading ``ids[start:stop]`` after
+        ``state`` (None: the initial state), and the state after them."""
+        inputs = torch.tensor([ids[start:stop]], dtype=torch.long)
+        logits, state = self.model.forward(inputs, self.model.initial_state(1) if state is None else state)
         logprobs = torch.log_softmax(logits[0].float(), dim=-1)
-        targets = torch.tensor(ids[1:])
-        picked = logprobs.gather(1, targets[:, None]).squeeze(1)[len(context_ids):].tolist()
-        return ScoreResult([(self._token_text[t], lp) for t, lp in zip(text_ids, picked, strict=True)])
+        targets = torch.tensor(ids[start + 1: stop + 1])
+        return logprobs.gather(1, targets[:, None]).squeeze(1).tolist(), state
 
 
 def _deliver(batch: list[tuple[RequestHandle, list[Event | BaseException]]]) -> None:
