@@ -40,6 +40,7 @@ Updating (a retrained model, a new split):
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -97,11 +98,13 @@ def chrf(client: Client, server: ServerThread, model: str) -> tuple[float, str]:
     sources = (DATA / "en-de-test.en").read_text(encoding="utf-8").splitlines()
     references = (DATA / "en-de-test.de").read_text(encoding="utf-8").splitlines()
     assert len(sources) == len(references) >= 100, (len(sources), len(references))
-    limits = server.app.config.limits
-    per_call = min(limits.max_texts_per_call, limits.max_translation_beams // 5)  # beam 5 (the default)
-    hypotheses = []
-    for i in range(0, len(sources), per_call):
-        hypotheses += [r.text for r in client.translate(model, sources[i : i + per_call])]
+    # A call's sentences x beam 5 (the default) must stay within max_translation_beams, and a verse
+    # can hold several sentences: small calls, sent together so that the server batches them.
+    per_call = 8
+    with ThreadPoolExecutor(4) as pool:
+        calls = pool.map(lambda i: client.translate(model, sources[i : i + per_call]),
+                         range(0, len(sources), per_call))
+        hypotheses = [r.text for results in calls for r in results]
     bleu = sacrebleu.corpus_bleu(hypotheses, [references]).score
     return sacrebleu.corpus_chrf(hypotheses, [references]).score, f"{len(sources)} pairs, BLEU {bleu:.2f}"
 
@@ -118,7 +121,12 @@ class CountedUnigrams(UnigramCompleter):
 def keystroke_savings(client: Client, server: ServerThread, model: str) -> tuple[float, str]:
     text = (DATA / "persuasion-assist.txt").read_text(encoding="utf-8")
     k = 3
-    ksr = simulate(text, k, assistant_typist(client, model, k))
+    opened: list = []
+    try:
+        ksr = simulate(text, k, assistant_typist(client, model, k, opened))
+    finally:
+        for session in opened:
+            session.close()
     baseline = simulate(text, k, lambda: CountedUnigrams().start(k))
     assert ksr > baseline, f"KSR@{k} {ksr:.4f} does not beat the unigram baseline's {baseline:.4f}"
     return ksr, f"{len(text):,} chars, unigram baseline {baseline:.4f} (x{ksr / baseline:.2f})"
