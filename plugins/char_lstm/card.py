@@ -19,7 +19,7 @@ from rnnserve.config import ModelCard
 
 from .backend import CharLSTMBackend
 from .checkpoint import load_model
-from .data import read_split
+from .data import encode_documents, read_split
 from .evaluate import NATS_TO_BITS, evaluate_loss, sample_text, step_latency_ms
 from .model import CharRNN
 
@@ -65,8 +65,8 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
     model, vocab, config = load_model(model_dir)
     training = config.get("training", {})
     backend = CharLSTMBackend(model, vocab)
-    val = evaluate_loss(model, vocab.encode_tensor(read_split(data_dir, "val")), vocab.bos_id, streams=streams)
-    test_tokens = vocab.encode_tensor(read_split(data_dir, "test"))
+    val = evaluate_loss(model, encode_documents(vocab, read_split(data_dir, "val")), vocab.bos_id, streams=streams)
+    test_tokens = encode_documents(vocab, read_split(data_dir, "test"))
     test = evaluate_loss(model, test_tokens, vocab.bos_id, streams=streams)
     quantized = CharLSTMBackend(model, vocab, quantized=True)
     test_int8 = evaluate_loss(quantized, test_tokens, vocab.bos_id, streams=streams)

@@ -1,4 +1,4 @@
-"""CLI commands: ``rnnserve data austen``, ``rnnserve train char-lstm``, ``rnnserve eval char-lstm``."""
+"""CLI commands: ``rnnserve data austen|english``, ``rnnserve train char-lstm``, ``rnnserve eval char-lstm``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rnnserve.manifest import write_manifest
 from . import train
 from .backend import CharLSTMBackend
 from .checkpoint import load_model, save_model
-from .data import DataError, prepare, read_split
+from .data import DataError, encode_documents, prepare, read_split
 from .evaluate import NATS_TO_BITS, evaluate_loss
 
 
@@ -34,6 +34,34 @@ def _data_run(args: argparse.Namespace) -> int:
         return 1
     for name, info in manifest["files"].items():
         print(f"{args.out / name}: {info['chars']:,} chars, sha256 {info['sha256']}")
+    return 0
+
+
+def _english_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="directory for train/val/test.txt, "
+                        "test.<source>.txt and manifest.json")
+    parser.add_argument("--cache", type=Path, help="where downloaded .deb files are kept (default: OUT/../cache)")
+    parser.add_argument("--sources", help="comma-separated source names to build (default: all; see "
+                        "rnnserve_plugins.char_lstm.english.sources)")
+
+
+def _english_run(args: argparse.Namespace) -> int:
+    from rnnserve_plugins.debian_packages import DataError as PackageError
+
+    from . import english
+
+    try:
+        manifest = english.prepare(args.out, args.cache, args.sources.split(",") if args.sources else None)
+    except (DataError, PackageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, info in manifest["files"].items():
+        print(f"{args.out / name}: {info['chars']:,} chars, {info['documents']:,} documents, sha256 {info['sha256']}")
+    print("mix (train): " + ", ".join(f"{name} {share:.1%}" for name, share in manifest["mix"].items()))
+    coverage = manifest["coverage"]
+    print(f"character coverage: {coverage['in_charset_before_normalising']:.4%} of the prose's characters are "
+          f"printable ASCII before normalising; {coverage['paragraphs_dropped_outside_charset']:,} paragraphs "
+          f"dropped for other characters; wall time {manifest['wall_time_s']:.0f} s")
     return 0
 
 
@@ -55,7 +83,7 @@ def _eval_run(args: argparse.Namespace) -> int:
 
     model, vocab, config = load_model(args.model)
     if args.export is not None:
-        reference = evaluate_loss(model, vocab.encode_tensor(read_split(args.data, "test")), vocab.bos_id,
+        reference = evaluate_loss(model, encode_documents(vocab, read_split(args.data, "test")), vocab.bos_id,
                                   streams=args.streams)
         save_model(args.export, model, vocab, config.get("training"), dtype=getattr(torch, args.storage))
         for extra in ("loss.png",):
@@ -73,7 +101,7 @@ def _eval_run(args: argparse.Namespace) -> int:
         print(json.dumps(write_card_for(args.model, args.data, streams=args.streams).metrics, indent=1))
         return 0
     backend = CharLSTMBackend(model, vocab, quantized=args.quantize)
-    tokens = vocab.encode_tensor(read_split(args.data, args.split))
+    tokens = encode_documents(vocab, read_split(args.data, args.split))
     loss = evaluate_loss(backend, tokens, vocab.bos_id, streams=args.streams)
     print(f"{args.split}: {loss:.4f} nats/char, {loss * NATS_TO_BITS:.4f} bits/char "
           f"({tokens.numel():,} chars{', int8' if args.quantize else ''})")
@@ -83,6 +111,8 @@ def _eval_run(args: argparse.Namespace) -> int:
 COMMANDS = (
     Command(group="data", name="austen", help="download and split Jane Austen's novels (r-cran-janeaustenr)",
             add_arguments=_data_arguments, run=_data_run),
+    Command(group="data", name="english", help="build a modern-English prose corpus from Debian packages (man "
+            "pages, Python docs, GNU manuals, help pages)", add_arguments=_english_arguments, run=_english_run),
     Command(group="train", name="char-lstm", help="train a character-level LSTM/GRU/RNN language model",
             add_arguments=train.add_arguments, run=train.run),
     Command(group="eval", name="char-lstm", help="evaluate a char-lstm model (loss per char), export it, "

@@ -16,6 +16,13 @@ Split: ``persuasion`` is the test set and is never trained on; the last 5% (by
 paragraphs) of each other novel is validation; the rest is training. Each output file
 is the novels concatenated in a fixed order, each novel's text ending with ``"\\n"``;
 ``manifest.json`` records the source package and the sha256 and size of every output.
+
+Documents: a split file may hold several documents, separated by an empty line (each
+paragraph is one line, so two consecutive ``"\\n"``); the Austen files hold none, so each
+is one document. :func:`encode_documents` reads a split as the model is trained and
+evaluated on it: ``<bos>`` before every document, as a served request starts with
+``<bos>``, so that the model learns how documents begin (``rnnserve data english`` writes
+one document per page, man page or Info node).
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ import subprocess
 import tempfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from .vocab import CharVocab
 
 NOVELS = ("emma", "mansfieldpark", "prideprejudice", "sensesensibility", "northangerabbey", "persuasion")
 TEST_NOVEL = "persuasion"
@@ -36,6 +49,8 @@ VAL_FRACTION = 0.05
 DEBIAN_PACKAGE = "r-cran-janeaustenr"
 RDATA_DIR = "usr/lib/R/site-library/janeaustenr/data"
 SPLITS = ("train", "val", "test")
+#: What ``rnnserve data english`` writes between two documents, each ending with its last paragraph's ``"\\n"``.
+DOCUMENT_SEPARATOR = "\n"
 
 
 class DataError(RuntimeError):
@@ -158,3 +173,17 @@ def read_split(data_dir: Path, split: str) -> str:
     if not path.exists():
         raise DataError(f"{path} not found; run `rnnserve data austen --out {data_dir}` first")
     return path.read_text(encoding="utf-8")
+
+
+def encode_documents(vocab: CharVocab, text: str) -> torch.Tensor:
+    """[N] int64 ids of a split's text with ``<bos>`` before each document (documents are separated by an
+    empty line; the separator's second ``"\\n"`` becomes the ``<bos>``): ``<bos> doc1 <bos> doc2 ...``."""
+    import torch
+
+    text = text.strip("\n") + "\n" if text.strip("\n") else ""
+    marked = re.sub(r"\n\n+", "\n\0", text)
+    ids = vocab.encode_tensor(marked)
+    if ids.numel():
+        codes = torch.frombuffer(bytearray(marked.encode("utf-32-le")), dtype=torch.int32)
+        ids[codes == 0] = vocab.bos_id
+    return torch.cat([torch.tensor([vocab.bos_id], dtype=torch.int64), ids])

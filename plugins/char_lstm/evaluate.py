@@ -1,7 +1,8 @@
 """Loss measurement: mean negative log-likelihood in nats per character of a text.
 
 The text is read as a served prompt is: ``<bos>`` first, from the zero state, and every
-character of the text is scored (``<bos>`` itself is not). With ``streams`` = 1 this is
+character of the text is scored (``<bos>`` itself is not, nor any ``<bos>`` the tokens hold
+before their documents). With ``streams`` = 1 this is
 exact; with more, the text is cut into ``streams`` pieces read in parallel, and each
 piece after the first is preceded by ``<bos>`` plus the ``burn_in`` characters before it
 (read, not scored), which approximates the exact number closely (an LSTM's memory of
@@ -34,6 +35,7 @@ def evaluate_loss(model: LanguageModel | nn.Module, tokens: torch.Tensor, bos_id
     if isinstance(model, nn.Module):
         model.eval()
     n = tokens.numel()
+    scored = n - int((tokens == bos_id).sum())
     streams = max(1, min(streams, n // max(1, burn_in)))
     bounds = [round(i * n / streams) for i in range(streams + 1)]
     rows, targets = [], []
@@ -42,6 +44,7 @@ def evaluate_loss(model: LanguageModel | nn.Module, tokens: torch.Tensor, bos_id
         row = torch.cat([torch.tensor([bos_id]), tokens[context:end]])
         target = torch.cat([tokens[context:end], torch.tensor([-100])])  # target of row[i] is row[i+1]
         target[: start - context] = -100  # burn-in characters are read, not scored
+        target[target == bos_id] = -100  # <bos> before a document (data.encode_documents) is read, not scored
         rows.append(row)
         targets.append(target)
     width = max(len(r) for r in rows)
@@ -62,7 +65,7 @@ def evaluate_loss(model: LanguageModel | nn.Module, tokens: torch.Tensor, bos_id
                                              reduction="sum").item()
     if was_training:
         model.train()
-    return total / n
+    return total / max(1, scored)
 
 
 StepFn = Callable[[torch.Tensor, tuple[torch.Tensor, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]]

@@ -1,8 +1,11 @@
 """Training: truncated BPTT over parallel character streams, alone or under ``torchrun`` (DDP, gloo).
 
-Batching: the training text (``<bos>`` + text) is cut into ``world_size * batch_size``
-equal contiguous streams; rank r owns streams ``[r*B, (r+1)*B)`` (its data shard). Each
-stream starts with ``<bos>`` from a zero state, exactly like a served request. A step
+Batching: the training text (``<bos>`` before every document, see ``data.encode_documents``)
+is cut into ``world_size * batch_size`` equal contiguous streams; rank r owns streams
+``[r*B, (r+1)*B)`` (its data shard). The first stream starts with ``<bos>`` from a zero state,
+exactly like a served request; the others start with the token before their cut (a fake
+``<bos>`` there would teach the model that text begins mid-sentence). ``<bos>`` is never a
+target (its loss is ignored). A step
 reads the next ``seq_len`` characters of all B streams ([B, T] inputs, [B, T] targets
 shifted by one); the hidden state is carried to the next window and detached (truncated
 BPTT), and reset to zeros at every epoch start.
@@ -47,7 +50,7 @@ from rnnserve.training import (
 
 from . import checkpoint
 from .cells import CELL_KINDS
-from .data import DataError, read_split
+from .data import DataError, encode_documents, read_split
 from .evaluate import evaluate_loss
 from .model import CharRNN, CharRNNConfig, State
 from .vocab import CharVocab
@@ -90,12 +93,15 @@ def lr_at(step: int, config: TrainConfig) -> float:
 
 
 def make_streams(tokens: torch.Tensor, streams: int, bos_id: int) -> torch.Tensor:
-    """[streams, n + 1]: ``tokens`` [N] cut into ``streams`` contiguous pieces, each prefixed by bos."""
-    n = tokens.numel() // streams
+    """[streams, n + 1]: ``tokens`` [N] (``<bos>`` first, prepended if missing) cut into ``streams``
+    contiguous pieces of n targets; each piece starts with the token before it (the first with ``<bos>``), so
+    ``<bos>`` is only ever followed by the start of a document, as when serving."""
+    if tokens.numel() == 0 or int(tokens[0]) != bos_id:
+        tokens = torch.cat([torch.tensor([bos_id], dtype=tokens.dtype), tokens])
+    n = (tokens.numel() - 1) // streams
     if n < 2:
-        raise TrainingSetupError(f"{tokens.numel()} training characters are too few for {streams} streams")
-    body = tokens[: n * streams].view(streams, n)
-    return torch.cat([torch.full((streams, 1), bos_id, dtype=body.dtype), body], dim=1)
+        raise TrainingSetupError(f"{tokens.numel() - 1} training characters are too few for {streams} streams")
+    return torch.stack([tokens[i * n: i * n + n + 1] for i in range(streams)])
 
 
 def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -172,8 +178,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         vocab = CharVocab.build(train_text, config.min_count)
         model = CharRNN(CharRNNConfig(vocab_size=vocab.size, **model_config))
     model.to(device)  # before the optimizer, whose resumed state follows its parameters' device
-    train_tokens = vocab.encode_tensor(train_text)
-    val_tokens = vocab.encode_tensor(val_text)
+    train_tokens = encode_documents(vocab, train_text)  # <bos> before every document
+    val_tokens = encode_documents(vocab, val_text)
     if config.eval_chars:
         val_tokens = val_tokens[: config.eval_chars]
 
@@ -233,7 +239,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             hidden = model.initial_state(config.batch_size)
         t = position * config.seq_len
         x = streams[:, t: t + config.seq_len]
-        y = streams[:, t + 1: t + 1 + config.seq_len]
+        y = streams[:, t + 1: t + 1 + config.seq_len].masked_fill(
+            streams[:, t + 1: t + 1 + config.seq_len] == vocab.bos_id, -100)  # <bos> is read, never predicted
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         net.train()

@@ -53,7 +53,9 @@ def test_lr_schedule_and_streams():
     assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
     assert lr_at(60, c) == pytest.approx(0.55) and lr_at(110, c) == pytest.approx(0.1)
     streams = make_streams(torch.arange(2, 12), 3, bos_id=0)
-    assert streams.tolist() == [[0, 2, 3, 4], [0, 5, 6, 7], [0, 8, 9, 10]]
+    # Each stream after the first starts with the token before its cut, not a fake <bos> before mid-text.
+    assert streams.tolist() == [[0, 2, 3, 4], [4, 5, 6, 7], [7, 8, 9, 10]]
+    assert make_streams(torch.tensor([0, 2, 3, 0, 5, 6, 7]), 2, bos_id=0).tolist() == [[0, 2, 3, 0], [0, 5, 6, 7]]
 
 
 def test_model_card_files(tmp_path):
