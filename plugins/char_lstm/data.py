@@ -176,8 +176,10 @@ def read_split(data_dir: Path, split: str) -> str:
 
 
 def encode_documents(vocab: CharVocab, text: str) -> torch.Tensor:
-    """[N] int64 ids of a split's text with ``<bos>`` before each document (documents are separated by an
-    empty line; the separator's second ``"\\n"`` becomes the ``<bos>``): ``<bos> doc1 <bos> doc2 ...``."""
+    """[N] int64 ids of a split's text with ``<bos>`` between its documents (separated by an empty line in the
+    file; the separator's second ``"\\n"`` becomes the ``<bos>``): ``doc1 <bos> doc2 <bos> doc3``. The
+    ``<bos>`` before the first document is the reader's, as for a served request (``make_streams`` and
+    ``evaluate_loss`` put it there), so a text without empty lines encodes exactly as ``encode_tensor``."""
     import torch
 
     text = text.strip("\n") + "\n" if text.strip("\n") else ""
@@ -186,4 +188,4 @@ def encode_documents(vocab: CharVocab, text: str) -> torch.Tensor:
     if ids.numel():
         codes = torch.frombuffer(bytearray(marked.encode("utf-32-le")), dtype=torch.int32)
         ids[codes == 0] = vocab.bos_id
-    return torch.cat([torch.tensor([vocab.bos_id], dtype=torch.int64), ids])
+    return ids

@@ -167,15 +167,15 @@ def _no_apt(run):
     return guarded
 
 
-def test_encode_documents_puts_bos_before_every_document():
+def test_encode_documents_puts_bos_between_documents():
     vocab = CharVocab.build("abc.\n")
     bos = vocab.bos_id
     ids = encode_documents(vocab, "ab.\nc.\n\nba.\n\ncc.\n")
-    assert ids.tolist() == [bos, *vocab.encode("ab.\nc.\n")[0], bos, *vocab.encode("ba.\n")[0], bos,
+    assert ids.tolist() == [*vocab.encode("ab.\nc.\n")[0], bos, *vocab.encode("ba.\n")[0], bos,
                             *vocab.encode("cc.\n")[0]]
     austen = "One paragraph.\nAnother one.\n"  # no empty line: one document, as before
     vocab = CharVocab.build(austen)
-    assert encode_documents(vocab, austen).tolist() == [vocab.bos_id, *vocab.encode(austen)[0]]
+    assert encode_documents(vocab, austen).tolist() == vocab.encode_tensor(austen).tolist()
 
 
 def test_training_learns_how_documents_begin(tmp_path):
