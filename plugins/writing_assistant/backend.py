@@ -22,6 +22,11 @@ from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char, 
 #: The fewest word nodes a session may keep, when it keeps any.
 MIN_WORD_NODES = 64
 
+#: Default ``window_chars``: the smallest window for which the suggestions equal those of
+#: reading the whole document on at least 99% of keystrokes of held-out text (measured with
+#: austen-char-lstm-int8 on Persuasion: ``python -m benchmarks.assistant_window``).
+WINDOW_CHARS = 2048
+
 DEFAULTS: dict[str, Any] = {
     "language_model": "austen-char-lstm-int8",
     "beam": 8,               # live hypotheses per step of the character beam search
@@ -30,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "cache_entries": 1024,   # prefix cache size (a few KB each)
     "checkpoint_every": 32,  # session checkpoint spacing, in characters
     "checkpoints": 64,       # session checkpoints kept (backspace reach: every * checkpoints)
+    # Longest read from the start state: a longer document is read from a line or word start
+    # among its last window_chars characters (states.window_start; 0: read it all). Measured
+    # by benchmarks/assistant_window.py: see WINDOW_CHARS.
+    "window_chars": WINDOW_CHARS,
     "word_nodes": 1024,      # most states a session keeps from its searches in the typed word (a few KB each); 0: off
     "lexicon_words": 100_000,  # completions must be among the N most frequent English words (wordfreq); 0: off
     "cache_weight": 0.1,     # weight of the document's own words in word suggestions (document_cache.py)
@@ -70,7 +79,10 @@ class WritingAssistant(Assistant):
                                    lexicon=english_lexicon(self.options["lexicon_words"]),
                                    cache_weight=self.options["cache_weight"], cache_chars=self.options["cache_chars"],
                                    cache_scope=self.options["cache_scope"])
-        self.cache = PrefixCache(shared.model, self.options["cache_entries"])
+        self.window = int(self.options["window_chars"])
+        if self.window < 0:
+            raise ValueError(f"window_chars must be >= 0 (0: read whole documents), got {self.window}")
+        self.cache = PrefixCache(shared.model, self.options["cache_entries"], self.window)
         #: Sessions' searches ahead that finished, and keystrokes they answered (see WritingSession).
         self.expected_searches = 0
         self.expected_hits = 0
@@ -127,7 +139,8 @@ class WritingSession(AssistantSession):
         self.assistant = assistant
         self.options = options
         self.ring: CheckpointRing = assistant.shared.call(lambda: CheckpointRing(
-            assistant.shared.model, assistant.options["checkpoint_every"], assistant.options["checkpoints"]))
+            assistant.shared.model, assistant.options["checkpoint_every"], assistant.options["checkpoints"],
+            window=assistant.window))
         self.capacity = int(assistant.options["word_nodes"])
         self.nodes = WordNodes(self.capacity) if self.capacity > 0 else None
         self._edits: list[Edit] = []

@@ -3,11 +3,20 @@
 An RNN's whole context is its fixed-size state, so a typed document costs a few KB to
 remember: appending k characters costs k steps, and going back (backspace) restores a
 checkpoint instead of re-reading the document.
+
+A recurrent state also forgets: what a character LSTM predicts after a long document
+depends on its last few hundred characters only. So a long read is *bounded*
+(``window``): where more than ``window`` characters would be read at once (a Session
+opened on a long document, a long paste, a ``Suggest`` text with no cached prefix, a
+delete past the checkpoint ring), only the text from :func:`window_start` on is read,
+from the model's start state. The default window is measured
+(``benchmarks/assistant_window.py``; see the backend's ``window_chars``).
 """
 
 from __future__ import annotations
 
 import bisect
+import re
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 
@@ -28,6 +37,24 @@ def start_state(model: LanguageModel) -> TextState:
     """The state after the start-of-text token."""
     logits, state = model.forward(torch.tensor([[model.vocab.bos_id]]), model.initial_state(1))
     return TextState(state, logits[0, -1].clone())
+
+
+#: A word start: a non-space character after a space.
+_WORD_START = re.compile(r"\s\S")
+
+
+def window_start(text: str, window: int) -> int:
+    """Where a bounded read of ``text`` starts: 0 if it is at most ``window`` characters long
+    (or ``window`` is 0: no bound), else the first line start in the first quarter of its last
+    ``window`` characters, else their first word start (else their first character)."""
+    if window <= 0 or len(text) <= window:
+        return 0
+    cut = len(text) - window
+    line = text.find("\n", cut - 1, cut + window // 4)
+    if line != -1:
+        return line + 1
+    word = _WORD_START.search(text, cut - 1)
+    return word.start() + 1 if word is not None else cut
 
 
 def read(model: LanguageModel, start: TextState, text: str) -> TextState:
@@ -65,9 +92,11 @@ class PrefixCache:
     of a document that may be 100,000 characters long.
     """
 
-    def __init__(self, model: LanguageModel, capacity: int) -> None:
+    def __init__(self, model: LanguageModel, capacity: int, window: int = 0) -> None:
         self.model = model
         self.capacity = capacity
+        #: Reads longer than this start over from the start state at ``window_start`` (0: never).
+        self.window = window
         self.hits = 0
         self.misses = 0
         self.chars_read = 0
@@ -86,11 +115,12 @@ class PrefixCache:
             self.hits += 1
             self._entries.move_to_end(text)
             return cached
-        if cached is None:
+        begin = window_start(text, self.window)
+        if cached is None or begin > length:  # nothing cached, or only prefixes further back than the window
             self.misses += 1
             if self._start is None:
                 self._start = start_state(self.model)
-            cached = self._start
+            cached, length = self._start, begin
         else:
             self.hits += 1
         result = read(self.model, cached, text[length:])
@@ -133,10 +163,14 @@ class CheckpointRing:
     appends are kept too, so the start of the word being typed is at hand without a read.
     """
 
-    def __init__(self, model: LanguageModel, every: int = 32, size: int = 64, recent: int = 24) -> None:
+    def __init__(self, model: LanguageModel, every: int = 32, size: int = 64, recent: int = 24,
+                 window: int = 0) -> None:
         self.model = model
         self.every = every
         self.size = size
+        #: A read of more than this many characters (opening on a long document, a long paste,
+        #: a delete past the ring) starts over from the start state at ``window_start`` (0: never).
+        self.window = window
         self.text = ""
         self.chars_read = 0
         self._start = start_state(model)
@@ -155,6 +189,10 @@ class CheckpointRing:
                 self._ring.append((len(self.text), after))
             self._recent.append((len(self.text), after))
             return
+        if self.window and len(self.text) - pos > self.window:
+            begin = window_start(self.text, self.window)
+            if begin > pos:  # the state forgets what came before: read the window only
+                self.current, pos = self._start, begin
         # Checkpoints older than the ring keeps would be dropped at once: read that part in one call.
         reach = (len(self.text) - self.every * self.size) // self.every * self.every
         if reach > pos:
@@ -187,7 +225,8 @@ class CheckpointRing:
         if self._recent and self._recent[-1][0] == length:
             self.text, self.current = self.text[:length], self._recent[-1][1]
             return
-        # Past the ring's reach (more than size * every characters back) it re-reads from the start.
+        # Past the ring's reach (more than size * every characters back) it re-reads from the
+        # start, or (``window``) from the window start before the new end.
         base_pos, base = self._ring[-1] if self._ring else (0, self._start)
         rest = self.text[base_pos:length]
         self.text = self.text[:base_pos]
@@ -213,6 +252,10 @@ class CheckpointRing:
                     if pos > base_pos:
                         base_pos, base = pos, state
                     break
+        if self.window and length - base_pos > self.window:
+            begin = window_start(self.text[:length], self.window)
+            if begin > base_pos:
+                base_pos, base = begin, self._start
         self.chars_read += length - base_pos
         return read(self.model, base, self.text[base_pos:length])
 

@@ -2,7 +2,7 @@
 
 Per model, read from the schedulers' counters at scrape time (nothing on the hot path):
 queue length, running batch size, steps, tokens (characters for char models: rate() of
-``rnnserve_tokens_total`` is chars/s), requests and refusals. Per RPC method and status
+``rnnserve_tokens_total`` is chars/s), requests and refusals, hangs and background reloads. Per RPC method and status
 code: a latency histogram observed by the admission interceptor when each call ends.
 """
 
@@ -38,14 +38,24 @@ class _ModelCollector(Collector):
                                                   labels=["model"]),
         }
         ready = GaugeMetricFamily("rnnserve_model_ready", "1 when the model is READY", labels=["model"])
+        hangs = CounterMetricFamily("rnnserve_model_hangs", "Times the watchdog found a model call past "
+                                    "step_timeout_s (the model was marked FAILED)", labels=["model"])
+        reloads = CounterMetricFamily("rnnserve_model_reloads", "Background reloads of a FAILED model, by outcome "
+                                      "(ready: serving again; failed: the load failed, retried with backoff)",
+                                      labels=["model", "outcome"])
         for entry in self.registry.entries():
             stats = entry.stats
             for key, family in (*gauges.items(), *counters.items()):
                 family.add_metric([entry.name], getattr(stats, key))
             ready.add_metric([entry.name], 1.0 if entry.state == "ready" else 0.0)
+            hangs.add_metric([entry.name], entry.hangs)
+            reloads.add_metric([entry.name, "ready"], entry.reloads)
+            reloads.add_metric([entry.name, "failed"], entry.reload_failures)
         yield from gauges.values()
         yield from counters.values()
         yield ready
+        yield hangs
+        yield reloads
 
 
 class Metrics:

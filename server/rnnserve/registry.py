@@ -8,6 +8,14 @@ checked against their sha256 (``manifest.py``). While models serve, a watchdog
 (``watchdog.py``) turns a model call running longer than ``step_timeout_s`` into a FAILED
 model whose waiting calls fail at once; the other models keep serving. FAILED reasons are
 shown to clients, so they go through ``errors.redact_paths`` (no server paths).
+
+A model the watchdog marked FAILED (or whose thread stopped on an error) is reloaded in
+the background, from its factory, on a fresh thread: after ``reload_backoff[0]`` seconds,
+doubling after each failure in a row up to ``reload_backoff[1]`` (LOADING while it
+loads; the reason says when the next try is). Backends built on it (an assistant on its
+language model) are marked FAILED with it and reloaded once it is READY again. Reloads
+are logged and counted (``ModelEntry.reloads``, ``reload_failures``; Prometheus
+``rnnserve_model_reloads_total``).
 """
 
 from __future__ import annotations
@@ -76,6 +84,18 @@ class ModelEntry:
     guard: RequestGuard = field(default_factory=RequestGuard)
     #: The watchdog found a model call running past ``step_timeout_s``; its thread is abandoned.
     hung: bool = False
+    #: Times the watchdog found the model hung; reloads that brought it back READY, and that failed.
+    hangs: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    #: A background reload is scheduled or running.
+    reloading: bool = False
+    #: Failures (hangs, crashes, failed reloads) since the model last served for ``RELOAD_STABLE_S``.
+    failures_in_a_row: int = 0
+    #: time.monotonic() when it last became READY.
+    ready_since: float = 0.0
+    #: FAILED because the language model it borrows failed: that model's name (reloaded after it).
+    awaiting: str = ""
 
     @property
     def name(self) -> str:
@@ -84,6 +104,12 @@ class ModelEntry:
     @property
     def stats(self) -> SchedulerStats:
         return self.worker.stats if self.worker is not None else SchedulerStats()
+
+
+#: Seconds before the first background reload of a FAILED model, and the most between two.
+RELOAD_BACKOFF_S = (5.0, 300.0)
+#: A reloaded model that serves this long without failing again starts the backoff afresh.
+RELOAD_STABLE_S = 600.0
 
 
 class ModelRegistry:
@@ -104,6 +130,13 @@ class ModelRegistry:
         }
         self._watchdog = Watchdog(self._watched, self._on_hung)
         self._loaders: list[threading.Thread] = []
+        #: (first, most) seconds between background reloads of a FAILED model (doubling).
+        self.reload_backoff = RELOAD_BACKOFF_S
+        #: language model name -> names of the models whose backends borrowed it when they loaded.
+        self._dependents: dict[str, set[str]] = {}
+        self._loading = threading.local()  # .entry: the entry this thread is loading
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     # -- loading ---------------------------------------------------------------------
 
@@ -122,8 +155,9 @@ class ModelRegistry:
     def stop(self, load_timeout: float = 60.0) -> None:
         """Stop the schedulers, first letting models still loading finish (bounded by ``load_timeout``):
         a process must not exit while a loader thread is inside torch."""
+        self._stopping.set()
         deadline = time.monotonic() + load_timeout
-        for loader in self._loaders:
+        for loader in list(self._loaders):
             loader.join(max(0.0, deadline - time.monotonic()))
         self._watchdog.stop()
         for entry in self._entries.values():
@@ -140,6 +174,10 @@ class ModelRegistry:
         entry = self._entries.get(name)
         if entry is None:
             raise ValueError(f"language model {name!r} is not configured")
+        borrower: ModelEntry | None = getattr(self._loading, "entry", None)
+        if borrower is not None:
+            with self._lock:
+                self._dependents.setdefault(name, set()).add(borrower.name)
         entry.ready.wait(timeout)
         if entry.state != ModelState.READY or not isinstance(entry.backend, LanguageModel):
             raise ValueError(f"language model {name!r} is not ready ({entry.state}: {entry.reason})")
@@ -149,6 +187,7 @@ class ModelRegistry:
 
     def _load(self, entry: ModelEntry) -> None:
         spec = entry.spec
+        self._loading.entry = entry
         try:
             if spec.backend not in self.host.backends:
                 raise ValueError(f"unknown backend {spec.backend!r}; available: {sorted(self.host.backends) or 'none'}")
@@ -163,6 +202,7 @@ class ModelRegistry:
             entry.worker.on_crash = lambda exc, entry=entry: self._on_crash(entry, exc)
             entry.worker.start()
             entry.backend = backend
+            entry.ready_since = time.monotonic()
             entry.state = ModelState.READY
             # What a model keeps for good (weights, vocabularies, lexicons: often millions of
             # objects) leaves the garbage collector's scans: a full collection over it held
@@ -175,6 +215,7 @@ class ModelRegistry:
             self._set_failed(entry, f"{type(exc).__name__}: {exc}")
             log.error("model %s failed to load: %s", entry.name, entry.reason, exc_info=exc)
         finally:
+            self._loading.entry = None
             entry.ready.set()
             if self._on_change is not None:
                 self._on_change(entry)
@@ -214,6 +255,7 @@ class ModelRegistry:
         """The watchdog found a model call running too long: FAILED, waiting calls failed, thread abandoned."""
         timeout = self.step_timeout(entry.spec)
         entry.hung = True
+        entry.hangs += 1
         self._set_failed(entry, f"step exceeded step_timeout_s={timeout:g} (a model call ran for {seconds:.1f} s)")
         failed = entry.guard.trip(ModelHung(
             f"model {entry.name!r} stopped responding: a step exceeded step_timeout_s={timeout:g}; "
@@ -227,6 +269,8 @@ class ModelRegistry:
             worker.abandon_hung(ModelHung(f"model {entry.name!r} stopped responding (step_timeout_s={timeout:g})"))
             # returns when the stuck call does, if ever; never blocks the watchdog
             threading.Thread(target=worker.stop, name=f"stop:{entry.name}", daemon=True).start()
+        self._fail_dependents(entry)
+        self._schedule_reload(entry)
         if self._on_change is not None:
             self._on_change(entry)
 
@@ -234,8 +278,83 @@ class ModelRegistry:
         """A model's thread stopped on an error its work did not catch: FAILED, waiting calls failed."""
         self._set_failed(entry, f"its thread stopped on an error: {type(exc).__name__}: {exc}")
         entry.guard.trip(ModelFailed(f"model {entry.name!r} failed: {type(exc).__name__}: {exc}"))
+        self._fail_dependents(entry)
+        self._schedule_reload(entry)
         if self._on_change is not None:
             self._on_change(entry)
+
+    # -- reloading failed models -----------------------------------------------------
+
+    def _fail_dependents(self, entry: ModelEntry) -> None:
+        """Mark FAILED the READY models built on ``entry`` (they are reloaded once it is back)."""
+        with self._lock:
+            names = sorted(self._dependents.get(entry.name, ()))
+        for name in names:
+            dependent = self._entries[name]
+            if dependent.state != ModelState.READY:
+                continue
+            dependent.awaiting = entry.name
+            self._set_failed(dependent, f"its language model {entry.name!r} failed ({entry.reason}); "
+                                        "it is reloaded when that model is back")
+            dependent.guard.trip(ModelFailed(f"model {name!r} failed: its language model {entry.name!r} failed"))
+            if self._on_change is not None:
+                self._on_change(dependent)
+
+    def _schedule_reload(self, entry: ModelEntry, delay: float | None = None) -> None:
+        """Reload ``entry`` on a background thread after ``delay`` (default: the backoff's next)."""
+        with self._lock:
+            if entry.reloading or self._stopping.is_set():
+                return
+            entry.reloading = True
+        if delay is None:
+            if entry.ready_since and time.monotonic() - entry.ready_since > RELOAD_STABLE_S:
+                entry.failures_in_a_row = 0
+            entry.failures_in_a_row += 1
+            first, most = self.reload_backoff
+            delay = min(most, first * 2 ** (entry.failures_in_a_row - 1))
+        self._say_reloading(entry, delay)
+        loader = threading.Thread(target=self._reload, args=(entry, delay), name=f"reload:{entry.name}", daemon=True)
+        self._loaders.append(loader)
+        loader.start()
+
+    @staticmethod
+    def _say_reloading(entry: ModelEntry, delay: float) -> None:
+        entry.reason = f"{entry.reason.split('; reloading')[0]}; reloading in {delay:g} s"
+        log.warning("model %s: reloading in %g s (failures in a row: %d)", entry.name, delay, entry.failures_in_a_row)
+
+    def _reload(self, entry: ModelEntry, delay: float) -> None:
+        try:
+            while True:
+                if self._stopping.wait(delay):
+                    return
+                old = entry.worker
+                if old is not None and not entry.hung:  # a model built on one that failed: its worker is idle
+                    threading.Thread(target=old.stop, name=f"stop:{entry.name}", daemon=True).start()
+                entry.worker, entry.backend, entry.hung = None, None, False
+                entry.guard = RequestGuard()
+                entry.state, entry.reason = ModelState.LOADING, "reloading"
+                if self._on_change is not None:
+                    self._on_change(entry)
+                self._load(entry)
+                if entry.state == ModelState.READY:
+                    entry.reloads += 1
+                    log.warning("model %s: reloaded, READY again (reload %d)", entry.name, entry.reloads)
+                    break
+                entry.reload_failures += 1
+                entry.failures_in_a_row += 1
+                delay = min(self.reload_backoff[1], max(delay, self.reload_backoff[0]) * 2)
+                self._say_reloading(entry, delay)
+                if self._on_change is not None:
+                    self._on_change(entry)
+        finally:
+            entry.reloading = False
+        with self._lock:
+            dependents = sorted(self._dependents.get(entry.name, ()))
+        for name in dependents:
+            dependent = self._entries[name]
+            if dependent.state == ModelState.FAILED and dependent.awaiting == entry.name:
+                dependent.awaiting = ""
+                self._schedule_reload(dependent, delay=0.0)
 
     def _read_card(self, spec: ModelSpec) -> ModelCard | None:
         if spec.path is None:

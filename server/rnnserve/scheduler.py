@@ -5,8 +5,9 @@ The event loop only moves messages; all model math runs on the scheduler's threa
 
 1. admits waiting requests while the batch has room: their prompts are read together
    (``forward`` calls over the rows still reading, no padding), at most
-   ``PREFILL_CHUNK_TOKENS`` prompt tokens per iteration, so that a long prompt is read in
-   pieces with the running batch's steps and the lent programs' steps between them; once
+   ``PREFILL_CHUNK_TOKENS`` prompt tokens per iteration (shared by the groups of prompts
+   being read), so that a long prompt is read in pieces with the running batch's steps,
+   the lent programs' steps and shorter prompts' reads between them; once
    read, each state is copied once per sample (``n``), the first tokens sampled and sent;
 2. drops sequences whose call was cancelled or whose deadline passed;
 3. runs one batched ``step`` over every active sequence and samples every row with its
@@ -401,9 +402,9 @@ class LanguageModelScheduler(ModelThread):
         self._last_emit = 0.0
         self._last_arrival = 0.0  # time.monotonic() of the newest submit
         self._last_busy = 0.0  # time.monotonic() when work other than idle programs last ran
-        #: Admitted requests whose prompts are being read (one group at a time; see _PrefillRead),
-        #: and when their admission began.
-        self._prefilling: tuple[list[RequestHandle], _PrefillRead, float] | None = None
+        #: Groups of admitted requests whose prompts are being read (see _PrefillRead), oldest
+        #: first, each with when its admission began.
+        self._prefilling: list[tuple[list[RequestHandle], _PrefillRead, float]] = []
 
     # -- event-loop side -------------------------------------------------------------
 
@@ -481,7 +482,7 @@ class LanguageModelScheduler(ModelThread):
     def _busy(self) -> bool:
         """Whether work other than idle step programs is waiting (read without the lock by _process)."""
         return bool(self._waiting or self._jobs or self._active or self._programs or self._lent.busy
-                    or self._prefilling is not None)
+                    or bool(self._prefilling))
 
     def _idle_pending(self) -> bool:
         """Whether idle step programs wait (new or lent); with ``not _busy()``, the lent are all idle ones."""
@@ -500,9 +501,7 @@ class LanguageModelScheduler(ModelThread):
         programs, idle = list(self._programs), list(self._idle_programs)
         self._programs.clear()
         self._idle_programs.clear()
-        # One group of prompts is read at a time: the next waits until it has joined the batch.
-        admitted = self._take_admissible() if self._prefilling is None else []
-        return (self._jobs.popleft() if self._jobs else None), programs, admitted, idle
+        return (self._jobs.popleft() if self._jobs else None), programs, self._take_admissible(), idle
 
     def _process(self, work: _Work) -> None:
         """One iteration: a job, admissions (prefill), drop cancelled, one batched step, one
@@ -518,7 +517,7 @@ class LanguageModelScheduler(ModelThread):
             if not self._active:
                 admitted += self._gather_burst(sum(h.params.n for h in admitted if not h.cancelled))
             self._admit(admitted)
-        if self._prefilling is not None:
+        if self._prefilling:
             with self._model_call():
                 self._read_prompts()
         self._drop_cancelled()
@@ -571,9 +570,9 @@ class LanguageModelScheduler(ModelThread):
     def _abandon(self, exc: RnnserveError) -> None:
         self._abandon_queued(exc)
         self._lent.abandon(exc)
-        if self._prefilling is not None:
-            self._fail(self._prefilling[0], exc)
-            self._prefilling = None
+        for live, _, _ in self._prefilling:
+            self._fail(live, exc)
+        self._prefilling = []
         self._fail(list({s.handle: None for s in self._active}), exc)
         self._active, self._rows = [], None
 
@@ -595,7 +594,9 @@ class LanguageModelScheduler(ModelThread):
 
     def _take_admissible(self, free: int | None = None) -> list[RequestHandle]:
         """Pop waiting requests that fit in the batch, or in ``free`` rows (called with the lock held)."""
-        free = self.max_batch_size - len(self._active) if free is None else free
+        if free is None:  # the rows of the prompts being read are taken too
+            free = self.max_batch_size - len(self._active) - sum(h.params.n for live, _, _ in self._prefilling
+                                                                 for h in live)
         taken = []
         while self._waiting and (self._waiting[0].cancelled or self._waiting[0].params.n <= free):
             handle = self._waiting.popleft()
@@ -625,28 +626,35 @@ class LanguageModelScheduler(ModelThread):
             else:
                 live.append(handle)
         if live:
-            self._prefilling = (live, _PrefillRead(self.model, [[self.vocab.bos_id, *h.prompt_ids] for h in live]), now)
+            reader = _PrefillRead(self.model, [[self.vocab.bos_id, *h.prompt_ids] for h in live])
+            self._prefilling.append((live, reader, now))
 
     def _cancel_unread(self, handle: RequestHandle) -> None:
         self._emit([(handle, _Sequence(handle, i, self._token_text, self.vocab.eos_id)
                      .finish(FinishReason.CANCELLED)) for i in range(handle.params.n)])
 
     def _read_prompts(self) -> None:
-        """Read the next ``PREFILL_CHUNK_TOKENS`` of the admitted prompts; once all are read, fork
-        each into its n samples, sample and send their first tokens, and join the batch."""
-        assert self._prefilling is not None
-        live, reader, now = self._prefilling
+        """Read the next ``PREFILL_CHUNK_TOKENS`` of the admitted prompts, shared among the groups
+        being read (a short prompt that arrives during a long one's read is not kept waiting
+        for all of it)."""
+        groups, self._prefilling = self._prefilling, []
+        budget = max(1, PREFILL_CHUNK_TOKENS // len(groups))
+        for group in groups:
+            if not self._read_group(*group, budget):
+                self._prefilling.append(group)
+
+    def _read_group(self, live: list[RequestHandle], reader: _PrefillRead, now: float, budget: int) -> bool:
+        """Read ``budget`` more tokens of a group's prompts; once all are read, fork each into its
+        n samples, sample and send their first tokens, and join the batch. Whether it is done."""
         if all(h.cancelled for h in live):  # nobody waits for the rest of the read
-            self._prefilling = None
             for handle in live:
                 self._cancel_unread(handle)
-            return
+            return True
         dims = self.model.state_batch_dims
         try:
-            reader.advance(PREFILL_CHUNK_TOKENS)
+            reader.advance(budget)
             if not reader.done:
-                return
-            self._prefilling = None
+                return False
             prefilled = reader.read()
             elapsed = time.perf_counter() - now
             seqs, logits, states = [], [], []
@@ -665,9 +673,8 @@ class LanguageModelScheduler(ModelThread):
             rows.tokens, first_logprobs = self._sample(torch.cat(logits), rows, _BatchParams.of(seqs))
         except Exception as exc:
             log.exception("model %s failed during prefill", self.name)
-            self._prefilling = None
             self._fail(live, exc)
-            return
+            return True
         self.stats.tokens_total += len(seqs)
         tokens = rows.tokens.tolist()
         logprobs = first_logprobs.tolist() if first_logprobs is not None else None
@@ -677,6 +684,7 @@ class LanguageModelScheduler(ModelThread):
         keep = [i for i, s in enumerate(seqs) if not s.done]
         if keep:
             self._join([seqs[i] for i in keep], rows.select(torch.tensor(keep), dims))
+        return True
 
     def _join(self, seqs: list[_Sequence], rows: _Rows) -> None:
         if self._rows is None:

@@ -1,0 +1,219 @@
+"""Writing assistant on long documents: the read window W, and opening a Session on 100,000 characters.
+
+A recurrent state forgets, so the assistant reads only the last W characters of a long
+document (from a line or word start, from the model's start state; option
+``window_chars``, ``states.window_start``) when it opens a Session, answers ``Suggest``
+with no cached prefix, or deletes past its checkpoint ring. This chooses W by
+measurement and times what it buys.
+
+Agreement: keystroke positions drawn uniformly from held-out text (*Persuasion*, the
+char-LSTM's test novel), each past the largest W tried; at each, the assistant's
+suggestions (word completion, 3, as ``rnnserve write`` asks; the shipped assistant's
+options: lexicon, document cache) from the state of reading the whole text before it,
+against those from the state of reading only its window. A keystroke agrees when the
+suggested words are the same, in the same order. W is the smallest window with at
+least 99% agreement. In-process, with the shipped ``austen-char-lstm-int8``.
+
+Timing: through a real server serving the shipped assistant (its default W): opening a
+Session on a 100,000-character document (to its first suggestions), a delete past the
+checkpoint ring (3,000 characters), and ``Suggest`` on 100,000 characters no cached
+prefix covers; the load average is printed beside them (the machine may be busy).
+
+    python -m benchmarks.assistant_window --data runs/austen/data [--chars 60000] [--positions 300]
+
+``--quick``: seconds, the same path at small sizes on the committed Austen slice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import QUICK_DATA, config_toml, parse_args, shipped_models, table
+from benchmarks.server_process import serve
+from rnnserve.backends import LanguageModel, State, SuggestionKind, SuggestOptions
+from rnnserve.config import ModelSpec
+from rnnserve.plugins import load_plugins
+from rnnserve.step_programs import run_alone
+from rnnserve.testing.hosts import LocalContext
+from rnnserve_client import Client
+from rnnserve_plugins.writing_assistant.backend import WINDOW_CHARS, WritingAssistant, create_backend
+from rnnserve_plugins.writing_assistant.states import TextState, read, start_state, window_start
+from rnnserve_plugins.writing_assistant.suggest import typed_word
+
+LANGUAGE_MODEL = "austen-char-lstm-int8"
+#: Windows tried, ascending.
+WINDOWS = (64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+#: Time steps per batched forward of the windows (bounds the logits' memory).
+CHUNK = 256
+
+
+def load_assistant(**options: object) -> tuple[LanguageModel, WritingAssistant]:
+    """The shipped language model and the writing assistant on it, in-process."""
+    host = load_plugins()
+    spec = next((s for s in host.models if s.name == LANGUAGE_MODEL), None)
+    if spec is None:
+        raise SystemExit(f"no shipped model {LANGUAGE_MODEL!r} among the installed plugins'")
+    model = host.backends[spec.backend][0](spec, LocalContext())
+    assert isinstance(model, LanguageModel)
+    assistant = create_backend(ModelSpec("wa", "writing-assistant", options={"language_model": LANGUAGE_MODEL,
+                                                                             **options}),
+                               LocalContext(language_models={LANGUAGE_MODEL: model}))
+    assert isinstance(assistant, WritingAssistant)
+    return model, assistant
+
+
+def _select(model: LanguageModel, state: State, rows: list[int]) -> State:
+    index = torch.tensor(rows, dtype=torch.long)
+    return tuple(t.index_select(d, index) for t, d in zip(state, model.state_batch_dims, strict=True))
+
+
+def read_all(model: LanguageModel, texts: list[str]) -> list[TextState]:
+    """Each text read from the start state, batched: rows sorted by length, read together up
+    to the shortest one's end (in CHUNK-step forwards), which leaves; no padding is read."""
+    start = start_state(model)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    ids = [model.vocab.encode(texts[i])[0] for i in order]
+    dims = model.state_batch_dims
+    state = tuple(t.expand(*[len(order) if d == dim else -1 for d in range(t.dim())]).contiguous()
+                  for t, dim in zip(start.state, dims, strict=True))
+    logits = start.logits.expand(len(order), -1)
+    out: list[TextState | None] = [None] * len(texts)
+    first, pos = 0, 0
+    while first < len(order):
+        while first < len(order) and len(ids[first]) == pos:
+            rows = list(range(len(order) - first))
+            out[order[first]] = TextState(_select(model, state, [0]), logits[0].clone())
+            state, logits = _select(model, state, rows[1:]), logits[1:]
+            first += 1
+        if first == len(order):
+            break
+        end = min(len(ids[first]), pos + CHUNK)
+        block = torch.tensor([row[pos:end] for row in ids[first:]])
+        step_logits, state = model.forward(block, state)
+        logits = step_logits[:, -1]
+        pos = end
+    return [s for s in out if s is not None]
+
+
+def read_through(model: LanguageModel, text: str, points: list[int]) -> dict[int, TextState]:
+    """The states after ``text[:q]`` for each q of ``points``: one pass over the text."""
+    states, current, pos = {}, start_state(model), 0
+    for q in sorted(set(points)):
+        current, pos = read(model, current, text[pos:q]), q
+        states[q] = current
+    return states
+
+
+def agreement(model: LanguageModel, assistant: WritingAssistant, text: str, positions: list[int],
+              windows: list[int]) -> list[tuple[int, float, float]]:
+    """(W, agreement, mean characters read) per window W, until the first with 99% agreement and one more."""
+    options = SuggestOptions(kinds=(SuggestionKind.WORD,), max_suggestions=3)
+    points = {p: p - len(typed_word(text[:p])) for p in positions}  # where the word being typed starts
+
+    def words(p: int, state: TextState) -> list[str]:
+        document = text[:p]
+
+        def state_at(n: int) -> TextState:
+            assert n == points[p], (n, points[p])
+            return state
+
+        return [s.text for s in run_alone(model, assistant.suggester.suggest(document, options, state_at))]
+
+    full_states = read_through(model, text, list(points.values()))
+    full = {p: words(p, full_states[q]) for p, q in points.items()}
+    results: list[tuple[int, float, float]] = []
+    reached = 0
+    for window in windows:
+        starts = {p: window_start(text[:q], window) for p, q in points.items()}
+        states = read_all(model, [text[starts[p]:points[p]] for p in positions])
+        same = sum(words(p, state) == full[p] for p, state in zip(positions, states, strict=True))
+        results.append((window, same / len(positions), statistics.mean(points[p] - starts[p] for p in positions)))
+        reached += results[-1][1] >= 0.99
+        if reached == 2:
+            break
+    return results
+
+
+def timings(target_config: str, document: str, other: str, repeats: int) -> dict[str, list[float]]:
+    """Seconds: Session open (to first suggestions), a delete past the ring, Suggest with no cached prefix."""
+    out: dict[str, list[float]] = {"open": [], "delete": [], "suggest": []}
+    with serve(target_config) as srv, Client(srv.target, timeout=600) as client:
+        client.suggest("writing-assistant", "It is a truth univ")  # warm
+        for i in range(repeats):
+            doc = document[i:]  # a different text each time: nothing cached helps
+            t = time.perf_counter()
+            session = client.session("writing-assistant", kinds=("word",), max_suggestions=3, text=doc).open()
+            out["open"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            session.delete(3000)
+            out["delete"].append(time.perf_counter() - t)
+            session.close()
+            t = time.perf_counter()
+            client.suggest("writing-assistant", other[i:], max_suggestions=3)
+            out["suggest"].append(time.perf_counter() - t)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="output of `rnnserve data austen` (required unless --quick)")
+    parser.add_argument("--chars", type=int, default=60_000, help="characters of held-out text to draw positions from")
+    parser.add_argument("--positions", type=int, default=300, help="keystroke positions compared")
+    parser.add_argument("--windows", default=",".join(map(str, WINDOWS)), help="windows W to try, ascending")
+    parser.add_argument("--doc-chars", type=int, default=100_000, help="document length for the timings")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per operation")
+    parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--server-threads", default="0,1",
+                        help="torch threads of the timed servers, one server each (0: the server's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the in-process agreement runs")
+    args = parse_args(parser, argv, quick={"data": QUICK_DATA, "chars": 280, "positions": 8, "windows": "16,32,64",
+                                           "doc_chars": 4000, "repeats": 1, "server_threads": "1"})
+    if args.data is None:
+        parser.error("--data is required (or --quick, which uses the committed test slice)")
+    test = (args.data / "test.txt").read_text()
+    windows = [int(w) for w in args.windows.split(",")]
+    text = test[: args.chars]
+    first = min(len(text) - 1, windows[-1] + 1)  # every window tried cuts the text before each position
+    positions = sorted(random.Random(args.seed).sample(range(first, len(text) + 1), args.positions))
+    load = os.getloadavg()
+    t = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    model, assistant = load_assistant()
+    with torch.inference_mode():
+        rows = agreement(model, assistant, text, positions, windows)
+    chosen = next((w for w, a, _ in rows if a >= 0.99), None)
+    print(f"Suggestions (word, 3) from a window of the text against the whole text, at {len(positions)} keystroke "
+          f"positions of {len(text):,} characters of Persuasion (held out), {LANGUAGE_MODEL}; "
+          f"{time.perf_counter() - t:.0f} s, load average {load[0]:.1f} at the start")
+    print(table(["window W", "agreement", "chars read"], [(w, f"{a:.4f}", f"{r:,.0f}") for w, a, r in rows]))
+    print(f"smallest W with >= 99% agreement: {chosen if chosen is not None else 'none tried'} "
+          f"(the shipped default: {WINDOW_CHARS})")
+    document = (test * (args.doc_chars // len(test) + 2))[: args.doc_chars + args.repeats]
+    rotated = test[len(test) // 2:] + test[: len(test) // 2]  # another text of the same novel
+    other = (rotated * (args.doc_chars // len(test) + 2))[: args.doc_chars + args.repeats]
+    rows = []
+    for threads in (int(n) for n in args.server_threads.split(",")):
+        config = dataclasses.replace(shipped_models(LANGUAGE_MODEL, "writing-assistant"), torch_threads=threads or None)
+        load = os.getloadavg()
+        times = timings(config_toml(config), document, other, args.repeats)
+        after = os.getloadavg()
+        for name, key in (("Session open", "open"), ("delete past the ring", "delete"),
+                          ("Suggest, no cached prefix", "suggest")):
+            rows.append((name, threads or "default", statistics.median(times[key]), max(times[key]),
+                         f"{load[0]:.1f} / {after[0]:.1f}"))
+    print(f"\n{args.doc_chars:,}-character document, shipped assistant (W = {WINDOW_CHARS}), through a server "
+          f"({args.repeats} each; {os.cpu_count()} cores; load average before / after each server's run)")
+    print(table(["operation", "torch threads", "median s", "max s", "load"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
