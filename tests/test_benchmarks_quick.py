@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import assistant, generation, lm_eval, replicas, soak, translation
+from benchmarks import assistant, assistant_window, generation, lm_eval, replicas, soak, translation
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -125,3 +125,16 @@ def test_soak(capsys: pytest.CaptureFixture[str]) -> None:
     assert "leak check: none; server answering: True" in out
     levels = re.search(r"server log lines: (\{.*\})", out)
     assert levels and "'INFO'" in levels.group(1), out  # the server's log was read (its startup lines at least)
+
+
+def test_assistant_window(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, assistant_window.main)
+    rows = table(out, "window W")
+    windows = [int(r[0]) for r in rows]
+    assert windows == sorted(windows) and windows[0] == 16, rows  # tried ascending, from the first
+    for row in rows:
+        assert 0.0 <= number(row[1]) <= 1.0 and 0 < number(row[2]) <= int(row[0]), row  # reads at most W
+    assert re.search(r"smallest W with >= 99% agreement: (\d+|none tried) \(the shipped default: \d+\)", out), out
+    timed = table(out, "operation")
+    assert [r[0] for r in timed] == ["Session open", "delete past the ring", "Suggest, no cached prefix"], timed
+    assert all(number(r[2]) > 0 for r in timed), timed
