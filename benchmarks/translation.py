@@ -80,21 +80,26 @@ async def translate_split(target: str, model: str, texts: list[str], concurrency
 
 
 def bleu_through_server(target: str, model: str, data: Path) -> list[tuple[object, ...]]:
-    """Rows (part, BLEU, card BLEU, chrF, card chrF) for the test split translated through ``target``."""
+    """Rows (part, pairs, BLEU, card BLEU, chrF, card chrF) for every test part ``data`` holds (each
+    domain, the combined split) and their macro average, translated through ``target``."""
     from rnnserve_client import Client
     from rnnserve_plugins.gru_translator.data import read_parallel
-    from rnnserve_plugins.gru_translator.evaluate import PARTS, score
+    from rnnserve_plugins.gru_translator.evaluate import MACRO, available_parts, macro_average, score
 
     with Client(target) as client:
         card = client.get_model(model).card.metrics
-    sources = sorted({s for part in PARTS for s in read_parallel(data, part)[0]}, key=len)
+    parts = available_parts(data)
+    sources = sorted({s for part in parts for s in read_parallel(data, part)[0]}, key=len)
     translated = dict(zip(sources, asyncio.run(translate_split(target, model, sources)), strict=True))
-    rows = []
-    for part in PARTS:
+    rows, results = [], {}
+    for part in parts:
         part_sources, references = read_parallel(data, part)
-        result = score([translated[s] for s in part_sources], references)
+        results[part] = result = score([translated[s] for s in part_sources], references)
         rows.append((part, len(part_sources), result["bleu"], card.get(f"{part}_bleu_beam5", float("nan")),
                      result["chrf"], card.get(f"{part}_chrf_beam5", float("nan"))))
+    macro = macro_average(results)
+    rows.append((MACRO, "", macro["bleu"], card.get(f"{MACRO}_bleu_beam5", float("nan")), macro["chrf"],
+                 card.get(f"{MACRO}_chrf_beam5", float("nan"))))
     print(f"signatures: BLEU {result['bleu_signature']}; chrF {result['chrf_signature']}")
     return rows
 

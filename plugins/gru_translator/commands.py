@@ -106,7 +106,7 @@ def _run_wall_time(model_dir: Path) -> dict[str, float]:
 def _eval_run(args: argparse.Namespace) -> int:
     from .backend import GruTranslator
     from .checkpoint import load_model, save_model
-    from .evaluate import evaluate_parts, write_card_for
+    from .evaluate import evaluate_parts, macro_average, write_card_for
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -134,10 +134,13 @@ def _eval_run(args: argparse.Namespace) -> int:
     options = replace(translator.default_options, beam_size=args.beam, n_best=1)
     if args.length_penalty is not None:
         options = replace(options, length_penalty=args.length_penalty)
-    for part, result in evaluate_parts(translator, args.data, options).items():
+    results = evaluate_parts(translator, args.data, options)
+    for part, result in results.items():
         print(f"{part} ({len(read_parallel(args.data, part)[0])} pairs, beam {args.beam}"
               f"{', int8' if args.quantize else ''}, {args.dtype}): "
               f"BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f}")
+    macro = macro_average(results)
+    print(f"macro average of the domains: BLEU {macro['bleu']:.2f} chrF {macro['chrf']:.2f}")
     print(f"BLEU signature: {result['bleu_signature']}\nchrF signature: {result['chrf_signature']}")
     return 0
 
