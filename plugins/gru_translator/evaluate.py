@@ -32,15 +32,29 @@ PARTS = (*DOMAIN_PARTS, "test")
 MACRO = "macro"
 PART_LABELS = {"test.doc": "documentation", "test.ui": "UI", "test.ding": "Ding", "test.bible": "Bible",
                "test": "combined", MACRO: "macro average"}
-LICENSE = ("Model weights: trained on the Ding dictionary (GPL-2.0-or-later) and public-domain Bible "
-           "translations (World English Bible, Elberfelder 1932); distribute the weights under "
-           "GPL-2.0-or-later unless the Ding authors grant otherwise. Code: MIT (as rnnserve).")
-LIMITATIONS = ("A small GRU translator trained on two CPU cores (wall time above): it knows the language of "
-               "dictionary example sentences and of a 1932 Bible translation (archaic German register, "
-               "pre-1996 spelling such as 'daß'), and little else. Expect wrong words, dropped or "
-               "repeated phrases and poor handling of names, numbers and long sentences; output quality is "
-               "far below production systems. English→German only; no casing or punctuation repair; no "
-               "content filtering.")
+CODE_LICENSE = "Code: MIT (as rnnserve)."
+LIMITATIONS = ("A small GRU translator trained on two CPU cores (wall time above). It knows the registers of its "
+               "data (see the per-domain table): software user interfaces and documentation, dictionary example "
+               "sentences and a 1932 Bible translation (archaic register, pre-1996 spelling such as 'daß'); "
+               "other text, names it never saw and long sentences come out worse. Numbers, URLs, e-mail "
+               "addresses, paths, format placeholders and markup tags are copied through (protected spans) "
+               "where the checkpoint's vocabulary has the masks. Expect wrong words and dropped or repeated "
+               "phrases; output quality is far below production systems. English→German only; no content "
+               "filtering.")
+
+
+def license_text(manifest: dict) -> str:
+    """The card's licence: the licences of the data the weights were trained on (from the corpus
+    manifest), then the code's."""
+    licences = sorted({package.get("licence") or "unrecorded"
+                       for entry in manifest.get("source", {}).values()
+                       for package in entry.get("packages", [entry])})
+    if not licences:
+        return f"Model weights: trained on a corpus without a manifest; check its sources' licences. {CODE_LICENSE}"
+    return ("Model weights: trained on text under these licences (each source's in the manifest under Data): "
+            + "; ".join(licences) + ". Weights learnt from copyleft text are distributed under the strongest of "
+            "them that applies (GPL-2.0-or-later where GPL text is included) unless its authors grant otherwise. "
+            + CODE_LICENSE)
 
 
 def translate_all(translator: GruTranslator, texts: list[str], options: TranslateOptions,
@@ -182,7 +196,7 @@ def write_card_for(model_dir: Path, data_dir: Path, *, extra_metrics: dict[str, 
         data=_describe_data(manifest),
         split=manifest.get("split", ""),
         training_command=training.get("command", ""),
-        metrics=metrics, license=LICENSE, limitations=LIMITATIONS)
+        metrics=metrics, license=license_text(manifest), limitations=LIMITATIONS)
     (model_dir / "model_card.json").write_text(json.dumps(dataclasses.asdict(card), indent=2) + "\n")
     samples = _samples(translator, data_dir)
     (model_dir / "MODEL_CARD.md").write_text(_markdown(card, training, config, signatures, samples, notes))

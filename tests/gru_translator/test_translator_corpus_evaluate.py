@@ -36,3 +36,16 @@ def test_every_domain_part_and_the_macro_average(tmp_path, toy_vocab):
     # a part scored alone scores the same: translations shared between parts do not leak references
     assert evaluate_parts(translator, data, translator.default_options, ("test.ding",)) == \
         {"test.ding": results["test.ding"]}
+
+
+def test_the_card_licence_names_every_licence_of_the_data() -> None:
+    from rnnserve_plugins.gru_translator.evaluate import license_text
+
+    manifest = {"source": {
+        "ding": {"package": "trans-de-en", "licence": "GPL-2+"},
+        "ui-gnome": {"packages": [{"package": "a", "licence": "GPL-2+"}, {"package": "b", "licence": "LGPL-2.1+"}]},
+        "doc-x": {"packages": [{"package": "c"}]},
+    }}
+    text = license_text(manifest)
+    assert "GPL-2+; LGPL-2.1+; unrecorded" in text and text.endswith("Code: MIT (as rnnserve).")
+    assert "without a manifest" in license_text({})
