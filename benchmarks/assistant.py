@@ -1,10 +1,13 @@
 """Writing assistant: keystroke savings and per-keystroke latency, against baselines in the same run.
 
-Keystroke savings rate (KSR): a simulated typist types held-out text (Persuasion, the
-char-LSTM's test novel) left to right through an ``Assistant.Session``; whenever one of
-the top-k word suggestions is exactly the word being typed, it accepts it for one
-keystroke. KSR = 1 - keystrokes / characters. The baseline completes words from unigram
-frequencies of the training split only.
+Keystroke savings rate (KSR): a simulated typist types held-out text (the data directory's
+test split, e.g. Persuasion for ``runs/austen/data`` or the modern test split of
+``runs/english/data``, or any ``--text FILE``) left to right through an ``Assistant.Session``;
+whenever one of the top-k word suggestions is exactly the word being typed, it accepts it for
+one keystroke. KSR = 1 - keystrokes / characters. Two context-free baselines type the same
+text under the same acceptance rule: ``unigram`` completes words from the unigram
+frequencies of the data directory's training split, ``wordfreq`` from the English word list
+of PyPI ``wordfreq`` (modern frequencies from many genres, independent of any training data).
 
 Latency: per-keystroke time through a Session on a long document, against re-sending the
 whole text to ``Suggest`` at every keystroke (with the prefix cache, as shipped, and with
@@ -15,6 +18,8 @@ searches share batched model steps) and with the assistant's calls run one at a 
 (``word_nodes = 0``), people typing every 150 ms and in a closed loop.
 
     python -m benchmarks.assistant --data runs/austen/data [--chars 20000] [--doc-chars 20000]
+    python -m benchmarks.assistant --data runs/english/data --model writing-assistant   # the modern test split
+    python -m benchmarks.assistant --data runs/austen/data --text FILE                 # any held-out text
 
 ``--quick``: seconds, the same path at small sizes on the committed Austen slice
 (``tests/data/austen_slice``), serving only the shipped models it uses (the test suite runs it).
@@ -24,10 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import collections
+import functools
+import heapq
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from benchmarks.common import QUICK_DATA, parse_args, percentile, shipped_config, table
@@ -73,22 +81,65 @@ class UnigramCompleter:
         counts = collections.Counter(re.findall(r"[A-Za-z']+", corpus))
         self.words = [w for w, _ in counts.most_common()]
 
+    def complete(self, prefix: str, k: int) -> list[str]:
+        """The ``k`` most frequent words that start with ``prefix`` (case as typed) and are longer than it."""
+        found = []
+        for w in self.words:
+            if w.startswith(prefix) and w != prefix:
+                found.append(w)
+                if len(found) == k:
+                    break
+        return found
+
     def start(self, k: int) -> tuple[list[str], Callable[[str], list[str]]]:
         """A fresh typist's (initial suggestions, append) pair."""
-        typed: list[str] = []
+        return _typist(self.complete, k)
 
-        def append(chunk: str) -> list[str]:
-            typed.append(chunk)
-            prefix = typed_word("".join(typed[-64:]))
-            found = []
-            for w in self.words:
-                if w.startswith(prefix) and w != prefix:
-                    found.append(w)
-                    if len(found) == k:
-                        break
-            return found
 
-        return append(""), append
+class WordfreqCompleter:
+    """Baseline: the k most frequent English words of a frequency-ordered list (PyPI ``wordfreq``'s ``best``
+    English list by default) that start with the typed prefix, whatever the context.
+
+    The list is lower case (as wordfreq stores it); the prefix is matched case-insensitively and
+    each word is offered with the typed characters as typed (``Pyt`` -> ``Python``), so a
+    capitalised word can be accepted. Only words of word characters (letters and ``'``, the
+    assistant's ``is_word_char``) are offered.
+    """
+
+    def __init__(self, words: Iterable[str] | None = None) -> None:
+        if words is None:
+            from wordfreq import iter_wordlist
+
+            words = iter_wordlist("en", wordlist="best")
+        ranked = list(dict.fromkeys(w for w in (w.lower() for w in words) if w and all(map(is_word_char, w))))
+        self._rank = {w: i for i, w in enumerate(ranked)}
+        self._sorted = sorted(ranked)
+        self._cached = functools.lru_cache(maxsize=200_000)(self._matches)
+
+    def _matches(self, lower: str, k: int) -> tuple[str, ...]:
+        lo = bisect.bisect_left(self._sorted, lower)
+        hi = bisect.bisect_left(self._sorted, lower + "\U0010ffff")
+        candidates = (w for w in self._sorted[lo:hi] if w != lower)
+        return tuple(heapq.nsmallest(k, candidates, key=self._rank.__getitem__))
+
+    def complete(self, prefix: str, k: int) -> list[str]:
+        """The ``k`` most frequent listed words that extend ``prefix`` (case-insensitively), typed part as typed."""
+        return [prefix + w[len(prefix):] for w in self._cached(prefix.lower(), k)]
+
+    def start(self, k: int) -> tuple[list[str], Callable[[str], list[str]]]:
+        """A fresh typist's (initial suggestions, append) pair."""
+        return _typist(self.complete, k)
+
+
+def _typist(complete: Callable[[str, int], list[str]], k: int) -> tuple[list[str], Callable[[str], list[str]]]:
+    """(initial suggestions, append) of a context-free completer: only the word being typed matters."""
+    typed: list[str] = []
+
+    def append(chunk: str) -> list[str]:
+        typed.append(chunk)
+        return complete(typed_word("".join(typed[-64:])), k)
+
+    return append(""), append
 
 
 def assistant_typist(client: Client, model: str, k: int,
@@ -156,7 +207,9 @@ def _lent_rows(stats: ModelStats) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="output of `rnnserve data austen` (required unless --quick)")
+    parser.add_argument("--data", type=Path, help="output of `rnnserve data austen` or `rnnserve data english`: its "
+                        "train split feeds the unigram baseline, its test split is typed (required unless --quick)")
+    parser.add_argument("--text", type=Path, help="type this held-out text instead of the data directory's test split")
     parser.add_argument("--config", help="server config (default: the installed plugins' models)")
     parser.add_argument("--model", default="writing-assistant")
     parser.add_argument("--chars", type=int, default=20000, help="characters of test text to type")
@@ -180,10 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         base_config = Path(args.config).read_text() if args.config else ""
 
-    test = (args.data / "test.txt").read_text()
+    test_file = args.text or args.data / "test.txt"
+    test = test_file.read_text()
     train = (args.data / "train.txt").read_text()
     text = test[: args.chars]
-    unigram = UnigramCompleter(train)
+    baselines = {"unigram": UnigramCompleter(train), "wordfreq": WordfreqCompleter()}
     config = base_config + (
         '\n[[models]]\nname = "assistant-no-cache"\nbackend = "writing-assistant"\noptions.cache_entries = 0\n'
         '\n[[models]]\nname = "assistant-serial"\nbackend = "writing-assistant"\noptions.concurrent_calls = 1\n'
@@ -199,10 +253,14 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.perf_counter() - t
             for session in opened:  # an open session keeps its server-side state (and search ahead)
                 session.close()
-            base = simulate(text, k, lambda k=k: unigram.start(k))
-            rows.append((f"KSR@{k}", f"{lm:.4f}", f"{base:.4f}", f"{lm / base:.3f}" if base else "nan", elapsed))
-        print(f"Keystroke savings on {len(text):,} characters of Persuasion (held out)")
-        print(table(["metric", "assistant", "unigram", "ratio", "assistant s"], rows))
+            base = {name: simulate(text, k, lambda c=completer, k=k: c.start(k))
+                    for name, completer in baselines.items()}
+            rows.append((f"KSR@{k}", f"{lm:.4f}", *(f"{b:.4f}" for b in base.values()),
+                         *(f"{lm / b:.3f}" if b else "nan" for b in base.values()), elapsed))
+        print(f"Keystroke savings on {len(text):,} characters of {test_file} (held out), model {args.model}; "
+              f"baselines: unigram = {args.data / 'train.txt'} word frequencies, wordfreq = PyPI wordfreq's English "
+              "list (both context-free)")
+        print(table(["metric", "assistant", "unigram", "wordfreq", "vs unigram", "vs wordfreq", "assistant s"], rows))
         document = (test * (args.doc_chars // len(test) + 1))[: args.doc_chars]
         times = latency(client, args.model, document, args.keystrokes)
         for model, label in (("assistant-no-ahead", "no search ahead"), ("assistant-previous", "no word nodes")):

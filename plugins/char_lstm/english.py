@@ -229,10 +229,13 @@ def page_documents(name: str, content: bytes) -> Iterator[Document]:
 
 
 def catalogue_documents(name: str, content: bytes) -> Iterator[Document]:
-    """One document: the English messages of a gettext catalogue (prose filtering keeps the sentences)."""
+    """One document: the English messages of a gettext catalogue without format placeholders (prose filtering
+    keeps the sentences)."""
     from rnnserve_plugins.gru_translator.corpus.catalogues import catalogue_pairs
+    from rnnserve_plugins.gru_translator.corpus.filters import PLACEHOLDER
 
-    messages = list(dict.fromkeys(english for english, _ in catalogue_pairs(content, name)))
+    messages = list(dict.fromkeys(english for english, _ in catalogue_pairs(content, name)
+                                  if not PLACEHOLDER.search(english)))  # no "%s", "{0}", ... to fill in
     if messages:
         yield name, messages
 
