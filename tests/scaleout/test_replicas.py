@@ -121,7 +121,8 @@ def test_two_replicas_balance_survive_a_kill_and_drain(tiny_config: Path) -> Non
             assert all(isinstance(f, errors.Unavailable) for f in failures)
 
             # 4. The supervisor restarts the replica on the same port; the client uses it again.
-            wait_until(lambda: _serving(ports[1]), 60, "the supervisor to restart replica 2")
+            # (a deadline, not a wait: a restart takes ~3 s idle, far longer on a loaded machine)
+            wait_until(lambda: _serving(ports[1]), 120, "the supervisor to restart replica 2")
             # The client reconnects after its subchannel's backoff (1 s, growing) and the health watch.
             wait_until(lambda: client.generate("tiny", "It is", max_new_tokens=4, temperature=0)
                        and _requests_total(ports[1]) > 0, 30, "the client to use the restarted replica")
