@@ -67,7 +67,8 @@ def _english_run(args: argparse.Namespace) -> int:
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="model directory (config.json, model.safetensors)")
-    parser.add_argument("--data", type=Path, required=True, help="directory from `rnnserve data austen`")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="directory from `rnnserve data austen` or `rnnserve data english`")
     parser.add_argument("--split", choices=("train", "val", "test"), default="test")
     parser.add_argument("--streams", type=int, default=32, help="text pieces read in parallel (1: exact, slow)")
     parser.add_argument("--quantize", action="store_true", help="evaluate the int8 dynamic-quantized model")

@@ -296,7 +296,8 @@ TRAIN_FLAGS = {f.name: f for f in fields(TrainConfig)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True, help="directory from `rnnserve data austen`")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="directory from `rnnserve data austen` or `rnnserve data english`")
     parser.add_argument("--out", type=Path, required=True, help="run directory (best/, last/, loss.png)")
     parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
