@@ -43,7 +43,7 @@ def backends() -> dict:
 def test_hooks_register_backend_commands_and_shipped_model():
     backends_, commands, models = registered(plugin)
     assert list(backends_) == ["char-lstm"]
-    assert commands == {("data", "austen"), ("train", "char-lstm"), ("eval", "char-lstm")}
+    assert commands == {("data", "austen"), ("data", "english"), ("train", "char-lstm"), ("eval", "char-lstm")}
     if (plugin.SHIPPED_DIR / "model.safetensors").exists():
         assert [(m.name, m.backend, m.path, m.options) for m in models] == [
             ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR), {"dtype": "auto"}),
