@@ -305,6 +305,8 @@ class _PrefillRead:
         self.state = model.initial_state(len(self.order))
         self.first = 0  # rows before it have left
         self.pos = 0  # tokens every remaining row has read
+        #: Indexes of the prompts whose requests have joined the decoding batch.
+        self.joined: set[int] = set()
 
     @property
     def done(self) -> bool:
@@ -329,9 +331,17 @@ class _PrefillRead:
                              self.model.state_batch_dims)
         self.first = done
 
-    def read(self) -> list[tuple[torch.Tensor, State]]:
-        """(next-token logits [vocab], state with batch 1) of each prompt, in order, once ``done``."""
-        return [r for r in self.results if r is not None]
+    def take_finished(self) -> list[tuple[int, torch.Tensor, State]]:
+        """(prompt index, next-token logits [vocab], state with batch 1) of the prompts read to
+        their end since the last call: a short prompt need not wait for the group's longest."""
+        finished = [(i, *r) for i, r in enumerate(self.results) if r is not None]
+        for i, _, _ in finished:
+            self.results[i] = None
+        return finished
+
+    def waiting(self, handles: list[RequestHandle]) -> list[RequestHandle]:
+        """Those of the group's ``handles`` that have not joined the batch yet."""
+        return [h for i, h in enumerate(handles) if i not in self.joined]
 
 
 @dataclass
@@ -357,9 +367,11 @@ BURST_WAIT_S = 0.02
 
 #: Prompt tokens (rows x positions) one model call reads while admitting requests, and
 #: tokens one scoring call reads: every model call stays far inside ``step_timeout_s``
-#: whatever the request (a 100,000-token read in one call took ~23 s on a 2-core machine,
-#: 2,048 take ~0.5 s there even when it is busy), and other users' steps run between the pieces.
-PREFILL_CHUNK_TOKENS = 2048
+#: whatever the request, and other users' steps run between the pieces. On a 2-core machine
+#: busy with other jobs, austen-char-lstm-int8 read 2,048 characters in 0.3-0.5 s with one
+#: torch thread but 7-27 s with two (threads waiting for each other on oversubscribed
+#: cores); 512 keep even that a few seconds.
+PREFILL_CHUNK_TOKENS = 512
 
 #: Seconds of starting new step programs (their Python up to their first step: e.g. an
 #: assistant reading a document's window) per iteration; the rest start in the next ones,
@@ -570,8 +582,8 @@ class LanguageModelScheduler(ModelThread):
     def _abandon(self, exc: RnnserveError) -> None:
         self._abandon_queued(exc)
         self._lent.abandon(exc)
-        for live, _, _ in self._prefilling:
-            self._fail(live, exc)
+        for live, reader, _ in self._prefilling:
+            self._fail(reader.waiting(live), exc)
         self._prefilling = []
         self._fail(list({s.handle: None for s in self._active}), exc)
         self._active, self._rows = [], None
@@ -595,8 +607,8 @@ class LanguageModelScheduler(ModelThread):
     def _take_admissible(self, free: int | None = None) -> list[RequestHandle]:
         """Pop waiting requests that fit in the batch, or in ``free`` rows (called with the lock held)."""
         if free is None:  # the rows of the prompts being read are taken too
-            free = self.max_batch_size - len(self._active) - sum(h.params.n for live, _, _ in self._prefilling
-                                                                 for h in live)
+            free = self.max_batch_size - len(self._active) - sum(h.params.n for live, reader, _ in self._prefilling
+                                                                 for h in reader.waiting(live))
         taken = []
         while self._waiting and (self._waiting[0].cancelled or self._waiting[0].params.n <= free):
             handle = self._waiting.popleft()
@@ -646,19 +658,19 @@ class LanguageModelScheduler(ModelThread):
     def _read_group(self, live: list[RequestHandle], reader: _PrefillRead, now: float, budget: int) -> bool:
         """Read ``budget`` more tokens of a group's prompts; once all are read, fork each into its
         n samples, sample and send their first tokens, and join the batch. Whether it is done."""
-        if all(h.cancelled for h in live):  # nobody waits for the rest of the read
-            for handle in live:
+        if all(h.cancelled for h in reader.waiting(live)):  # nobody waits for the rest of the read
+            for handle in reader.waiting(live):
                 self._cancel_unread(handle)
             return True
         dims = self.model.state_batch_dims
         try:
             reader.advance(budget)
-            if not reader.done:
+            finished = reader.take_finished()
+            if not finished:
                 return False
-            prefilled = reader.read()
             elapsed = time.perf_counter() - now
             seqs, logits, states = [], [], []
-            for handle, (last, state) in zip(live, prefilled, strict=True):
+            for handle, last, state in ((live[i], last, state) for i, last, state in finished):
                 handle.prefill_seconds = elapsed
                 n = handle.params.n
                 seqs += [_Sequence(handle, i, self._token_text, self.vocab.eos_id) for i in range(n)]
@@ -673,7 +685,7 @@ class LanguageModelScheduler(ModelThread):
             rows.tokens, first_logprobs = self._sample(torch.cat(logits), rows, _BatchParams.of(seqs))
         except Exception as exc:
             log.exception("model %s failed during prefill", self.name)
-            self._fail(live, exc)
+            self._fail(reader.waiting(live), exc)
             return True
         self.stats.tokens_total += len(seqs)
         tokens = rows.tokens.tolist()
@@ -681,10 +693,11 @@ class LanguageModelScheduler(ModelThread):
         events = [(seq.handle, event) for row, seq in enumerate(seqs)
                   if (event := seq.accept([tokens[row]], [logprobs[row]] if logprobs else None)) is not None]
         self._emit(events)  # first tokens go out at once (time to first token)
+        reader.joined.update(i for i, _, _ in finished)
         keep = [i for i, s in enumerate(seqs) if not s.done]
         if keep:
             self._join([seqs[i] for i in keep], rows.select(torch.tensor(keep), dims))
-        return True
+        return reader.done
 
     def _join(self, seqs: list[_Sequence], rows: _Rows) -> None:
         if self._rows is None:
