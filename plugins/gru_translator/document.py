@@ -4,11 +4,10 @@ The model was trained on sentences, so a longer text is cut into sentences, ever
 of every text of a call is translated in one batch, and each text is put back together
 with its own whitespace and line breaks between the translated sentences.
 
-A sentence ends at a line break, or at ``.``, ``!``, ``?`` or ``:`` followed by white
-space and a capital letter, digit or opening quote, unless the word before is a known
-abbreviation (``e.g.``, ``Dr.``, ...), an ordinal-looking number (``the 3. item``) or an
-ellipsis: the rule the corpus uses to align documentation paragraphs
-(:mod:`.corpus.sentences`), so serving cuts text the way training saw it.
+A sentence ends at a line break, or where the corpus's rule for English ends one
+(:mod:`.corpus.sentences`: ``.``, ``!`` or ``?`` followed by white space and a capital
+letter, digit or opening quote, unless after a known abbreviation or an ellipsis), so
+serving cuts text the way the training pairs were cut.
 """
 
 from __future__ import annotations
@@ -16,11 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .corpus.sentences import ABBREVIATIONS
+from .corpus.sentences import BOUNDARY, ends_without_boundary
 
 _LINE_BREAK = re.compile(r"[ \t]*(?:\r\n|\r|\n)\s*")
-_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[\"'(\[]?[A-ZÄÖÜ0-9])")
-_ORDINAL = re.compile(r"(?:^|\s)\d{1,2}\.$")
 
 
 @dataclass(frozen=True)
@@ -41,11 +38,6 @@ class Document:
         return "".join(parts)
 
 
-def _ends_without_boundary(text: str) -> bool:
-    last = text.rsplit(maxsplit=1)[-1].lower() if text.strip() else ""
-    return last in ABBREVIATIONS or _ORDINAL.search(text) is not None or text.endswith("...")
-
-
 def split_document(text: str) -> Document:
     """``text`` cut into sentences (see the module docstring)."""
     sentences: list[str] = []
@@ -58,8 +50,8 @@ def split_document(text: str) -> Document:
         line_end = _LINE_BREAK.search(body, position)
         end = line_end.start() if line_end else len(body)
         start = position
-        for gap in _SENTENCE_END.finditer(body, position, end):
-            if _ends_without_boundary(body[start: gap.start()]):
+        for gap in BOUNDARY.finditer(body, position, end):
+            if ends_without_boundary(body[start: gap.start()], "en"):
                 continue
             sentences.append(body[start: gap.start()])
             separators.append(gap.group(0))

@@ -15,7 +15,7 @@ import re
 
 from .filters import Pair
 
-_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-ZÄÖÜ0-9])")
+BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-ZÄÖÜ0-9])")
 ABBREVIATIONS = frozenset({
     "e.g.", "i.e.", "etc.", "vs.", "approx.", "cf.", "no.", "fig.", "mr.", "mrs.", "ms.", "dr.", "prof.", "st.",
     "z.b.", "b.", "z.", "d.h.", "h.", "u.a.", "a.", "bzw.", "ca.", "nr.", "abb.", "s.", "vgl.", "ggf.", "evtl.",
@@ -28,7 +28,8 @@ _ORDINAL = re.compile(r"(^|\s)\d{1,2}\.$")
 SENTENCE_RATIO = (0.7, 1.8)
 
 
-def _ends_without_boundary(piece: str, lang: str) -> bool:
+def ends_without_boundary(piece: str, lang: str) -> bool:
+    """Whether a sentence mark at the end of ``piece`` (text in ``lang``) ends no sentence."""
     last = piece.rsplit(" ", 1)[-1].lower()
     return last in ABBREVIATIONS or piece.endswith("...") or (lang == "de" and _ORDINAL.search(piece) is not None)
 
@@ -36,8 +37,8 @@ def _ends_without_boundary(piece: str, lang: str) -> bool:
 def split_sentences(text: str, lang: str = "en") -> list[str]:
     """The sentences of a paragraph in ``lang`` (``en`` or ``de``; see the module docstring)."""
     sentences: list[str] = []
-    for piece in _BOUNDARY.split(text.strip()):
-        if sentences and _ends_without_boundary(sentences[-1], lang):
+    for piece in BOUNDARY.split(text.strip()):
+        if sentences and ends_without_boundary(sentences[-1], lang):
             sentences[-1] += " " + piece
         elif piece:
             sentences.append(piece)
