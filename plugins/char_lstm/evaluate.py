@@ -1,6 +1,7 @@
 """Loss measurement: mean negative log-likelihood in nats per character of a text.
 
-The text is read as a served prompt is: ``<bos>`` first, from the zero state, and every
+The text is read as a served prompt is: ``<bos>`` first, from the zero state (again before
+every ``<bos>`` inside the text: each document is read as its own request), and every
 character of the text is scored (``<bos>`` itself is not, nor any ``<bos>`` the tokens hold
 before their documents). With ``streams`` = 1 this is
 exact; with more, the text is cut into ``streams`` pieces read in parallel, and each
@@ -21,6 +22,8 @@ import torch
 from torch import nn
 
 from rnnserve.backends import LanguageModel
+
+from .model import read_documents
 
 NATS_TO_BITS = 1.0 / math.log(2.0)
 
@@ -59,7 +62,8 @@ def evaluate_loss(model: LanguageModel | nn.Module, tokens: torch.Tensor, bos_id
     state = model.initial_state(streams)
     total = 0.0
     for t in range(0, width, chunk):
-        logits, state = model.forward(x[:, t: t + chunk], state)
+        window = x[:, t: t + chunk]
+        logits, state = read_documents(model.forward, window, state, window == bos_id)
         total += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
                                              y[:, t: t + chunk].reshape(-1), ignore_index=-100,
                                              reduction="sum").item()

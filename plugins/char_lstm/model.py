@@ -16,6 +16,8 @@ Two paths compute the same function:
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -90,8 +92,15 @@ class CharRNN(nn.Module):
         return tuple(torch.zeros(shape, dtype=weight.dtype, device=weight.device)
                      for _ in self.state_batch_dims)
 
-    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Read [B, T] int64 tokens from ``state``; returns logits [B, T, V] and the state after them."""
+    def forward(self, tokens: torch.Tensor, state: State,
+                starts: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """Read [B, T] int64 tokens from ``state``; returns logits [B, T, V] and the state after them.
+
+        ``starts`` [B, T] bool marks where a document starts: row b's state goes back to the
+        initial state before it reads ``tokens[b, t]`` (its ``<bos>``), as a served request starts.
+        """
+        if starts is not None and bool(starts.any()):
+            return read_documents(self.forward, tokens, state, starts)
         x = self.embedding(tokens)
         if has_cell_state(self.config.cell):
             y, (h, c) = self.rnn(x, (state[0], state[1]))
@@ -117,6 +126,31 @@ class CharRNN(nn.Module):
         head = nn.Linear(self.config.hidden_size, self.config.vocab_size).to(self.head.weight.dtype)
         head.load_state_dict(self.head.state_dict())
         return FusedStep(self.embedding.weight.detach().clone(), layers, head).eval()
+
+
+Forward = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
+
+
+def read_documents(forward: Forward, tokens: torch.Tensor, state: State,
+                   starts: torch.Tensor) -> tuple[torch.Tensor, State]:
+    """``forward`` (a :meth:`CharRNN.forward` or a backend's: [B, T] tokens and a state of tensors
+    [L, B, H] -> logits [B, T, V] and the new state) over [B, T] ``tokens`` where ``starts`` [B, T]
+    marks document starts.
+
+    The fused kernels read a whole segment at once, so the window is cut before every column
+    where some row starts a document; there those rows' states are zeroed (the initial state),
+    the others carry on. Zeroing multiplies by a mask, so gradients still flow through the rows
+    that carry on (truncated BPTT within the window, as without documents).
+    """
+    columns = torch.nonzero(starts.any(dim=0)).flatten().tolist()
+    bounds = [0, *(c for c in columns if c > 0), tokens.shape[1]]
+    pieces = []
+    for begin, end in itertools.pairwise(bounds):
+        keep = (~starts[:, begin]).to(state[0].dtype).view(1, -1, 1)
+        state = tuple(s * keep for s in state)
+        logits, state = forward(tokens[:, begin:end], state)
+        pieces.append(logits)
+    return torch.cat(pieces, dim=1), state
 
 
 class FusedStep(nn.Module):

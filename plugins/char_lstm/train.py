@@ -5,7 +5,9 @@ is cut into ``world_size * batch_size`` equal contiguous streams; rank r owns st
 ``[r*B, (r+1)*B)`` (its data shard). The first stream starts with ``<bos>`` from a zero state,
 exactly like a served request; the others start with the token before their cut (a fake
 ``<bos>`` there would teach the model that text begins mid-sentence). ``<bos>`` is never a
-target (its loss is ignored). A step
+target (its loss is ignored), and a stream's state goes back to the initial (zero) state
+before each ``<bos>`` it reads (``model.read_documents``), so that a document's first
+characters are learnt from the state a served request starts in. A step
 reads the next ``seq_len`` characters of all B streams ([B, T] inputs, [B, T] targets
 shifted by one); the hidden state is carried to the next window and detached (truncated
 BPTT), and reset to zeros at every epoch start.
@@ -16,8 +18,10 @@ steps rank 0 writes ``OUT/last`` (model + optimizer + RNG + progress) to resume 
 kill; every ``eval_every`` steps it measures the validation loss, keeps the best model in
 ``OUT/best`` and redraws ``loss.png`` (in ``OUT`` and ``OUT/best``). On resume the carried
 hidden state restarts at zeros (it is not saved); under DDP, ranks other than 0 reseed
-their RNG from (seed, rank, step). At the end the best model is evaluated on validation
-and test and its model card written.
+their RNG from (seed, rank, step). ``time_limit_min`` stops a run early (resumable), and
+``--snapshot`` keeps a small committed copy of ``last/`` to resume from on another machine.
+When the run reaches ``max_steps`` the best model is evaluated on validation and test and its
+model card written.
 """
 
 from __future__ import annotations
@@ -41,10 +45,13 @@ from rnnserve.training import (
     command_line,
     config_sections,
     hardware,
-    load_training_state,
     placement,
+    resume_source,
+    resume_state,
+    save_snapshot,
     save_training_state,
     start_process_group,
+    time_is_up,
     warmup_cosine_lr,
 )
 
@@ -82,6 +89,8 @@ class TrainConfig:
     min_count: int = 5
     #: torch intra-op threads per process (0: torch's default).
     threads: int = 0
+    #: Stop (resumably, after a checkpoint) once this process has trained this many minutes (0: no limit).
+    time_limit_min: float = 0.0
     #: "auto" (a GPU when there is one: cuda:LOCAL_RANK, nccl between processes), "cpu" or "cuda".
     device: str = "auto"
 
@@ -156,8 +165,13 @@ class TrainResult:
 
 
 def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *, quiet: bool = False,
-          write_card: bool = True) -> TrainResult:
-    """Train (or resume) into ``out``, as one rank of ``WORLD_SIZE`` when launched by torchrun."""
+          write_card: bool = True, snapshot: Path | None = None) -> TrainResult:
+    """Train (or resume) into ``out``, as one rank of ``WORLD_SIZE`` when launched by torchrun.
+
+    ``snapshot``: a directory every checkpoint also writes a small copy of ``last/`` to (float16
+    weights and the progress, no optimizer state), to commit; a run whose ``out`` is gone (another
+    machine) resumes from it warm (``rnnserve.training.resume_state``).
+    """
     place = placement(config.device)
     start_process_group(place)
     world, rank, distributed, device = place.world, place.rank, place.distributed, place.device
@@ -167,11 +181,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
 
     train_text = read_split(data_dir, "train")
     val_text = read_split(data_dir, "val")
-    resume_dir = out / "last"
-    if not (resume_dir / "trainer_state.json").exists() and (out / "last.old" / "trainer_state.json").exists():
-        resume_dir = out / "last.old"  # killed between the two renames of a save
-    resuming = (resume_dir / "trainer_state.json").exists()
-    if resuming:
+    resume_dir = resume_source(out, snapshot)
+    if resume_dir is not None:
         model, vocab, _ = checkpoint.load_model(resume_dir)
         model.train()
     else:
@@ -193,8 +204,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     optimizer = configure_optimizer(model, config)
     history: dict = {"train": [], "val": []}
     step, best_val, elapsed = 0, float("inf"), 0.0
-    if resuming:
-        state = load_training_state(resume_dir, optimizer)
+    if resume_dir is not None:
+        state = resume_state(resume_dir, optimizer)
         step, best_val, elapsed, history = state["step"], state["best_val"], state["elapsed_s"], state["history"]
         if rank != 0:
             torch.manual_seed(config.seed + 1000 * rank + step)
@@ -213,14 +224,18 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     def save_last() -> None:
         tmp = checkpoint.fresh_tmp(out / "last")
         checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
-        save_training_state(tmp, optimizer, {"step": step, "best_val": best_val, "elapsed_s": elapsed,
-                                                        "history": history, "train": asdict(config)})
+        progress = {"step": step, "best_val": best_val, "elapsed_s": elapsed, "history": history,
+                    "train": asdict(config)}
+        save_training_state(tmp, optimizer, progress)
         checkpoint.replace_dir(tmp, out / "last")
         (out / "history.json").write_text(json.dumps(history) + "\n")
+        if snapshot is not None:
+            save_snapshot(snapshot, lambda tmp: checkpoint.write_model_files(
+                tmp, model, vocab, {**training_info, "step": step}, dtype=torch.float16), progress)
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        print(f"[char-lstm] {'resuming at step ' + str(step) if resuming else 'starting'}: "
+        print(f"[char-lstm] {'resuming at step ' + str(step) if resume_dir else 'starting'}: "
               f"{model.config} ({sum(p.numel() for p in model.parameters()):,} parameters), "
               f"{train_tokens.numel():,} train chars, {world} rank(s) x {config.batch_size} streams x "
               f"{config.seq_len} chars, {steps_per_epoch} steps/epoch, {config.max_steps} steps", flush=True)
@@ -233,7 +248,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     running, window_start, chars_since = None, time.perf_counter(), 0
     run_start, elapsed_before = window_start, elapsed  # elapsed: wall time over all (resumed) runs
     loss_fn = nn.CrossEntropyLoss()
-    while step < config.max_steps:
+    stop = False
+    while step < config.max_steps and not stop:
         position = step % steps_per_epoch
         if position == 0:
             hidden = model.initial_state(config.batch_size)
@@ -244,7 +260,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         net.train()
-        logits, hidden = net(x, hidden)
+        logits, hidden = net(x, hidden, x == vocab.bos_id)  # each document from the initial state
         hidden = detach(hidden)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
@@ -263,7 +279,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             bar.set_postfix(loss=f"{running:.3f}", chars_s=f"{speed:,.0f}", lr=f"{lr_at(step - 1, config):.2e}",
                             refresh=False)
         bar.update(1)
-        evaluating = step % config.eval_every == 0 or step == config.max_steps
+        stop = time_is_up(run_start, config.time_limit_min, place)
+        evaluating = step % config.eval_every == 0 or step == config.max_steps or stop
         elapsed = elapsed_before + time.perf_counter() - run_start
         if evaluating and rank == 0:
             val = evaluate_loss(model, val_tokens, vocab.bos_id)
@@ -284,7 +301,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     bar.close()
     if distributed:
         dist.barrier()  # before the card: the other ranks need not wait for its evaluations
-    if rank == 0 and write_card:
+    if rank == 0 and write_card and step == config.max_steps:
         from .card import write_card_for
 
         write_card_for(out / "best", data_dir, wall_time_s=elapsed)
@@ -302,6 +319,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--no-card", action="store_true", help="skip the final evaluation and model card")
+    parser.add_argument("--snapshot", type=Path, help="also keep a small copy of last/ here (float16 weights, no "
+                        "optimizer state) to commit; a run without OUT/last resumes from it")
     add_config_flags(parser, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, {"cell": CELL_KINDS, "device": DEVICES})
 
 
@@ -309,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
     sections = config_sections(args, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, args.config)
     try:
         train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
-              write_card=not args.no_card)
+              write_card=not args.no_card, snapshot=args.snapshot)
     except (TrainingSetupError, DataError, checkpoint.CheckpointError) as exc:
         raise SystemExit(f"error: {exc}") from None
     if dist.is_initialized():

@@ -40,17 +40,19 @@ from torch import nn
 from rnnserve.precision import cpu_flags
 from rnnserve.training import (
     DEVICES,
-    OPTIMIZER_FILE,
     TrainingSetupError,
     add_config_flags,
     agree_on_resume,
     command_line,
     config_sections,
     hardware,
-    load_training_state,
     placement,
+    resume_source,
+    resume_state,
+    save_snapshot,
     save_training_state,
     start_process_group,
+    time_is_up,
     warmup_cosine_lr,
 )
 
@@ -246,14 +248,8 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
 
-    resume_dir = out / "last"
-    if not (resume_dir / "trainer_state.json").exists() and (out / "last.old" / "trainer_state.json").exists():
-        resume_dir = out / "last.old"  # killed between the two renames of a save
-    if not (resume_dir / "trainer_state.json").exists() and snapshot is not None \
-            and (snapshot / "trainer_state.json").exists():
-        resume_dir = snapshot
-    resuming = (resume_dir / "trainer_state.json").exists()
-    if resuming:
+    resume_dir = resume_source(out, snapshot)
+    if resume_dir is not None:
         model, vocab, _ = checkpoint.load_model(resume_dir)
         model.train()
     else:
@@ -281,14 +277,10 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: dict = {"train": [], "dev": []}
     step, epoch, done, best_bleu, elapsed = 0, 0, 0, -1.0, 0.0
-    if resuming:
-        if (resume_dir / OPTIMIZER_FILE).exists():
-            state = load_training_state(resume_dir, optimizer)
-        else:  # a snapshot: the weights and the data position, Adam's moments start again
-            state = json.loads((resume_dir / "trainer_state.json").read_text())
-            state.pop("param_groups", None)
-            if rank == 0:
-                print(f"[gru-seq2seq] warm resume from {resume_dir} (no optimizer moments saved there)", flush=True)
+    if resume_dir is not None:
+        state = resume_state(resume_dir, optimizer)
+        if rank == 0 and resume_dir == snapshot:
+            print(f"[gru-seq2seq] warm resume from {resume_dir} (no optimizer moments saved there)", flush=True)
         step, epoch, done = state["step"], state["epoch"], state["position"]
         best_bleu, elapsed, history = state["best_bleu"], state["elapsed_s"], state["history"]
     agree_on_resume(place, step)  # before any rank can stop alone: the others would wait for it
@@ -323,16 +315,14 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
         checkpoint.replace_dir(tmp, out / "last")
         (out / "history.json").write_text(json.dumps(history) + "\n")
         if snapshot is not None:
-            tmp = checkpoint.fresh_tmp(snapshot)
-            checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step}, dtype=torch.float16)
-            (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1) + "\n")
-            checkpoint.replace_dir(tmp, snapshot)
+            save_snapshot(snapshot, lambda tmp: checkpoint.write_model_files(
+                tmp, model, vocab, {**training_info, "step": step}, dtype=torch.float16), state)
 
     batches = epoch_batches(epoch)
     accumulating = f" x {config.accumulate} batches a step" if config.accumulate > 1 else ""
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        print(f"[gru-seq2seq] {'resuming at step ' + str(step) if resuming else 'starting'}: {model.config} "
+        print(f"[gru-seq2seq] {'resuming at step ' + str(step) if resume_dir else 'starting'}: {model.config} "
               f"({model.parameter_count():,} parameters), {len(kept):,} of {len(en):,} train pairs (the others are "
               f"empty or over {config.max_pieces} pieces), {world} rank(s) x "
               f"{config.batch_tokens} tokens{accumulating}, {len(batches) // config.accumulate} steps/epoch, "
@@ -390,11 +380,7 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
             bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{speed:,.0f}", ep=epoch, lr=f"{lr_at(step - 1, config):.1e}",
                             refresh=False)
         bar.update(1)
-        if config.time_limit_min:
-            flag = torch.tensor([float(time.perf_counter() - started > 60 * config.time_limit_min)], device=device)
-            if distributed:  # every rank must stop at the same step
-                dist.broadcast(flag, src=0)
-            stop = bool(flag.item())
+        stop = time_is_up(started, config.time_limit_min, place)
         evaluating = step % config.eval_every == 0 or step == config.max_steps or stop
         if evaluating and rank == 0:
             scores = dev_scores(model, vocab, dev_en, dev_de)

@@ -3,7 +3,8 @@
 Small pieces every recurrent trainer here needs the same way: where a process trains (its
 device, and under torchrun its rank and process-group backend), the learning-rate schedule,
 replacing a checkpoint directory without leaving a half-written one, the optimizer and RNG
-state a killed run resumes from (safetensors + JSON, no pickle), the command-line flags made
+state a killed run resumes from (safetensors + JSON, no pickle) and the small snapshot of it
+kept in the repository, a time limit all ranks stop at together, the command-line flags made
 from the trainer's config dataclasses, and how a run describes the command and hardware that
 produced it (for model cards).
 """
@@ -18,6 +19,7 @@ import platform
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import Field, dataclass
 from datetime import timedelta
@@ -172,6 +174,8 @@ def replace_dir(tmp: Path, final: Path) -> None:
 
 #: The optimizer's tensors and the RNG states in a checkpoint directory (:func:`save_training_state`).
 OPTIMIZER_FILE = "optimizer.safetensors"
+#: The trainer's progress (``step``, ``history``, ...) in a checkpoint or snapshot directory.
+TRAINER_STATE_FILE = "trainer_state.json"
 
 
 def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
@@ -186,7 +190,7 @@ def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, state
         for name, value in param_state.items():
             tensors[f"state.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
     save_file(tensors, str(directory / OPTIMIZER_FILE))
-    (directory / "trainer_state.json").write_text(
+    (directory / TRAINER_STATE_FILE).write_text(
         json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1) + "\n")
 
 
@@ -195,7 +199,7 @@ def load_training_state(directory: Path, optimizer: torch.optim.Optimizer) -> di
     ``directory``; returns the saved trainer state. A run saved on a GPU resumes on a CPU (the
     GPU's RNG is then not needed) and vice versa (the GPU's generator keeps its seed)."""
     tensors = load_file(str(directory / OPTIMIZER_FILE))
-    state = json.loads((directory / "trainer_state.json").read_text())
+    state = json.loads((directory / TRAINER_STATE_FILE).read_text())
     per_param: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("state."):
@@ -208,6 +212,48 @@ def load_training_state(directory: Path, optimizer: torch.optim.Optimizer) -> di
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
     return state
+
+
+def resume_source(out: Path, snapshot: Path | None = None) -> Path | None:
+    """The directory a run into ``out`` resumes from: ``out/last``; ``out/last.old`` when a kill came
+    between the two renames of a save; else ``snapshot`` (a small copy of ``last`` kept in the
+    repository, see :func:`save_snapshot`) when it holds a run; None: start afresh."""
+    for directory in (out / "last", out / "last.old", snapshot):
+        if directory is not None and (directory / TRAINER_STATE_FILE).exists():
+            return directory
+    return None
+
+
+def resume_state(directory: Path, optimizer: torch.optim.Optimizer) -> dict:
+    """The trainer state saved in ``directory``, restoring the optimizer and RNGs when it has them
+    (a ``last`` checkpoint: exact resume); a snapshot has none (warm resume: same weights and data
+    position, Adam's moments start again)."""
+    if (directory / OPTIMIZER_FILE).exists():
+        return load_training_state(directory, optimizer)
+    state = json.loads((directory / TRAINER_STATE_FILE).read_text())
+    state.pop("param_groups", None)
+    return state
+
+
+def save_snapshot(snapshot: Path, write_weights: Callable[[Path], None], state: dict) -> None:
+    """Replace ``snapshot`` with the model files ``write_weights(directory)`` writes (float16 keeps it
+    small enough to commit) and ``state`` as ``trainer_state.json``: what a run on another machine
+    resumes from (:func:`resume_source`) when only the repository survived."""
+    tmp = fresh_tmp(snapshot)
+    write_weights(tmp)
+    (tmp / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
+    replace_dir(tmp, snapshot)
+
+
+def time_is_up(started: float, limit_min: float, place: Placement) -> bool:
+    """True once ``limit_min`` minutes (0: no limit) have passed since ``started`` (``time.perf_counter``)
+    on rank 0; every rank gets rank 0's answer, so all stop at the same step."""
+    if not limit_min:
+        return False
+    flag = torch.tensor([float(time.perf_counter() - started > 60 * limit_min)], device=place.device)
+    if place.distributed:
+        dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def _flag_type(default: object) -> Callable[[str], Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,63 @@ def test_runs_are_reproducible_from_the_seed(tmp_path):
                   write_card=False) for name in ("a", "b")]
     for (name, a), b in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_document_is_read_from_the_initial_state_wherever_it_starts(cell):
+    """Rows of one window with <bos> at different columns: after its <bos>, each row's logits and
+    final state are those of its document read alone from zeros, whatever the row read before."""
+    from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
+
+    torch.manual_seed(0)
+    model = CharRNN(CharRNNConfig(vocab_size=9, cell=cell, embedding_dim=6, hidden_size=10, num_layers=2,
+                                  dropout=0.0)).eval()
+    document = torch.tensor([0, 3, 4, 5, 6, 7])  # <bos> (id 0) and five characters
+    window = torch.tensor([[2, 3, *document.tolist(), 8],
+                           [*document.tolist(), 8, 2, 3],
+                           [5, 5, 5, 5, 5, 5, 5, 5, 5]])  # no document starts: read straight through
+    state = tuple(torch.randn_like(s) for s in model.initial_state(3))  # mid-text states
+    with torch.no_grad():
+        logits, final = model(window, state, window == 0)
+        alone, alone_state = model(document[None], model.initial_state(1))
+        through, _ = model(window[2:], tuple(s[:, 2:] for s in state))
+        continued, _ = model(torch.tensor([[8]]), alone_state)
+        _, row_1_alone = model(window[1:2], model.initial_state(1))
+    torch.testing.assert_close(logits[0, 2:8], alone[0])
+    torch.testing.assert_close(logits[1, :6], alone[0])
+    torch.testing.assert_close(logits[2], through[0])
+    assert not torch.allclose(logits[0, :2], logits[2, :2])  # before its document, row 0 read its own past
+    torch.testing.assert_close(logits[0, 8], continued[0, 0])
+    for carried, expected in zip(final, row_1_alone, strict=True):
+        torch.testing.assert_close(carried[:, 1:2], expected)
+    grads = torch.autograd.grad(model(window, state, window == 0)[0].sum(), list(model.parameters()))
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
+def test_evaluation_reads_each_document_alone():
+    """Two documents in one text score what they score apart (streams=1 is exact)."""
+    from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
+
+    torch.manual_seed(1)
+    model = CharRNN(CharRNNConfig(vocab_size=9, embedding_dim=6, hidden_size=10, num_layers=1, dropout=0.0))
+    first, second = torch.tensor([3, 4, 5, 6]), torch.tensor([7, 8, 3])
+    both = evaluate_loss(model, torch.cat([first, torch.tensor([0]), second]), 0, streams=1)
+    apart = (evaluate_loss(model, first, 0, streams=1) * 4 + evaluate_loss(model, second, 0, streams=1) * 3) / 7
+    assert both == pytest.approx(apart, rel=1e-5)
+
+
+def test_a_time_limited_run_resumes_from_its_snapshot_on_another_machine(tmp_path):
+    """--time-limit-min stops after a checkpoint; with OUT gone (a fresh machine), the committed
+    float16 snapshot resumes the run at its step (warm: no optimizer state in it)."""
+    snapshot = tmp_path / "snapshot"
+    first = train(SLICE, tmp_path / "run", MODEL, config(max_steps=40, time_limit_min=1e-9), quiet=True,
+                  write_card=False, snapshot=snapshot)
+    assert first.step == 1  # the limit is checked after every step
+    state = json.loads((snapshot / "trainer_state.json").read_text())
+    assert state["step"] == 1 and not (snapshot / "optimizer.safetensors").exists()
+    assert json.loads((snapshot / "config.json").read_text())["storage_dtype"] == "float16"
+    shutil.rmtree(tmp_path / "run")
+    resumed = train(SLICE, tmp_path / "run", {"hidden_size": 999}, config(max_steps=20), quiet=True,
+                    write_card=False, snapshot=snapshot)
+    assert resumed.step == 20 and resumed.model.config.hidden_size == 48
+    assert json.loads((snapshot / "trainer_state.json").read_text())["step"] == 20

@@ -205,8 +205,8 @@ def test_training_learns_how_documents_begin(tmp_path):
         logits, _ = model(torch.tensor([[vocab.bos_id, *vocab.encode("Q ab ")[0]]]), model.initial_state(1))
         mid_text = torch.softmax(logits[0, -1], -1)
     q = vocab.encode("Q")[0][0]
-    # Training reads <bos> after the previous document's state (only stream 0 starts from zeros), serving
-    # from the zero state: 0.86 after these 250 steps.
+    # Training resets a stream's state before each <bos> it reads, so every document is learnt from the
+    # zero state a served request starts in.
     assert start.argmax() == q and start[q] > 0.6  # documents begin with Q
     assert mid_text[q] < 0.05  # Q is never inside a document
     assert start[vocab.bos_id] < 0.05 and mid_text[vocab.bos_id] < 0.05  # <bos> is read, never a target
