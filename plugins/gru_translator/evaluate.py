@@ -43,6 +43,32 @@ LIMITATIONS = ("A small GRU translator trained on two CPU cores (wall time above
                "filtering.")
 
 
+#: Everyday sentences of the card's own choosing (the first six are issue 16's examples): how the
+#: model does on short modern text that no test split holds.
+EVERYDAY = (
+    "Click here to save your changes.",
+    "Where is the train station?",
+    "Server is in read-only mode.",
+    "Imagine you are interested in package XYZ.",
+    "The game is over.",
+    "I would like a cup of coffee, please.",
+    "The file could not be opened.",
+    "Do you want to delete this folder?",
+    "My brother lives in Berlin.",
+    "The weather is nice today.",
+    "Please enter your password.",
+    "We are going to the cinema tonight.",
+    "How much does this book cost?",
+    "The meeting starts at 9 o'clock.",
+    "Press Enter to continue.",
+    "I don't understand the question.",
+    "This program is free software.",
+    "She works in a hospital.",
+    "Can you help me, please?",
+    "The children are playing in the garden.",
+)
+
+
 def license_text(manifest: dict) -> str:
     """The card's licence: the licences of the data the weights were trained on (from the corpus
     manifest), then the code's."""
@@ -127,11 +153,11 @@ def speed_metrics(model_dir: Path, data_dir: Path, sentences: int = 64) -> dict[
 
 
 def full_evaluation(model_dir: Path, data_dir: Path, beams: tuple[int, ...] = (1, 5),
-                    int8_beam: int | None = 5) -> tuple[dict[str, float], dict[str, str]]:
+                    int8_beams: tuple[int, ...] = (1, 5)) -> tuple[dict[str, float], dict[str, str]]:
     """Flat metrics ``{part}_{bleu|chrf}_beam{k}[_int8]`` of ``model_dir`` and the sacreBLEU signatures."""
     metrics: dict[str, float] = {}
     signatures: dict[str, str] = {}
-    runs = [(beam, False) for beam in beams] + ([(int8_beam, True)] if int8_beam else [])
+    runs = [(beam, False) for beam in beams] + [(beam, True) for beam in int8_beams]
     translators = {q: GruTranslator.load(model_dir, quantized=q) for q in {q for _, q in runs}}
     for beam, quantized in runs:
         translator = translators[quantized]
@@ -166,9 +192,23 @@ def _describe_data(manifest: dict) -> str:
             f"{json.dumps(subwords) if subwords else 'see sentencepiece.model'}.")
 
 
+def training_throughput(training: dict) -> dict[str, float]:
+    """Mean training pairs/s over the logged intervals of the run (``training`` from config.json, whose
+    ``history`` the trainer records) and the run's CPU hours (wall time x torch threads x processes)."""
+    rows = [row["pairs_per_s"] for row in training.get("history", {}).get("train", []) if "pairs_per_s" in row]
+    out: dict[str, float] = {}
+    if rows:
+        out["train_pairs_per_s_mean"] = round(sum(rows) / len(rows), 1)
+    if "elapsed_s" in training:
+        threads = training.get("train", {}).get("threads") or torch.get_num_threads()
+        out["training_cpu_hours"] = round(training["elapsed_s"] / 3600 * threads, 2)
+    return out
+
+
 def write_card_for(model_dir: Path, data_dir: Path, *, extra_metrics: dict[str, float] | None = None,
                    speed_sentences: int = 64, notes: str = "") -> ModelCard:
-    """Evaluate ``model_dir`` on the test parts (greedy, beam 5, int8 beam 5), time decoding, write both cards.
+    """Evaluate ``model_dir`` on the test parts (greedy and beam 5, float32 and int8), translate the
+    :data:`EVERYDAY` sentences, time decoding, write both cards.
 
     ``notes`` (markdown) is added to MODEL_CARD.md's training section, e.g. how a run was resumed.
     """
@@ -186,6 +226,7 @@ def write_card_for(model_dir: Path, data_dir: Path, *, extra_metrics: dict[str, 
     metrics["model_megabytes"] = round((model_dir / "model.safetensors").stat().st_size / 1e6, 2)
     if "elapsed_s" in training and "training_wall_time_min" not in metrics:
         metrics["training_wall_time_min"] = round(training["elapsed_s"] / 60, 1)
+    metrics = training_throughput(training) | metrics
     cfg = translator.config
     card = ModelCard(
         description=(f"English→German GRU translator: {cfg.encoder_layers}-layer bidirectional GRU encoder "
@@ -199,8 +240,23 @@ def write_card_for(model_dir: Path, data_dir: Path, *, extra_metrics: dict[str, 
         metrics=metrics, license=license_text(manifest), limitations=LIMITATIONS)
     (model_dir / "model_card.json").write_text(json.dumps(dataclasses.asdict(card), indent=2) + "\n")
     samples = _samples(translator, data_dir)
-    (model_dir / "MODEL_CARD.md").write_text(_markdown(card, training, config, signatures, samples, notes))
+    everyday = list(zip(EVERYDAY, translate_all(translator, list(EVERYDAY), translator.default_options), strict=True))
+    (model_dir / "MODEL_CARD.md").write_text(_markdown(card, training, config, signatures, samples, everyday,
+                                                       manifest, data_dir, notes))
     return card
+
+
+def _mix_table(manifest: dict) -> list[str]:
+    """Markdown rows: each source's domain, training pairs and share of the training set."""
+    mix = manifest.get("mix", {})
+    if not mix:
+        return []
+    lines = ["| source | domain | train pairs | share |", "|---|---|---:|---:|"]
+    for name, entry in manifest.get("source", {}).items():
+        row = mix.get(name, {})
+        lines.append(f"| {name} | {entry.get('domain', name)} | {row.get('train', 0):,} | "
+                     f"{row.get('train_share_percent', '?')}% |")
+    return [*lines, ""]
 
 
 def _samples(translator: GruTranslator, data_dir: Path) -> list[tuple[str, str, str]]:
@@ -214,7 +270,8 @@ def _samples(translator: GruTranslator, data_dir: Path) -> list[tuple[str, str, 
 
 
 def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[str, str],
-              samples: list[tuple[str, str, str]], notes: str = "") -> str:
+              samples: list[tuple[str, str, str]], everyday: list[tuple[str, str]], manifest: dict,
+              data_dir: Path, notes: str = "") -> str:
     m = card.metrics
     decoding = config.get("decoding", {})
 
@@ -226,10 +283,10 @@ def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[st
 
     lines = [
         "# Model card: en-de-gru", "", card.description, "",
-        "## Data", "", card.data, "",
+        "## Data", "", card.data, "", *_mix_table(manifest),
         "## Split", "", card.split, "",
         "## Training", "", "Exact commands:", "", "```",
-        "rnnserve data en-de --out runs/en-de/data   # corpus + joint SentencePiece model",
+        f"rnnserve data en-de --out {data_dir}   # corpus + joint SentencePiece model",
         card.training_command, "```", "",
         f"- Hyper-parameters: `{json.dumps(training.get('train', {}))}`",
         f"- Model config: `{json.dumps(config['model'])}`",
@@ -237,7 +294,9 @@ def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[st
         f"{training.get('epoch', '?')} (0-based); dev {json.dumps(training.get('dev', {}))}",
         f"- Weights stored as {config.get('storage_dtype')} ({m.get('model_megabytes', '?')} MB); computed in "
         "float32",
-        f"- Training wall time: {m.get('training_wall_time_min', '?')} min (excluding dev evaluations)",
+        f"- Training wall time: {m.get('training_wall_time_min', '?')} min (excluding dev evaluations), "
+        f"{m.get('training_cpu_hours', '?')} CPU hours; {m.get('train_pairs_per_s_mean', '?')} training pairs/s "
+        "on average over the logged intervals",
         f"- Hardware: {training.get('hardware', '?')}", "",
         *([notes.strip(), ""] if notes.strip() else []),
         "## Metrics", "",
@@ -247,7 +306,8 @@ def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[st
         "| decoding | " + " | ".join(f"{PART_LABELS[part]} {metric}" for part in shown for metric in ("BLEU", "chrF"))
         + " |", "|---" * (1 + 2 * len(shown)) + "|",
     ]
-    labels = {"beam1": "greedy", "beam5": "beam 5", "beam5_int8": "beam 5, int8 dynamic quantization",
+    labels = {"beam1": "greedy", "beam5": "beam 5", "beam1_int8": "greedy, int8 dynamic quantization",
+              "beam5_int8": "beam 5, int8 dynamic quantization",
               "beam5_float32": "beam 5, float32 weights before float16 storage"}
     for suffix, label in labels.items():
         if f"test_bleu_{suffix}" in m:
@@ -262,6 +322,8 @@ def _markdown(card: ModelCard, training: dict, config: dict, signatures: dict[st
         lines.append(f"| {'greedy' if beam == 1 else f'beam {beam}'} | " + " | ".join(
             str(m.get(f"sent_per_s_beam{beam}_batch{batch}_{kind}", "–"))
             for batch in (1, 32) for kind in ("fp32", "int8")) + " |")
+    lines += ["", "## Everyday sentences (default decoding)", "", "| English | en-de-gru |", "|---|---|"]
+    lines += [f"| {source} | {output} |" for source, output in everyday]
     lines += ["", "## Samples (beam 5)", "", "| source | reference | translation |", "|---|---|---|"]
     lines += [f"| {s} | {r} | {h} |".replace("\n", " ") for s, r, h in samples]
     lines += ["", "## License", "", card.license, "", "## Limitations", "", card.limitations, ""]
