@@ -1,9 +1,12 @@
 """Model cards: ``MODEL_CARD.md`` (for people) and ``model_card.json`` (``rnnserve.config.ModelCard``).
 
 :func:`write_card_for` evaluates a model directory itself (validation and test loss in
-nats and bits per character, the int8-quantized test loss, decoding-step latency of the
-fused step and of the plain ``nn.LSTM`` path) and documents the data, split, training
-command, wall time, hardware and a few samples from the ``config.json`` training record.
+nats and bits per character, the int8-quantized test loss, the test loss of each source of a
+``rnnserve data english`` corpus, decoding-step latency of the fused step and of the plain
+``nn.LSTM`` path) and documents the data (and its mix), split, training command, wall time,
+hardware and a few samples from the ``config.json`` training record. What it says about the
+text (samples, limitations, licence) follows the corpus the manifest describes: Austen's
+novels or modern English.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,14 +28,60 @@ from .data import encode_documents, read_split
 from .evaluate import NATS_TO_BITS, evaluate_loss, sample_text, step_latency_ms
 from .model import CharRNN
 
-SAMPLE_PROMPTS = ("It is a truth universally acknowledged", "Captain Wentworth", "\"My dear Miss")
-LICENSE = ("Model weights: MIT (as rnnserve). Training text: Jane Austen's novels, public domain, as "
-           "packaged by the janeaustenr R package (MIT) in Debian's r-cran-janeaustenr.")
-LIMITATIONS = ("A character-level model of early-19th-century English prose: it imitates Austen's style but "
-               "has no knowledge or reasoning, invents names, facts and plots, and loses coherence after a "
-               "sentence or two. Characters outside its vocabulary become <unk> (reported by the server). "
-               "No end-of-text token: generation stops only on length or stop sequences. Trained on five "
-               "novels only; loss on other text is far higher. No content filtering.")
+
+@dataclass(frozen=True)
+class Corpus:
+    """What a card says about the kind of text a model was trained on (:func:`corpus_of` picks one)."""
+
+    #: Completes "predicts the next character of ...".
+    text: str
+    #: The label of the test split in the metrics table.
+    test_label: str
+    sample_prompts: tuple[str, ...]
+    limitations: str
+
+
+AUSTEN = Corpus(
+    text="Jane Austen-style prose",
+    test_label="test (Persuasion)",
+    sample_prompts=("It is a truth universally acknowledged", "Captain Wentworth", "\"My dear Miss"),
+    limitations=("A character-level model of early-19th-century English prose: it imitates Austen's style but "
+                 "has no knowledge or reasoning, invents names, facts and plots, and loses coherence after a "
+                 "sentence or two. Characters outside its vocabulary become <unk> (reported by the server). "
+                 "No end-of-text token: generation stops only on length or stop sequences. Trained on five "
+                 "novels only; loss on other text is far higher. No content filtering."))
+ENGLISH = Corpus(
+    text="modern English prose (software documentation, manuals, help pages and interface text)",
+    test_label="test (held-out paragraphs of every source)",
+    sample_prompts=("To install the package, ", "The following example shows how to", "If you want to"),
+    limitations=("A character-level model of the English of software documentation, manuals and user "
+                 "interfaces: it writes fluent-looking technical prose but has no knowledge or reasoning and "
+                 "invents option names, commands and facts. Printable ASCII only: other characters (curly "
+                 "quotes, accents, symbols) become <unk>. Code, tables and option lists were removed from its "
+                 "data, so it continues them poorly; fiction, conversation and e-mail are further from its data "
+                 "than documentation is. No end-of-text token. No content filtering."))
+AUSTEN_LICENSE = ("Model weights: MIT (as rnnserve). Training text: Jane Austen's novels, public domain, as "
+                  "packaged by the janeaustenr R package (MIT) in Debian's r-cran-janeaustenr.")
+
+
+def corpus_of(manifest: dict) -> Corpus:
+    """:data:`ENGLISH` for a ``rnnserve data english`` manifest (it lists ``sources``), else :data:`AUSTEN`."""
+    return ENGLISH if "sources" in manifest else AUSTEN
+
+
+def license_of(manifest: dict) -> str:
+    """The card's licence: the Austen text's, or every licence the English sources' packages declare."""
+    if "sources" not in manifest:
+        return AUSTEN_LICENSE
+    names = set()
+    for source in manifest["sources"].values():
+        for package in source.get("packages", []):
+            for part in re.split(r" \| | and | or ", package.get("licence") or "unrecorded"):
+                names.add(part.strip())
+    return ("Model weights: trained on text from Debian packages under these licences (each package's in the "
+            "manifest under Data): " + "; ".join(sorted(names)) + ". Weights learnt from copyleft text are "
+            "distributed under the strongest of them that applies unless its authors grant otherwise. Code: MIT "
+            "(as rnnserve).")
 
 
 def _measure(model: CharRNN, backend: CharLSTMBackend, quantized: CharLSTMBackend) -> dict[str, float]:
@@ -47,8 +98,19 @@ def _measure(model: CharRNN, backend: CharLSTMBackend, quantized: CharLSTMBacken
     return metrics
 
 
-def _describe_source(source: dict | str | None) -> str:
-    """The corpus origin as recorded by ``data.prepare`` (a dict) or by hand (a string)."""
+def _describe_source(manifest: dict) -> str:
+    """The corpus origin as recorded by ``rnnserve data english`` (``sources``), ``data.prepare``
+    (``source``, a dict) or by hand (a string)."""
+    if "sources" in manifest:
+        described = []
+        for name, entry in manifest["sources"].items():
+            packages = ", ".join(f"{p['file']} sha256 {p['sha256']}" for p in entry.get("packages", []))
+            described.append(f"{name} ({entry.get('chars', {}).get('train', 0):,} training chars; {packages})")
+        return (f"Modern English prose built by `rnnserve data english` from Debian packages (reserved for outside "
+                f"evaluation and never read: {', '.join(manifest.get('reserved_packages_refused', []))}): "
+                f"{'; '.join(described)}. Charset: {manifest.get('charset', '?')}; layout: "
+                f"{manifest.get('layout', '?')}")
+    source = manifest.get("source")
     if isinstance(source, dict):
         return (f"Jane Austen's six novels from the Debian package {source.get('debian_package')} "
                 f"({source.get('deb_file')}, sha256 {source.get('deb_sha256')}), cleaned and split by "
@@ -68,11 +130,16 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
     val = evaluate_loss(model, encode_documents(vocab, read_split(data_dir, "val")), vocab.bos_id, streams=streams)
     test_tokens = encode_documents(vocab, read_split(data_dir, "test"))
     test = evaluate_loss(model, test_tokens, vocab.bos_id, streams=streams)
+    per_source = {path.name.removeprefix("test.").removesuffix(".txt"): path
+                  for path in sorted(data_dir.glob("test.*.txt"))}
+    source_losses = {f"test_{name}_bits_per_char": round(evaluate_loss(
+        model, encode_documents(vocab, path.read_text()), vocab.bos_id, streams=streams) * NATS_TO_BITS, 4)
+        for name, path in per_source.items()}
     quantized = CharLSTMBackend(model, vocab, quantized=True)
     test_int8 = evaluate_loss(quantized, test_tokens, vocab.bos_id, streams=streams)
     metrics = {"val_nats_per_char": round(val, 4), "val_bits_per_char": round(val * NATS_TO_BITS, 4),
                "test_nats_per_char": round(test, 4), "test_bits_per_char": round(test * NATS_TO_BITS, 4),
-               "test_nats_per_char_int8": round(test_int8, 4), **(extra_metrics or {}),
+               "test_nats_per_char_int8": round(test_int8, 4), **source_losses, **(extra_metrics or {}),
                **_measure(model, backend, quantized)}
     run_state = model_dir.parent / "last" / "trainer_state.json"  # the layout train() writes
     if wall_time_s is None and run_state.exists():
@@ -83,27 +150,40 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
     files = manifest.get("files", {})
     hashes = ", ".join(f"{name} sha256 {info['sha256']} ({info['chars']:,} chars)" for name, info in files.items())
     cfg = model.config
+    corpus = corpus_of(manifest)
     card = ModelCard(
         description=(f"Character-level language model: {cfg.num_layers}-layer {cfg.cell} with {cfg.hidden_size} "
                      f"units, {cfg.embedding_dim}-d embeddings, {vocab.size} tokens, "
-                     f"{backend.parameter_count():,} parameters; predicts the next character of Jane Austen-style "
-                     "prose."),
-        data=f"{_describe_source(manifest.get('source'))}." + (f" {hashes}." if hashes else ""),
+                     f"{backend.parameter_count():,} parameters; predicts the next character of {corpus.text}."),
+        data=f"{_describe_source(manifest)}." + (f" {hashes}." if hashes else ""),
         split=manifest.get("split", ""),
         training_command=training.get("command", ""),
-        metrics=metrics, license=LICENSE, limitations=LIMITATIONS)
+        metrics=metrics, license=license_of(manifest), limitations=corpus.limitations)
     (model_dir / "model_card.json").write_text(json.dumps(dataclasses.asdict(card), indent=2) + "\n")
-    samples = [(p, sample_text(backend, p, 300, temperature=0.7, seed=i)) for i, p in enumerate(SAMPLE_PROMPTS)]
-    (model_dir / "MODEL_CARD.md").write_text(_markdown(model_dir.name, card, training, config, samples, streams))
+    samples = [(p, sample_text(backend, p, 300, temperature=0.7, seed=i)) for i, p in enumerate(corpus.sample_prompts)]
+    (model_dir / "MODEL_CARD.md").write_text(_markdown(model_dir.name, card, training, config, samples, streams,
+                                                       corpus, manifest))
     return card
 
 
+def _mix_table(manifest: dict) -> list[str]:
+    """Markdown rows: each English source's packages, training characters and share of the training text."""
+    if "sources" not in manifest:
+        return []
+    lines = ["| source | packages | train chars | share |", "|---|---:|---:|---:|"]
+    for name, entry in manifest["sources"].items():
+        lines.append(f"| {name} | {len(entry.get('packages', []))} | {entry.get('chars', {}).get('train', 0):,} | "
+                     f"{100 * manifest.get('mix', {}).get(name, 0):.1f}% |")
+    return [*lines, ""]
+
+
 def _markdown(name: str, card: ModelCard, training: dict, config: dict, samples: list[tuple[str, str]],
-              streams: int) -> str:
+              streams: int, corpus: Corpus, manifest: dict) -> str:
     m = card.metrics
     lines = [
         f"# Model card: {name}", "", card.description, "",
         "## Data", "", card.data, "",
+        *_mix_table(manifest),
         "## Split", "", card.split, "",
         "## Training", "",
         "Exact command:", "", "```", card.training_command, "```", "",
@@ -118,13 +198,18 @@ def _markdown(name: str, card: ModelCard, training: dict, config: dict, samples:
         "512 characters of burn-in context each; every character of the split is scored once).", "",
         "| split | nats/char | bits/char |", "|---|---|---|",
         f"| validation | {m['val_nats_per_char']:.4f} | {m['val_bits_per_char']:.4f} |",
-        f"| test (Persuasion) | {m['test_nats_per_char']:.4f} | {m['test_bits_per_char']:.4f} |",
+        f"| {corpus.test_label} | {m['test_nats_per_char']:.4f} | {m['test_bits_per_char']:.4f} |",
         f"| test, int8 dynamic quantization (`quantize = true`) | {m['test_nats_per_char_int8']:.4f} | "
         f"{m['test_nats_per_char_int8'] * 1.4426950408889634:.4f} |",
     ]
     if "test_nats_per_char_float32" in m:
         lines.append(f"| test, float32 weights before float16 storage | {m['test_nats_per_char_float32']:.4f} | "
                      f"{m['test_nats_per_char_float32'] * 1.4426950408889634:.4f} |")
+    sources = [key.removeprefix("test_").removesuffix("_bits_per_char") for key in m
+               if key.startswith("test_") and key.endswith("_bits_per_char") and key != "test_bits_per_char"]
+    if sources:
+        lines += ["", "Test loss of each source's held-out paragraphs:", "", "| source | bits/char |", "|---|---|",
+                  *(f"| {source} | {m[f'test_{source}_bits_per_char']:.4f} |" for source in sources)]
     lines += [
         "", f"Decoding step latency (median, ms; {torch.get_num_threads()} torch threads, "
         f"{platform.machine()}, measured when the card was written, the step functions taking turns so "

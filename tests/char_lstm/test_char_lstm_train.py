@@ -140,3 +140,36 @@ def test_a_time_limited_run_resumes_from_its_snapshot_on_another_machine(tmp_pat
                     write_card=False, snapshot=snapshot)
     assert resumed.step == 20 and resumed.model.config.hidden_size == 48
     assert json.loads((snapshot / "trainer_state.json").read_text())["step"] == 20
+
+
+def test_an_english_corpus_card_reports_each_source_its_mix_and_its_licences(tmp_path):
+    """A `rnnserve data english` layout: the card's text, samples and licence follow the manifest, and
+    each test.<source>.txt gets its own loss."""
+    from rnnserve_plugins.char_lstm.card import ENGLISH, write_card_for
+
+    data = tmp_path / "data"
+    data.mkdir()
+    docs = {"man": "The command prints its options.\nUse it with care.\n",
+            "python-docs": "The function returns a list of strings.\nEach item is a path.\n"}
+    for split in ("train", "val", "test"):
+        (data / f"{split}.txt").write_text("\n".join(docs.values()) * (40 if split == "train" else 4))
+    for name, text in docs.items():
+        (data / f"test.{name}.txt").write_text(text * 4)
+    manifest = {"sources": {
+        "man": {"packages": [{"file": "manpages.deb", "sha256": "aa", "licence": "GPL-2+ | BSD-2-clause"}],
+                "chars": {"train": 1000}},
+        "python-docs": {"packages": [{"file": "python3-doc.deb", "sha256": "bb", "licence": "PSF-2.0"}],
+                        "chars": {"train": 3000}}},
+        "mix": {"man": 0.25, "python-docs": 0.75}, "reserved_packages_refused": ["wesnoth*"],
+        "split": "by hash", "charset": "printable ASCII"}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    train(data, tmp_path / "run", MODEL, config(max_steps=10, eval_every=10), quiet=True, write_card=False)
+    card = write_card_for(tmp_path / "run" / "best", data, wall_time_s=1.0, streams=2)
+    assert isinstance(card.metrics["test_man_bits_per_char"], float)
+    assert isinstance(card.metrics["test_python-docs_bits_per_char"], float)
+    assert "modern English prose" in card.description and "wesnoth*" in card.data
+    assert "BSD-2-clause; GPL-2+; PSF-2.0" in card.license
+    text = (tmp_path / "run" / "best" / "MODEL_CARD.md").read_text()
+    assert "| man | 1 | 1,000 | 25.0% |" in text
+    assert "| python-docs | 1 | 3,000 | 75.0% |" in text
+    assert f"> **{ENGLISH.sample_prompts[0]}**" in text and "held-out paragraphs of every source" in text
