@@ -1,11 +1,13 @@
 """Character-level recurrent language model backend (``char-lstm``), a plugin of the ``rnnserve`` group.
 
-Registers the ``char-lstm`` backend factory, the shipped ``austen-char-lstm`` model (when
-its checkpoint is present in ``models/``; ``dtype = "auto"``: bfloat16 on CPUs that
-multiply it natively, where it is as fast as float32 for one stream and up to 2.2x
-faster batched, at the same test loss to four decimals), and the commands
-``data austen``, ``train char-lstm`` and ``eval char-lstm``. The same checkpoint is also
-served int8-quantized as ``austen-char-lstm-int8``, for the writing assistant.
+Registers the ``char-lstm`` backend factory, the shipped models (each when its checkpoint
+is present in ``models/``): ``austen-char-lstm`` (Jane Austen's novels) and
+``english-char-lstm`` (modern English documentation and interface text), both with
+``dtype = "auto"`` (bfloat16 on CPUs that multiply it natively, where it is as fast as
+float32 for one stream and up to 2.2x faster batched, at the same test loss to four
+decimals); and the commands ``data austen``, ``data english``, ``train char-lstm`` and
+``eval char-lstm``. Each checkpoint is also served int8-quantized as ``<name>-int8``, for the
+writing assistants.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ SHIPPED_MODEL = "austen-char-lstm"
 #: batch neighbours: generation is better served by austen-char-lstm.)
 SHIPPED_INT8_MODEL = f"{SHIPPED_MODEL}-int8"
 SHIPPED_DIR = Path(__file__).resolve().parent / "models" / SHIPPED_MODEL
+ENGLISH_MODEL = "english-char-lstm"
+ENGLISH_DIR = SHIPPED_DIR.with_name(ENGLISH_MODEL)
+
+
+def is_shipped(directory: Path) -> bool:
+    """Whether a shipped checkpoint is present (a checkout without its weights serves no such model)."""
+    return (directory / "config.json").exists() and (directory / "model.safetensors").exists()
 
 
 def _create_backend(spec: ModelSpec, context) -> object:
@@ -41,9 +50,10 @@ def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
 
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
-    if (SHIPPED_DIR / "config.json").exists() and (SHIPPED_DIR / "model.safetensors").exists():
-        register(ModelSpec(name=SHIPPED_MODEL, backend=BACKEND, path=str(SHIPPED_DIR), options={"dtype": "auto"}))
-        register(ModelSpec(name=SHIPPED_INT8_MODEL, backend=BACKEND, path=str(SHIPPED_DIR), options={"quantize": True}))
+    for name, directory in ((SHIPPED_MODEL, SHIPPED_DIR), (ENGLISH_MODEL, ENGLISH_DIR)):
+        if is_shipped(directory):
+            register(ModelSpec(name=name, backend=BACKEND, path=str(directory), options={"dtype": "auto"}))
+            register(ModelSpec(name=f"{name}-int8", backend=BACKEND, path=str(directory), options={"quantize": True}))
 
 
 @hookimpl

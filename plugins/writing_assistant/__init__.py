@@ -1,6 +1,9 @@
 """Writing-assistant backend plugin: word completion, next words and phrases while a person types.
 
-Built on a language model the host already serves (plugins building on plugins).
+Built on a language model the host already serves (plugins building on plugins). Two shipped
+assistants: ``writing-assistant`` for modern English (on ``english-char-lstm-int8``; on the
+Austen model while a checkout lacks the English checkpoint) and ``austen-writing-assistant``
+(on ``austen-char-lstm-int8``, for Jane Austen-style prose).
 """
 
 from __future__ import annotations
@@ -10,23 +13,40 @@ from collections.abc import Callable
 from rnnserve import hookimpl
 from rnnserve.backends import BackendFactory
 from rnnserve.config import ModelCard, ModelSpec
+from rnnserve_plugins.char_lstm import ENGLISH_DIR, ENGLISH_MODEL, SHIPPED_INT8_MODEL, is_shipped
 from rnnserve_plugins.writing_assistant.backend import create_backend
 
-CARD = ModelCard(
-    description="Word completion, next-word and phrase suggestions from the austen-char-lstm-int8 character "
-                "language model: beam search over characters, casing kept, per-session recurrent state.",
-    data="No weights of its own; see the austen-char-lstm model card.",
-    license="MIT",
-    limitations="Suggestions reflect Jane Austen's vocabulary and style.",
-)
+BACKEND = "writing-assistant"
+AUSTEN_ASSISTANT = "austen-writing-assistant"
+HOW = "beam search over characters, casing kept, per-session recurrent state"
+
+
+def card(language_model: str, text: str, limitations: str) -> ModelCard:
+    """The card of an assistant on ``language_model``: it has no weights of its own."""
+    base = language_model.removesuffix("-int8")
+    return ModelCard(
+        description=f"Word completion, next-word and phrase suggestions for {text} from the {language_model} "
+                    f"character language model: {HOW}. Keystroke savings: benchmarks/README.md and the README's "
+                    "writing-assistant section (`python -m benchmarks.assistant`).",
+        data=f"No weights of its own; see the {base} model card.",
+        license="MIT (code); the language model's card gives its weights' licence.",
+        limitations=limitations,
+    )
 
 
 @hookimpl
 def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
-    register("writing-assistant", create_backend)
+    register(BACKEND, create_backend)
 
 
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
-    register(ModelSpec(name="writing-assistant", backend="writing-assistant",
-                       options={"language_model": "austen-char-lstm-int8"}, card=CARD))
+    austen = card(SHIPPED_INT8_MODEL, "Jane Austen-style prose", "Suggestions reflect Jane Austen's vocabulary and "
+                  "style (early-19th-century English); little help on modern text.")
+    modern_lm = f"{ENGLISH_MODEL}-int8" if is_shipped(ENGLISH_DIR) else SHIPPED_INT8_MODEL
+    modern = card(modern_lm, "modern English", "Suggestions reflect the English of software documentation, "
+                  "manuals and interfaces; printable ASCII only; e-mail and fiction are further from its data.") \
+        if modern_lm != SHIPPED_INT8_MODEL else austen
+    register(ModelSpec(name=BACKEND, backend=BACKEND, options={"language_model": modern_lm}, card=modern))
+    register(ModelSpec(name=AUSTEN_ASSISTANT, backend=BACKEND, options={"language_model": SHIPPED_INT8_MODEL},
+                       card=austen))

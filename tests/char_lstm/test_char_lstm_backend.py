@@ -44,13 +44,13 @@ def test_hooks_register_backend_commands_and_shipped_model():
     backends_, commands, models = registered(plugin)
     assert list(backends_) == ["char-lstm"]
     assert commands == {("data", "austen"), ("data", "english"), ("train", "char-lstm"), ("eval", "char-lstm")}
-    if (plugin.SHIPPED_DIR / "model.safetensors").exists():
-        assert [(m.name, m.backend, m.path, m.options) for m in models] == [
-            ("austen-char-lstm", "char-lstm", str(plugin.SHIPPED_DIR), {"dtype": "auto"}),
-            ("austen-char-lstm-int8", "char-lstm", str(plugin.SHIPPED_DIR), {"quantize": True})]
-        assert Path(models[0].path).is_absolute()
-    else:
-        assert models == []
+    expected = []
+    for name, directory in (("austen-char-lstm", plugin.SHIPPED_DIR), ("english-char-lstm", plugin.ENGLISH_DIR)):
+        if (directory / "model.safetensors").exists():  # a checkout without a checkpoint serves no such model
+            expected += [(name, "char-lstm", str(directory), {"dtype": "auto"}),
+                         (f"{name}-int8", "char-lstm", str(directory), {"quantize": True})]
+    assert [(m.name, m.backend, m.path, m.options) for m in models] == expected
+    assert all(Path(m.path).is_absolute() for m in models)
 
 
 def test_factory_builds_a_language_model(model_dir):
@@ -138,3 +138,20 @@ def test_naive_step_option_matches_the_fused_step(tmp_path) -> None:  # type: ig
         b, state_b = naive.step(tokens, naive.initial_state(3))
     assert torch.allclose(a, b, atol=1e-5)
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(state_a, state_b, strict=True))
+
+
+def test_two_shipped_assistants_one_per_language_model():
+    """writing-assistant reads with the modern model when it is shipped (Austen's otherwise);
+    austen-writing-assistant always with Austen's. Each card names its language model."""
+    import rnnserve_plugins.writing_assistant as assistants
+
+    backends_, _, models = registered(assistants)
+    assert list(backends_) == ["writing-assistant"]
+    by_name = {m.name: m for m in models}
+    assert list(by_name) == ["writing-assistant", "austen-writing-assistant"]
+    modern = "english-char-lstm-int8" if (plugin.ENGLISH_DIR / "model.safetensors").exists() \
+        else "austen-char-lstm-int8"
+    assert by_name["writing-assistant"].options == {"language_model": modern}
+    assert by_name["austen-writing-assistant"].options == {"language_model": "austen-char-lstm-int8"}
+    assert modern in by_name["writing-assistant"].card.description
+    assert "Austen" in by_name["austen-writing-assistant"].card.limitations

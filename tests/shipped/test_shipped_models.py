@@ -33,6 +33,7 @@ SHIPPED: dict[str, tuple[str, str | None]] = {
     "austen-char-lstm-int8": ("char-lstm", "austen-char-lstm"),
     "en-de-gru": ("gru-seq2seq", "en-de-gru"),
     "writing-assistant": ("writing-assistant", None),
+    "austen-writing-assistant": ("writing-assistant", None),
     "austen-jordan-lm": ("jordan-lm", "austen-jordan-lm"),  # the example plugin, as installed by scripts/bootstrap
 }
 

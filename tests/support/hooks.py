@@ -11,7 +11,8 @@ def registered(plugin: ModuleType) -> tuple[dict[str, Any], set[tuple[str, str]]
     backends: dict[str, Any] = {}
     plugin.register_backends(register=backends.__setitem__)
     commands: list[Any] = []
-    plugin.register_commands(register=commands.append)
+    if hasattr(plugin, "register_commands"):  # hooks a plugin does not implement are optional
+        plugin.register_commands(register=commands.append)
     models: list[Any] = []
     plugin.register_models(register=models.append)
     return backends, {(c.group, c.name) for c in commands}, models
