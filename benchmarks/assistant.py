@@ -17,12 +17,22 @@ searches share batched model steps) and with the assistant's calls run one at a 
 (``expect_next = false``) and without that and the states a session keeps from its searches
 (``word_nodes = 0``), people typing every 150 ms and in a closed loop.
 
-    python -m benchmarks.assistant --data runs/austen/data [--chars 20000] [--doc-chars 20000]
-    python -m benchmarks.assistant --data runs/english/data --model writing-assistant   # the modern test split
-    python -m benchmarks.assistant --data runs/austen/data --text FILE                 # any held-out text
+    python -m benchmarks.assistant --data runs/austen/data --model austen-writing-assistant \
+        --language-model austen-char-lstm-int8 [--chars 20000] [--doc-chars 20000]
+    python -m benchmarks.assistant --data runs/english/data   # writing-assistant on the modern test split
+    python -m benchmarks.assistant --data runs/austen/data --text FILE   # any held-out text
+
+``--model`` takes several assistants (comma-separated): each types the text for the KSR table;
+the latency tables time the first. ``--ksr-only`` skips the latency tables. Both assistants on
+both held-out texts::
+
+    both=writing-assistant,austen-writing-assistant
+    python -m benchmarks.assistant --data runs/english/data --model $both --ksr-only
+    python -m benchmarks.assistant --data runs/austen/data --model $both --ksr-only
 
 ``--quick``: seconds, the same path at small sizes on the committed Austen slice
-(``tests/data/austen_slice``), serving only the shipped models it uses (the test suite runs it).
+(``tests/data/austen_slice``) with ``austen-writing-assistant``, serving only the shipped models
+it uses (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -205,31 +215,48 @@ def _lent_rows(stats: ModelStats) -> float:
     return stats.mean_lent_rows * stats.lent_steps_total
 
 
+def language_model_of(assistant: str) -> str:
+    """The language model a shipped assistant borrows (its ``language_model`` option)."""
+    from rnnserve.plugins import load_plugins
+
+    specs = {spec.name: spec for spec in load_plugins().models}
+    if assistant not in specs:
+        raise SystemExit(f"no shipped assistant {assistant!r}; pass --language-model for a configured one")
+    return specs[assistant].options.get("language_model", "austen-char-lstm-int8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="output of `rnnserve data austen` or `rnnserve data english`: its "
                         "train split feeds the unigram baseline, its test split is typed (required unless --quick)")
     parser.add_argument("--text", type=Path, help="type this held-out text instead of the data directory's test split")
     parser.add_argument("--config", help="server config (default: the installed plugins' models)")
-    parser.add_argument("--model", default="writing-assistant")
+    parser.add_argument("--model", default="writing-assistant",
+                        help="assistant(s), comma-separated: each types the KSR text; the first is timed")
+    parser.add_argument("--ksr-only", action="store_true", help="keystroke savings only, no latency tables")
     parser.add_argument("--chars", type=int, default=20000, help="characters of test text to type")
     parser.add_argument("--doc-chars", type=int, default=20000, help="document length for the latency test")
     parser.add_argument("--keystrokes", type=int, default=100, help="keystrokes timed per latency variant")
     parser.add_argument("--sessions", default="1,16,64", help="concurrent sessions for the keystroke latency table")
-    parser.add_argument("--language-model", default="austen-char-lstm-int8",
-                        help="the language model the assistant borrows (for its batching counters)")
+    parser.add_argument("--language-model",
+                        help="the language model the timed assistant borrows (its batching counters; the variants "
+                             "timed beside it borrow it too); default: the timed assistant's own")
     parser.add_argument("--pace-ms", type=float, default=150.0,
                         help="also time sessions typing one keystroke per this many ms (0: closed loop only)")
     parser.add_argument("--session-keystrokes", type=int, default=KEYSTROKES,
                         help="keystrokes each concurrent session types")
     parser.add_argument("--skip", type=int, default=SKIP, help="characters of the text the concurrent sessions skip")
-    args = parse_args(parser, argv, quick={"data": QUICK_DATA, "chars": 60, "doc_chars": 300, "keystrokes": 4,
+    args = parse_args(parser, argv, quick={"data": QUICK_DATA, "model": "austen-writing-assistant", "chars": 60,
+                                           "doc_chars": 300, "keystrokes": 4,
                                            "sessions": "2", "pace_ms": 0.0, "session_keystrokes": 4, "skip": 0})
     if args.data is None:
         parser.error("--data is required (or --quick, which types the committed test slice)")
+    assistants = args.model.split(",")
+    if args.language_model is None:
+        args.language_model = language_model_of(assistants[0])
     if args.quick and not args.config:  # only the models this run uses: a faster start
         args.config = "quick"
-        base_config = shipped_config(args.language_model, "writing-assistant")
+        base_config = shipped_config(*dict.fromkeys([*map(language_model_of, assistants), *assistants]))
     else:
         base_config = Path(args.config).read_text() if args.config else ""
 
@@ -238,31 +265,37 @@ def main(argv: list[str] | None = None) -> int:
     train = (args.data / "train.txt").read_text()
     text = test[: args.chars]
     baselines = {"unigram": UnigramCompleter(train), "wordfreq": WordfreqCompleter()}
+    variant = f'backend = "writing-assistant"\noptions.language_model = "{args.language_model}"\n'
     config = base_config + (
-        '\n[[models]]\nname = "assistant-no-cache"\nbackend = "writing-assistant"\noptions.cache_entries = 0\n'
-        '\n[[models]]\nname = "assistant-serial"\nbackend = "writing-assistant"\noptions.concurrent_calls = 1\n'
-        '\n[[models]]\nname = "assistant-no-ahead"\nbackend = "writing-assistant"\noptions.expect_next = false\n'
-        '\n[[models]]\nname = "assistant-previous"\nbackend = "writing-assistant"\noptions.expect_next = false\n'
+        f'\n[[models]]\nname = "assistant-no-cache"\n{variant}options.cache_entries = 0\n'
+        f'\n[[models]]\nname = "assistant-serial"\n{variant}options.concurrent_calls = 1\n'
+        f'\n[[models]]\nname = "assistant-no-ahead"\n{variant}options.expect_next = false\n'
+        f'\n[[models]]\nname = "assistant-previous"\n{variant}options.expect_next = false\n'
         'options.word_nodes = 0\n')
     with serve(config) as srv, Client(srv.target, timeout=600) as client:
         rows = []
         for k in (1, 3):
-            t = time.perf_counter()
-            opened: list[Session] = []
-            lm = simulate(text, k, assistant_typist(client, args.model, k, opened))
-            elapsed = time.perf_counter() - t
-            for session in opened:  # an open session keeps its server-side state (and search ahead)
-                session.close()
             base = {name: simulate(text, k, lambda c=completer, k=k: c.start(k))
                     for name, completer in baselines.items()}
-            rows.append((f"KSR@{k}", f"{lm:.4f}", *(f"{b:.4f}" for b in base.values()),
-                         *(f"{lm / b:.3f}" if b else "nan" for b in base.values()), elapsed))
-        print(f"Keystroke savings on {len(text):,} characters of {test_file} (held out), model {args.model}; "
-              f"baselines: unigram = {args.data / 'train.txt'} word frequencies, wordfreq = PyPI wordfreq's English "
-              "list (both context-free)")
-        print(table(["metric", "assistant", "unigram", "wordfreq", "vs unigram", "vs wordfreq", "assistant s"], rows))
+            for assistant in assistants:
+                t = time.perf_counter()
+                opened: list[Session] = []
+                lm = simulate(text, k, assistant_typist(client, assistant, k, opened))
+                elapsed = time.perf_counter() - t
+                for session in opened:  # an open session keeps its server-side state (and search ahead)
+                    session.close()
+                rows.append((f"KSR@{k}", assistant, f"{lm:.4f}", *(f"{b:.4f}" for b in base.values()),
+                             *(f"{lm / b:.3f}" if b else "nan" for b in base.values()), elapsed))
+        print(f"Keystroke savings on {len(text):,} characters of {test_file} (held out); baselines: unigram = "
+              f"{args.data / 'train.txt'} word frequencies, wordfreq = PyPI wordfreq's English list (both "
+              "context-free)")
+        print(table(["metric", "assistant", "KSR", "unigram", "wordfreq", "vs unigram", "vs wordfreq", "assistant s"],
+                    rows))
+        if args.ksr_only:
+            return 0
+        timed = assistants[0]
         document = (test * (args.doc_chars // len(test) + 1))[: args.doc_chars]
-        times = latency(client, args.model, document, args.keystrokes)
+        times = latency(client, timed, document, args.keystrokes)
         for model, label in (("assistant-no-ahead", "no search ahead"), ("assistant-previous", "no word nodes")):
             times[f"session, {label}"] = latency(client, model, document, args.keystrokes, suggest=False)["session"]
         # Re-reading the whole document per keystroke is slow: a few keystrokes tell the story.
@@ -270,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         times["suggest, no prefix cache"] = cold["suggest"]
         paces = [0.0] + ([args.pace_ms / 1000] if args.pace_ms > 0 else [])
         concurrent = {}
-        variants = {args.model: "shipped", "assistant-no-ahead": "no search ahead",
+        variants = {timed: "shipped", "assistant-no-ahead": "no search ahead",
                     "assistant-previous": "neither (previous)", "assistant-serial": "one at a time"}
         for model in variants:
             for pace in paces:
