@@ -179,7 +179,13 @@ def test_encode_documents_puts_bos_between_documents():
 
 
 def test_training_learns_how_documents_begin(tmp_path):
-    """Every document starts with 'Q', which occurs nowhere else: after <bos> alone the model predicts it."""
+    """Every document starts with 'Q', which occurs nowhere else: after <bos> alone the model predicts it,
+    and so does a real server's writing assistant and generator at the start of a document (``Suggest("")``,
+    a Session after ``reset``, ``Generate("")``), and never in mid-text."""
+    from rnnserve.config import ModelSpec, ServerConfig
+    from rnnserve.testing import plugin_host, running_server
+    from rnnserve_client import Client
+    from rnnserve_plugins.char_lstm.checkpoint import save_model
     from rnnserve_plugins.char_lstm.train import TrainConfig, train
 
     generator = torch.Generator().manual_seed(0)
@@ -210,3 +216,16 @@ def test_training_learns_how_documents_begin(tmp_path):
     assert start.argmax() == q and start[q] > 0.6  # documents begin with Q
     assert mid_text[q] < 0.05  # Q is never inside a document
     assert start[vocab.bos_id] < 0.05 and mid_text[vocab.bos_id] < 0.05  # <bos> is read, never a target
+
+    save_model(tmp_path / "q-model", model, vocab)
+    config = ServerConfig(default_models=False, models=(
+        ModelSpec("q", "char-lstm", path=str(tmp_path / "q-model")),
+        ModelSpec("q-assist", "writing-assistant", options={"language_model": "q", "lexicon_words": 0})))
+    with running_server(config, plugin_host("char-lstm", "writing-assistant")) as server, \
+            Client(server.target, timeout=60) as client:
+        assert client.suggest("q-assist", "", max_suggestions=1)[0].text == "Q"
+        assert all(not s.text.startswith("Q") for s in client.suggest("q-assist", "Q ab ba ", max_suggestions=3))
+        with client.session("q-assist", kinds=("word",), max_suggestions=1, text="Q abba baab ") as session:
+            assert session.suggestions[0].text != "Q"
+            assert session.reset()[0].text == "Q"
+        assert client.generate("q", "", max_new_tokens=1, temperature=0.0).text == "Q"
