@@ -79,7 +79,8 @@ def serve(config_text: str, timeout: float = 600, workers: int = 1) -> Iterator[
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "rnnserve.toml"
         config.write_text(config_text)
-        command = [sys.executable, "-m", "rnnserve.cli", "serve", "--config", str(config), "--port", "0"]
+        command = [sys.executable, "-m", "rnnserve.cli", "serve", "--config", str(config), "--port", "0",
+                   "--http-port", "0"]
         if workers > 1:
             command += ["--workers", str(workers)]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

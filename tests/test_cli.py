@@ -47,7 +47,7 @@ def test_client_errors_become_a_message_and_exit_status(server: ServerThread,
 
 def test_serve_process_reports_listening_serves_health_and_drains_on_sigterm() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "rnnserve.cli", "serve", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "rnnserve.cli", "serve", "--port", "0", "--http-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         deadline = time.time() + 120

@@ -14,6 +14,11 @@ For every call except health (``/grpc.health.v1.``), in this order:
 6. any exception that escapes a servicer becomes a status through ``errors.abort``.
 
 gRPC's own ``maximum_concurrent_rpcs`` is not used: it would refuse health checks too.
+
+The HTTP API (``rnnserve.http.admission``) admits its requests through the same object
+(:meth:`AdmissionInterceptor.authorized`, :meth:`~AdmissionInterceptor.refusal`,
+:meth:`~AdmissionInterceptor.enter`, :meth:`~AdmissionInterceptor.leave`), so both
+transports share one token, one drain flag and one in-flight count.
 """
 
 from __future__ import annotations
@@ -115,16 +120,22 @@ class AdmissionInterceptor(aio.ServerInterceptor):
         except TimeoutError:
             return False
 
-    def _enter(self) -> None:
+    def authorized(self, metadata: Any) -> bool:
+        """Whether ``metadata`` (``(key, value)`` pairs, keys lower-case) carries the bearer token, if one is set."""
+        return self._token is None or self._token.check(metadata)
+
+    def enter(self) -> None:
+        """Count a call in flight (after :meth:`refusal` admitted it)."""
         self.in_flight += 1
         self._idle.clear()
 
-    def _leave(self) -> None:
+    def leave(self) -> None:
+        """A call counted by :meth:`enter` ended."""
         self.in_flight -= 1
         if self.in_flight == 0:
             self._idle.set()
 
-    def _refusal(self, authorized: bool, exempt: bool) -> RnnserveError | None:
+    def refusal(self, authorized: bool, exempt: bool) -> RnnserveError | None:
         """Why a new call may not start, or None (runs on the event loop: no lock needed)."""
         if not authorized:
             self.unauthenticated_total += 1
@@ -149,7 +160,7 @@ class AdmissionInterceptor(aio.ServerInterceptor):
             return handler
         metadata = details.invocation_metadata
         request_id = request_id_from(_metadata_value(metadata, REQUEST_ID_KEY))
-        authorized = self._token is None or self._token.check(metadata)
+        authorized = self.authorized(metadata)
         exempt = method.startswith(EXEMPT_PREFIXES)
         admission = self
 
@@ -157,17 +168,17 @@ class AdmissionInterceptor(aio.ServerInterceptor):
             request_id_var.set(request_id)
             retry_after_ms_var.set(admission.retry_after_ms)
             context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-            refusal = admission._refusal(authorized, exempt)
+            refusal = admission.refusal(authorized, exempt)
             if refusal is not None:
                 log.debug("%s refused: %s", method, refusal.code.name)
                 await abort(context, refusal)
             if not exempt:
-                admission._enter()
+                admission.enter()
             return time.perf_counter()
 
         def end(context: aio.ServicerContext, started: float) -> None:
             if not exempt:
-                admission._leave()
+                admission.leave()
             if admission.observe is not None or log.isEnabledFor(logging.DEBUG):
                 code = context.code() or grpc.StatusCode.OK
                 name, seconds = getattr(code, "name", str(code)), time.perf_counter() - started

@@ -7,6 +7,11 @@ global in-flight cap); the port is TLS (or mutual TLS) when the config names a
 certificate (``auth.py``). ``serve(config)`` runs it until SIGTERM/SIGINT, then drains:
 health goes NOT_SERVING, new calls get UNAVAILABLE, in-flight calls get
 ``grace_seconds`` to finish.
+
+With an HTTP port, the same process also serves the HTTP API (``rnnserve.http``): its
+routes call the same servicer objects, and its requests pass the same admission object,
+so models, limits, the in-flight cap, auth, TLS, request ids, logs and metrics are shared;
+draining refuses new HTTP requests too and waits for both transports' calls.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -44,6 +50,9 @@ from rnnserve_client.v1 import (
     translation_pb2,
     translation_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from rnnserve.http.server import HttpServer
 
 log = logging.getLogger("rnnserve.app")
 
@@ -76,6 +85,8 @@ class App:
     tls: bool = False
     #: Port of the Prometheus endpoint, when metrics are on.
     metrics_port: int | None = None
+    #: The HTTP API's server, when it is on (``http.port`` is its bound port).
+    http: HttpServer | None = None
 
     @property
     def admission(self) -> AdmissionInterceptor:
@@ -86,6 +97,8 @@ class App:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(MODELS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._refresh_health()
+        if self.http is not None:
+            await self.http.start()
         self.registry.start()
 
     async def stop(self, grace: float | None = None) -> None:
@@ -100,6 +113,8 @@ class App:
         await self.health.enter_graceful_shutdown()
         if not await self.drain.wait_idle(grace):
             log.warning("grace period over with %d calls in flight; cancelling them", self.drain.in_flight)
+        if self.http is not None:
+            await self.http.stop()
         await self.server.stop(0.5)
         await asyncio.to_thread(self.registry.stop)
 
@@ -114,8 +129,12 @@ class App:
 
 
 def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = None,
-                  host: PluginHost | None = None) -> App:
-    """Build (not start) a server bound to ``address``; ``App.port`` is the bound port."""
+                  host: PluginHost | None = None, http_port: int | None = None) -> App:
+    """Build (not start) a server bound to ``address``; ``App.port`` is the bound port.
+
+    With ``http_port`` (0: a free one) the HTTP API listens too, on the config's host;
+    ``App.http.port`` is its bound port.
+    """
     config = config or ServerConfig()
     token = resolve_token(config)
     credentials = server_credentials(config)
@@ -148,12 +167,13 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
             raise ConfigurationError(f"cannot serve metrics on {config.host}:{config.metrics_port}: "
                                      f"{exc.strerror or exc}") from exc
         log.info("metrics on http://%s:%d/metrics", config.host, metrics_port)
-    services: list[object] = [GenerationService(registry, limits), TranslationService(registry, limits),
-                              AssistantService(registry, limits), ModelsService(registry)]
-    generation_pb2_grpc.add_GenerationServicer_to_server(services[0], server)
-    translation_pb2_grpc.add_TranslationServicer_to_server(services[1], server)
-    assistant_pb2_grpc.add_AssistantServicer_to_server(services[2], server)
-    models_pb2_grpc.add_ModelsServicer_to_server(services[3], server)
+    generation, translation = GenerationService(registry, limits), TranslationService(registry, limits)
+    assistant, models = AssistantService(registry, limits), ModelsService(registry)
+    services: list[object] = [generation, translation, assistant, models]
+    generation_pb2_grpc.add_GenerationServicer_to_server(generation, server)
+    translation_pb2_grpc.add_TranslationServicer_to_server(translation, server)
+    assistant_pb2_grpc.add_AssistantServicer_to_server(assistant, server)
+    models_pb2_grpc.add_ModelsServicer_to_server(models, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:  # grpc.reflection.v1 and v1alpha, serving the protos' comments
         ReflectionService([*SERVICE_KINDS, MODELS_SERVICE, health.SERVICE_NAME]).add_to_server(server)
@@ -165,9 +185,16 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
     if port == 0:
         raise ConfigurationError(f"cannot listen on {address}: the port is in use, or the address is not one of "
                                  "this machine's")
+    http_server = None
+    if http_port is not None:
+        from rnnserve.http.server import HttpServer, build_app
+        from rnnserve.http.servicers import Servicers
+
+        servicers = Servicers(generation, translation, assistant, models)
+        http_server = HttpServer(build_app(servicers, registry, drain, config), config.host, http_port, config)
     warn_about_exposure(config, credentials is not None, token)
     app = App(server, port, config, host, registry, health_servicer, drain, services, tls=credentials is not None,
-              metrics_port=metrics_port)
+              metrics_port=metrics_port, http=http_server)
     app_ref.append(app)
     return app
 
@@ -176,12 +203,15 @@ async def serve(config: ServerConfig, host: PluginHost | None = None,
                 on_ready: Callable[[App], None] | None = None) -> None:
     """Run a server until SIGTERM or SIGINT, then drain and exit."""
     torch_runtime.configure(config.torch_threads)
-    app = create_server(f"{config.host}:{config.port}", config, host)
+    app = create_server(f"{config.host}:{config.port}", config, host, http_port=config.http_port or None)
     await app.start()
     log.info("serving on %s:%d: %s, %s, reflection %s, max_in_flight=%d, step_timeout_s=%g", config.host, app.port,
              ("mutual TLS" if config.tls_client_ca else "TLS") if app.tls else "plaintext",
              "bearer-token auth" if app.drain.auth_enabled else "no auth", "on" if config.reflection else "off",
              config.limits.max_in_flight, config.limits.step_timeout_s)
+    if app.http is not None:
+        log.info("HTTP API on %s://%s:%d (OpenAI-compatible /v1, JSON /api/v1, docs /docs)",
+                 "https" if app.tls else "http", config.host, app.http.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -88,6 +88,8 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
                        "this file on every RPC but health (default: env RNNSERVE_AUTH_TOKEN, if set)")
     serve.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics over HTTP on this port")
+    serve.add_argument("--http-port", type=int, help="serve the HTTP API (OpenAI-compatible /v1, JSON /api/v1, "
+                       "/docs) on this port, same host (default 8000; 0 turns it off)")
     serve.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: one per core)")
     serve.add_argument("--require-manifest", action="store_true",
                        help="refuse model directories without a manifest.json")
@@ -200,6 +202,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["reflection"] = False
     if args.metrics_port is not None:
         overrides["metrics_port"] = args.metrics_port
+    if args.http_port is not None:
+        overrides["http_port"] = args.http_port
     if args.torch_threads is not None:
         overrides["torch_threads"] = args.torch_threads
     if args.require_manifest:
@@ -217,7 +221,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         exec_supervisor(_replica_args(args, config.torch_threads), args.workers, config.port, config.host,
                         config.log_format, args.verbose,
-                        getattr(config, "metrics_port", None))  # replica i: metrics_port + i
+                        getattr(config, "metrics_port", None),  # replica i: metrics_port + i
+                        config.http_port)  # replica i: http_port + i (0: off)
 
     def ready(app: object) -> None:
         from rnnserve.app import App
@@ -225,6 +230,10 @@ def _serve(args: argparse.Namespace) -> int:
         assert isinstance(app, App)
         names = ", ".join(e.name for e in app.registry.entries()) or "none"
         print(f"rnnserve {__version__} listening on {config.host}:{app.port} (models: {names})", flush=True)
+        if app.http is not None:
+            scheme = "https" if app.tls else "http"
+            print(f"HTTP API on {scheme}://{config.host}:{app.http.port} (OpenAI-compatible /v1, JSON /api/v1, "
+                  "docs /docs)", flush=True)
 
     asyncio.run(serve(config, on_ready=ready))
     return 0

@@ -158,6 +158,9 @@ class ServerConfig:
     log_format: str = "text"
     #: Prometheus metrics over HTTP on this port (same host); None: off.
     metrics_port: int | None = None
+    #: The HTTP API (OpenAI-compatible ``/v1``, JSON ``/api/v1``, ``/docs``) on this port, same
+    #: host, TLS and token as gRPC (``rnnserve serve``; ``create_server`` takes the port itself); 0: off.
+    http_port: int = 8000
     #: torch intra-op threads for the whole process; None: torch's default (one per core).
     #: 1 avoids OpenMP oversubscription when other processes share the cores.
     torch_threads: int | None = None

@@ -2,7 +2,9 @@
 
 Code anywhere in the server raises these named errors; only :func:`grpc_errors` (applied
 to every servicer method) and :func:`abort` (used by it and by the admission interceptor)
-turn them into a status. Any other exception becomes INTERNAL with a generic message and
+turn them into a status. The HTTP API (``rnnserve.http``) reaches the same servicers and
+answers with the HTTP status :data:`HTTP_STATUS` gives each code, so both transports
+report an error alike. Any other exception becomes INTERNAL with a generic message and
 the call's request id; its traceback goes to the server log, never to the client.
 
 Every status leaves through :func:`abort`, which attaches the trailing metadata:
@@ -155,6 +157,41 @@ class ConfigurationError(RnnserveError):
 
 class PluginError(RnnserveError):
     """A plugin failed to import or registered something invalid."""
+
+
+#: Each gRPC status code's HTTP status (the mapping ``google.rpc.Code`` documents, as
+#: grpc-gateway uses it) and the error ``type`` the HTTP API reports with it (the names of
+#: OpenAI's error objects, which OpenAI-style clients show).
+HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.OK: (200, ""),
+    grpc.StatusCode.CANCELLED: (499, "cancelled"),
+    grpc.StatusCode.UNKNOWN: (500, "server_error"),
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "timeout_error"),
+    grpc.StatusCode.NOT_FOUND: (404, "not_found_error"),
+    grpc.StatusCode.ALREADY_EXISTS: (409, "invalid_request_error"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "authentication_error"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    grpc.StatusCode.FAILED_PRECONDITION: (400, "invalid_request_error"),
+    grpc.StatusCode.ABORTED: (409, "server_error"),
+    grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_request_error"),
+    grpc.StatusCode.UNIMPLEMENTED: (501, "server_error"),
+    grpc.StatusCode.INTERNAL: (500, "server_error"),
+    grpc.StatusCode.UNAVAILABLE: (503, "service_unavailable_error"),
+    grpc.StatusCode.DATA_LOSS: (500, "server_error"),
+}
+
+
+def code_for_http_status(status: int) -> grpc.StatusCode:
+    """The status code an HTTP status stands for (the first in :data:`HTTP_STATUS`; 2xx is OK),
+    for HTTP errors no servicer raised (an unknown path, a wrong method)."""
+    if status < 400:
+        return grpc.StatusCode.OK
+    for code, (http, _) in HTTP_STATUS.items():
+        if http == status:
+            return code
+    return grpc.StatusCode.INVALID_ARGUMENT if status < 500 else grpc.StatusCode.INTERNAL
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:

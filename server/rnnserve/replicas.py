@@ -23,6 +23,7 @@ The supervisor (this module, in the parent process):
   config or a busy port would fail again);
 * asks the kernel to SIGTERM the replicas if the supervisor itself dies (Linux);
 * with metrics on (``metrics_port`` M), gives replica i ``--metrics-port M + i``;
+* with the HTTP API on (``http_port`` H, default 8000), gives replica i ``--http-port H + i``;
 * sets ``RNNSERVE_REPLICA`` (1..N) in each replica's environment, so its log lines say
   which replica wrote them.
 
@@ -118,12 +119,15 @@ class Supervisor:
     """Starts, watches, restarts and stops the replica processes."""
 
     def __init__(self, child_args: Sequence[str], workers: int, base_port: int,
-                 out: Callable[[str], None] | None = None, metrics_port: int | None = None) -> None:
+                 out: Callable[[str], None] | None = None, metrics_port: int | None = None,
+                 http_port: int | None = None) -> None:
         if workers < 1:
             raise ValueError("--workers must be at least 1")
         self.child_args = list(child_args)
         #: With metrics on, replica i serves them on ``metrics_port + i`` (0: each picks a port).
         self.metrics_port = metrics_port
+        #: Replica i serves the HTTP API on ``http_port + i`` (0: off; None: the replicas' own default).
+        self.http_port = http_port
         self.replicas = [Replica(i, base_port + i if base_port else 0) for i in range(workers)]
         self.stopping = threading.Event()
         self.failed: str | None = None
@@ -135,6 +139,8 @@ class Supervisor:
         command = [sys.executable, "-m", "rnnserve.cli", *self.child_args, "--port", str(replica.port)]
         if self.metrics_port is not None:
             command += ["--metrics-port", str(self.metrics_port + replica.index if self.metrics_port else 0)]
+        if self.http_port is not None:
+            command += ["--http-port", str(self.http_port + replica.index if self.http_port else 0)]
         return command
 
     def _start(self, replica: Replica) -> None:
@@ -241,9 +247,9 @@ class Supervisor:
 
 
 def serve_replicas(child_args: Sequence[str], workers: int, base_port: int, host: str,
-                   metrics_port: int | None = None) -> int:
+                   metrics_port: int | None = None, http_port: int | None = None) -> int:
     """Run ``workers`` replicas of ``rnnserve serve CHILD_ARGS`` until SIGTERM/SIGINT; the exit status."""
-    supervisor = Supervisor(child_args, workers, base_port, metrics_port=metrics_port)
+    supervisor = Supervisor(child_args, workers, base_port, metrics_port=metrics_port, http_port=http_port)
 
     def on_signal(signum: int, frame: object) -> None:
         log.info("signal %d: draining %d replicas", signum, len(supervisor.replicas))
@@ -267,13 +273,14 @@ def serve_replicas(child_args: Sequence[str], workers: int, base_port: int, host
 
 
 def exec_supervisor(child_args: Sequence[str], workers: int, base_port: int, host: str, log_format: str,
-                    verbose: bool, metrics_port: int | None = None) -> None:
+                    verbose: bool, metrics_port: int | None = None, http_port: int | None = None) -> None:
     """Replace this process (same pid) with a light supervisor, ``python -m rnnserve.replicas``."""
     sys.stdout.flush()
     sys.stderr.flush()
     argv = [sys.executable, "-m", "rnnserve.replicas", "--workers", str(workers), "--port", str(base_port),
             "--host", host, "--log-format", log_format, *(["-v"] if verbose else []),
-            *(["--metrics-port", str(metrics_port)] if metrics_port is not None else []), "--", *child_args]
+            *(["--metrics-port", str(metrics_port)] if metrics_port is not None else []),
+            *(["--http-port", str(http_port)] if http_port is not None else []), "--", *child_args]
     os.execv(sys.executable, argv)
 
 
@@ -285,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--log-format", default="text")
     parser.add_argument("--metrics-port", type=int, default=None, help="replica i: this port + i (0: any)")
+    parser.add_argument("--http-port", type=int, default=None, help="replica i: HTTP API on this port + i (0: off)")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("child_args", nargs=argparse.REMAINDER, help="-- then the arguments of `rnnserve ...`")
     args = parser.parse_args(argv)
@@ -292,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
     child = args.child_args[1:] if args.child_args[:1] == ["--"] else args.child_args
-    return serve_replicas(child, args.workers, args.port, args.host, args.metrics_port)
+    return serve_replicas(child, args.workers, args.port, args.host, args.metrics_port, args.http_port)
 
 
 if __name__ == "__main__":

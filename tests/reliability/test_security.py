@@ -207,9 +207,10 @@ def test_serve_process_with_tls_token_json_logs_and_no_reflection(certs: Certifi
     token_file.write_text(TOKEN)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RNNSERVE_PLUGINS": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnserve.cli", "serve", "--port", "0", "--tls-cert", str(certs.server_cert),
-         "--tls-key", str(certs.server_key), "--auth-token-file", str(token_file), "--no-reflection",
-         "--log-format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [sys.executable, "-m", "rnnserve.cli", "serve", "--port", "0", "--http-port", "0",
+         "--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key), "--auth-token-file",
+         str(token_file), "--no-reflection", "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

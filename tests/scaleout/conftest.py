@@ -55,8 +55,8 @@ def server_env() -> dict[str, str]:
 def start_serve(args: list[str], timeout: float = 90) -> tuple[subprocess.Popen[str], list[str]]:
     """``rnnserve serve ARGS``; returns the process and its stdout lines up to the client-target line
     (``--workers``) or the first ``listening on`` line."""
-    proc = subprocess.Popen([sys.executable, "-m", "rnnserve.cli", "serve", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=server_env())
+    proc = subprocess.Popen([sys.executable, "-m", "rnnserve.cli", "serve", "--http-port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=server_env())
     lines: list[str] = []
     deadline = time.monotonic() + timeout
     workers = "--workers" in args

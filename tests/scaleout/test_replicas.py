@@ -192,8 +192,8 @@ def test_a_replica_that_cannot_start_stops_the_group(tiny_config: Path) -> None:
         taken.listen()
         base = taken.getsockname()[1] - 1
         proc = subprocess.run([sys.executable, "-m", "rnnserve.cli", "serve", "--config", str(tiny_config),
-                               "--port", str(base), "--workers", "2"], capture_output=True, text=True,
-                              env=server_env(), timeout=120)
+                               "--port", str(base), "--workers", "2", "--http-port", "0"], capture_output=True,
+                              text=True, env=server_env(), timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert re.search(r"replica 2 exited with status \d+ before it was ready; stopping every replica", proc.stderr)
     assert "rnnserve: cannot listen on 127.0.0.1:" in proc.stderr  # replica 2's one-line reason

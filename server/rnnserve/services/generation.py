@@ -51,6 +51,12 @@ class GenerationService(generation_pb2_grpc.GenerationServicer):
         context.add_done_callback(lambda _: handle.cancel())
         return handle, unknown, guard
 
+    def prompt_tokens(self, model: str, prompt: str) -> int:
+        """How many tokens ``prompt`` is to ``model``: a Generate response's ``prompt_tokens``, for
+        callers of GenerateStream (whose chunks do not carry it)."""
+        scheduler, _ = self._scheduler(model)
+        return len(scheduler.vocab.encode(prompt)[0])
+
     @grpc_errors
     async def Generate(self, request: generation_pb2.GenerateRequest,
                        context: aio.ServicerContext) -> generation_pb2.GenerateResponse:
