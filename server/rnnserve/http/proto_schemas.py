@@ -23,12 +23,13 @@ _SCALARS: dict[int, dict[str, Any]] = {
     F.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
     F.TYPE_UINT32: {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**32 - 1},
     F.TYPE_FIXED32: {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**32 - 1},
-    # 64-bit integers: numbers (a decimal string is accepted too, as protobuf's JSON mapping allows)
-    F.TYPE_INT64: {"type": "integer", "format": "int64"},
-    F.TYPE_SINT64: {"type": "integer", "format": "int64"},
-    F.TYPE_SFIXED64: {"type": "integer", "format": "int64"},
-    F.TYPE_UINT64: {"type": "integer", "minimum": 0},
-    F.TYPE_FIXED64: {"type": "integer", "minimum": 0},
+    # 64-bit integers: a number where a double holds it exactly, else a decimal string (protobuf's
+    # JSON mapping; both are accepted in requests)
+    F.TYPE_INT64: {"type": ["integer", "string"], "format": "int64"},
+    F.TYPE_SINT64: {"type": ["integer", "string"], "format": "int64"},
+    F.TYPE_SFIXED64: {"type": ["integer", "string"], "format": "int64"},
+    F.TYPE_UINT64: {"type": ["integer", "string"], "format": "uint64"},
+    F.TYPE_FIXED64: {"type": ["integer", "string"], "format": "uint64"},
     F.TYPE_BOOL: {"type": "boolean"},
     F.TYPE_STRING: {"type": "string"},
     F.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},

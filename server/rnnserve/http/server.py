@@ -108,10 +108,22 @@ def _tls(config: ServerConfig) -> dict[str, Any]:
     return settings
 
 
+def _quiet_uvicorn() -> None:
+    """Per-request lines come from the admission middleware (DEBUG, with the request id, as for
+    gRPC calls); uvicorn's access log would repeat them at INFO, and its lifecycle lines say
+    nothing ``app.py`` does not."""
+    access = logging.getLogger("uvicorn.access")
+    access.handlers, access.propagate = [], False  # what uvicorn's own logging config does with access_log off
+    lifecycle = logging.getLogger("uvicorn.error")
+    if lifecycle.level == logging.NOTSET:
+        lifecycle.setLevel(logging.WARNING)
+
+
 class HttpServer:
     """uvicorn serving ``app`` on ``host:port`` (0: a free port), run as tasks of the current event loop."""
 
     def __init__(self, app: Starlette, host: str, port: int, config: ServerConfig) -> None:
+        self.app = app
         self._socket = _bind(host, port)
         self.port: int = self._socket.getsockname()[1]
         self.tls = bool(config.tls_cert)
@@ -124,6 +136,7 @@ class HttpServer:
         except (OSError, ssl.SSLError) as exc:
             self._socket.close()
             raise ConfigurationError(f"cannot serve HTTPS: {exc}") from exc
+        _quiet_uvicorn()
         self._server = uvicorn.Server(settings)
         self._server.lifespan = settings.lifespan_class(settings)  # "off": a no-op (what Server.serve sets)
         self._ticks: asyncio.Task[None] | None = None
