@@ -47,7 +47,7 @@ def session_endpoint(assistant: AssistantService) -> Callable[[WebSocket], Await
         try:
             async for response in assistant.Session(_requests(socket), context):
                 await socket.send_text(json.dumps(to_json(response), ensure_ascii=False))
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, OSError):  # the client went away (uvicorn's ClientDisconnected is an OSError)
             return
         except Exception as exc:
             await _close_with_error(socket, exc)
