@@ -75,7 +75,8 @@ def _ws_url(server: ServerThread) -> str:
 
 
 def test_session_over_a_websocket_carries_the_grpc_events(http_server: ServerThread) -> None:
-    with connect(_ws_url(http_server), open_timeout=10) as socket:
+    with connect(_ws_url(http_server), open_timeout=10, additional_headers={"x-request-id": "ws-1"}) as socket:
+        assert socket.response is not None and socket.response.headers["x-request-id"] == "ws-1"
         socket.send(json.dumps({"open": {"model": "toy-assist", "text": "th"}}))
         opened = json.loads(socket.recv(10))
         assert [s["text"] for s in opened["suggestions"]] == ["the", "then", "there"]

@@ -57,10 +57,9 @@ class AdmissionMiddleware:
         status = [200]
 
         async def send_with_id(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.http.response.start"):
-                status[0] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_KEY.encode(), request_id.encode())]
+            if message["type"] in ("http.response.start", "websocket.http.response.start", "websocket.accept"):
+                status[0] = message.get("status", 101)
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_KEY.encode(), request_id.encode())]
             await send(message)
 
         if self._is_public(scope["path"]):

@@ -60,9 +60,6 @@ class CallContext:
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
         raise CallAborted(code, details)
 
-    def done(self) -> bool:
-        return self._done
-
     def finish(self) -> None:
         """The HTTP request ended: run the done callbacks (once)."""
         if self._done:

@@ -126,7 +126,6 @@ class HttpServer:
         self.app = app
         self._socket = _bind(host, port)
         self.port: int = self._socket.getsockname()[1]
-        self.tls = bool(config.tls_cert)
         settings = uvicorn.Config(app, loop="none", lifespan="off", log_config=None, access_log=False,
                                   server_header=False, ws="websockets-sansio",
                                   ws_max_size=config.limits.max_message_bytes, timeout_graceful_shutdown=1,
