@@ -69,6 +69,24 @@ def test_disconnecting_from_the_json_generate_stream_stops_it(http_server: Serve
     assert stats.steps_total - before < FULL_RECITATION_STEPS - 30
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/completions", {"model": "toy-slow", "prompt": "", "max_tokens": 2000, "temperature": 0}),
+    ("/api/v1/generate", {"model": "toy-slow", "prompt": "", "max_new_tokens": 2000, "temperature": 0}),
+])
+def test_disconnecting_before_a_unary_answer_stops_the_work(http_server: ServerThread, path: str,
+                                                            body: dict[str, object]) -> None:
+    stats = http_server.app.registry.find("toy-slow").stats
+    before = stats.steps_total
+    connection = http.client.HTTPConnection("127.0.0.1", http_server.app.http.port, timeout=30)  # type: ignore[union-attr]
+    connection.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+    wait_until(lambda: stats.active_sequences == 1, 10, "the request to join the batch")
+    connection.sock.close()  # type: ignore[union-attr]
+    connection.close()
+    wait_until(lambda: stats.active_sequences == 0, 10, "the abandoned sequence to leave the batch")
+    assert stats.steps_total - before < FULL_RECITATION_STEPS - 30
+    wait_until(lambda: http_server.app.drain.in_flight == 0, 10, "the HTTP request to end")
+
+
 def test_a_websocket_that_goes_away_releases_its_session_quietly(http_server: ServerThread,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     assistant = http_server.app.services[2]

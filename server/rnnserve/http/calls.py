@@ -13,18 +13,22 @@ code, with a body in the shape OpenAI-style clients parse::
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc import aio
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from rnnserve.errors import HTTP_STATUS, REQUEST_ID_KEY, RETRY_AFTER_KEY, retry_after_ms_var, status_for
 from rnnserve.logs import request_id_var
+
+T = TypeVar("T")
 
 
 class CallAborted(aio.AbortError):
@@ -122,3 +126,30 @@ def error_response(exc: BaseException) -> JSONResponse:
         call.code = code
     return JSONResponse(error_body(code, message, getattr(exc, "param", None)), HTTP_STATUS[code][0],
                         headers=error_headers(code))
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result; if the client disconnects first (its body already read), ``work`` is cancelled
+    (and with it the servicer's request, through its context) and :class:`ClientGone` raised."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if not task.done():
+        task.cancel()
+        call = call_var.get()
+        if call is not None:
+            call.code = grpc.StatusCode.CANCELLED
+        raise ClientGone
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -28,7 +28,15 @@ from starlette.routing import BaseRoute, Route
 
 from rnnserve.backends import ModelKind
 from rnnserve.errors import InvalidArgument, LimitExceeded
-from rnnserve.http.calls import CallContext, call_var, error_body, error_response, error_status
+from rnnserve.http.calls import (
+    CallContext,
+    ClientGone,
+    call_var,
+    error_body,
+    error_response,
+    error_status,
+    unless_disconnected,
+)
 from rnnserve.http.messages import read_json, sse_event, sse_response
 from rnnserve.http.servicers import Servicers
 from rnnserve.registry import ModelRegistry
@@ -228,7 +236,11 @@ class Completions:
             prompt_logprobs = await self._prompt_logprobs(call, context)
             if call.stream:
                 return await self._stream(call, context, prompt_logprobs)
-            responses = await asyncio.gather(*(self.generation.Generate(r, context) for r in call.requests))
+            responses = await unless_disconnected(request, asyncio.gather(
+                *(self.generation.Generate(r, context) for r in call.requests)))
+        except ClientGone:
+            context.finish()
+            return Response(status_code=499)  # nobody is listening
         except Exception as exc:
             context.finish()
             return error_response(exc)

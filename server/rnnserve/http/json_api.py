@@ -19,7 +19,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from rnnserve.errors import InvalidArgument
-from rnnserve.http.calls import CallContext, error_body, error_response, error_status
+from rnnserve.http.calls import (
+    CallContext,
+    ClientGone,
+    error_body,
+    error_response,
+    error_status,
+    unless_disconnected,
+)
 from rnnserve.http.messages import read_json, sse_event, sse_response, to_json, to_message
 from rnnserve.http.servicers import Servicers
 from rnnserve.http.session_socket import session_endpoint
@@ -55,11 +62,15 @@ MODELS_PATH, MODEL_PATH = "/models", "/models/{name}"
 STREAM_PATH, SESSION_PATH = "/generate/stream", "/session"
 
 
-async def call_unary(method: Callable[[Any, CallContext], Awaitable[Message]], request: Message) -> Response:
-    """Call a servicer method as gRPC does; its response as JSON, or its error as an HTTP status."""
+async def call_unary(method: Callable[[Any, CallContext], Awaitable[Message]], message: Message,
+                     request: Request) -> Response:
+    """Call a servicer method as gRPC does; its response as JSON, or its error as an HTTP status.
+    A client that disconnects first cancels the call, as a cancelled gRPC call does."""
     context = CallContext()
     try:
-        return JSONResponse(to_json(await method(request, context)))
+        return JSONResponse(to_json(await unless_disconnected(request, method(message, context))))
+    except ClientGone:
+        return Response(status_code=499)  # nobody is listening
     except Exception as exc:
         return error_response(exc)
     finally:
@@ -77,7 +88,7 @@ def json_routes(services: Servicers, max_bytes: int) -> list[BaseRoute]:
                 message = to_message(await read_json(request, max_bytes), rpc.request)
             except Exception as exc:
                 return error_response(exc)
-            return await call_unary(method, message)
+            return await call_unary(method, message, request)
 
         endpoint.__doc__ = rpc.summary
         return endpoint
@@ -90,10 +101,11 @@ def json_routes(services: Servicers, max_bytes: int) -> list[BaseRoute]:
                 message.kind = _enum_value(models_pb2.ModelKind, kind, "kind")
         except Exception as exc:
             return error_response(exc)
-        return await call_unary(services.models.ListModels, message)
+        return await call_unary(services.models.ListModels, message, request)
 
     async def get_model(request: Request) -> Response:
-        return await call_unary(services.models.GetModel, models_pb2.GetModelRequest(name=request.path_params["name"]))
+        return await call_unary(services.models.GetModel, models_pb2.GetModelRequest(name=request.path_params["name"]),
+                                request)
 
     async def generate_stream(request: Request) -> Response:
         context = CallContext()
