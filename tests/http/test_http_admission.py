@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from rnnserve.config import Limits, ModelSpec, ServerConfig
+from rnnserve.logs import RequestIdFilter
 from rnnserve.plugins import PluginHost
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve.testing.waiting import wait_until
@@ -117,9 +118,14 @@ def test_bad_json_api_input_and_routes(base_url: str, caplog: pytest.LogCaptureF
     assert not [r for r in caplog.records if r.exc_info]
 
 
-def test_a_backend_fault_is_500_naming_the_request_id_only(base_url: str) -> None:
-    reply = request(base_url + "/v1/completions", {"model": "toy-crash", "prompt": "the", "max_tokens": 50,
-                                                   "temperature": 0}, headers={"x-request-id": "crash-1"})
+def test_a_backend_fault_is_500_naming_the_request_id_only(base_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.handler.addFilter(RequestIdFilter())
+    with caplog.at_level(logging.INFO):
+        reply = request(base_url + "/v1/completions", {"model": "toy-crash", "prompt": "the", "max_tokens": 50,
+                                                       "temperature": 0}, headers={"x-request-id": "crash-1"})
+    logged = [r for r in caplog.records if r.name == "rnnserve.errors"]
+    assert logged and all(r.request_id == "crash-1" for r in logged)  # type: ignore[attr-defined]
+    assert any(r.exc_info for r in logged)  # the traceback is in the log, not in the reply
     assert reply.status == 500, reply.body
     error = reply.json()["error"]
     assert error["type"] == "server_error" and "request id crash-1" in error["message"]
