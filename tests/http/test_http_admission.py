@@ -3,8 +3,9 @@ metrics; and bad input is a clear 4xx, never a traceback in the reply or the log
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
-import threading
 import urllib.request
 
 import pytest
@@ -14,6 +15,7 @@ from rnnserve.logs import RequestIdFilter
 from rnnserve.plugins import PluginHost
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve.testing.waiting import wait_until
+from rnnserve_client import Client, errors
 from tests.http.conftest import request
 
 BODY = {"model": "toy", "prompt": "the", "max_tokens": 3, "temperature": 0}
@@ -51,12 +53,16 @@ def test_in_flight_cap_is_shared_with_grpc_and_answers_429(toy_host: PluginHost)
     config = ServerConfig(models=(ModelSpec("slow", "toy-lm", options={"step_delay": 0.02}),), default_models=False,
                           limits=Limits(max_in_flight=1, retry_after_ms=1500))
     with running_server(config, toy_host, http=True) as srv:
-        holder = threading.Thread(target=request, args=(srv.http_url + "/v1/completions",
-                                                        {**BODY, "model": "slow", "max_tokens": 60}))
-        holder.start()
-        wait_until(lambda: srv.app.drain.in_flight == 1, 10, "the first request to be in flight")
-        refused = request(srv.http_url + "/v1/completions", {**BODY, "model": "slow"})
-        holder.join(30)
+        holder = http.client.HTTPConnection("127.0.0.1", srv.app.http.port, timeout=30)  # type: ignore[union-attr]
+        holder.request("POST", "/v1/completions", json.dumps({**BODY, "model": "slow", "max_tokens": 2000,
+                                                              "stream": True}), {"content-type": "application/json"})
+        assert holder.getresponse().status == 200  # streaming: it holds the one slot
+        try:
+            refused = request(srv.http_url + "/v1/completions", {**BODY, "model": "slow"})
+            with Client(srv.target, timeout=10) as client, pytest.raises(errors.ResourceExhausted):
+                client.list_models()  # gRPC sees the same cap
+        finally:
+            holder.close()
         assert refused.status == 429
         assert refused.json()["error"]["code"] == "resource_exhausted"
         assert "max_in_flight=1" in refused.json()["error"]["message"]
@@ -137,8 +143,14 @@ def test_http_calls_reach_the_latency_histogram(toy_host: PluginHost) -> None:
     with running_server(config, toy_host, http=True) as srv:
         assert request(srv.http_url + "/v1/completions", BODY).status == 200
         assert request(srv.http_url + "/v1/completions", {"model": "nope"}).status == 404
-        with urllib.request.urlopen(f"http://127.0.0.1:{srv.app.metrics_port}/metrics", timeout=10) as reply:
-            text = reply.read().decode()
+
+        def observed() -> str:  # a request is observed when it ends: maybe just after its client read the answer
+            with urllib.request.urlopen(f"http://127.0.0.1:{srv.app.metrics_port}/metrics", timeout=10) as reply:
+                text = reply.read().decode()
+            return text if all(f'count{{code="{code}",method="HTTP POST' in text for code in ("OK", "NOT_FOUND")) \
+                else ""
+
+        text = wait_until(observed, 10, "both requests observed")
     assert 'rnnserve_request_seconds_count{code="OK",method="HTTP POST /v1/completions"} 1.0' in text
     assert 'rnnserve_request_seconds_count{code="NOT_FOUND",method="HTTP POST /v1/completions"} 1.0' in text
 
