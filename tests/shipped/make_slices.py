@@ -1,10 +1,12 @@
 """Rebuild the held-out slices in ``tests/data/shipped/`` from the data commands' output.
 
     rnnserve data austen --out runs/austen/data
+    rnnserve data english --out runs/english/data
     rnnserve data en-de --out runs/en-de/data
-    python -m tests.shipped.make_slices --austen runs/austen/data --en-de runs/en-de/data
+    python -m tests.shipped.make_slices --austen runs/austen/data --english runs/english/data \
+        --en-de runs/en-de/data
 
-Either source may be given alone (``--en-de`` only, after a retrained translator's new
+Each source may be given alone (``--en-de`` only, after a retrained translator's new
 split; ``--en-de-split NAME`` samples ``NAME.en`` / ``NAME.de`` rather than ``test.*``).
 The selections are deterministic, so the same data gives the same files; the README in
 that directory records which source files (with their sha256) each came from. After
@@ -28,6 +30,10 @@ SCORE_FROM_LINE, SCORE_CHARS = 400, 4000
 ASSIST_FROM_LINE, ASSIST_CHARS = 800, 1000
 #: en-de: every EN_DE_STEP-th pair of the test split (test.en / test.de), from the first.
 EN_DE_STEP = 10
+#: The modern-English test split (documents separated by an empty line): the Score slice is
+#: whole paragraphs from the start of document MODERN_SCORE_DOC, the assistant passage starts
+#: document MODERN_ASSIST_DOC (documents of at least a few sentences, counted from 0).
+MODERN_SCORE_DOC, MODERN_ASSIST_DOC = 10, 25
 
 FILES = {
     "score": "persuasion-score.txt",
@@ -35,6 +41,8 @@ FILES = {
     "en": "en-de-test.en",
     "de": "en-de-test.de",
     "words": "austen-train-words.tsv",
+    "modern-score": "modern-score.txt",
+    "modern-assist": "modern-assist.txt",
 }
 
 
@@ -85,6 +93,30 @@ def austen(data: Path) -> list[str]:
     ]
 
 
+def documents(text: str, min_chars: int) -> list[list[str]]:
+    """The documents of a ``rnnserve data english`` split (paragraph lines; an empty line between
+    documents) with at least ``min_chars`` characters."""
+    docs = [block.splitlines() for block in text.split("\n\n")]
+    return [doc for doc in docs if len("\n".join(doc)) >= min_chars]
+
+
+def english(data: Path) -> list[str]:
+    docs = documents((data / "test.txt").read_text(encoding="utf-8"), 1500)
+    score = whole_paragraphs(["\n".join(doc) for doc in docs], MODERN_SCORE_DOC, SCORE_CHARS)
+    (OUT / FILES["modern-score"]).write_text(score + "\n", encoding="utf-8")
+    (OUT / FILES["modern-assist"]).write_text(up_to_sentence(docs[MODERN_ASSIST_DOC], 0, ASSIST_CHARS) + "\n",
+                                              encoding="utf-8")
+    return [
+        f"- `{FILES['modern-score']}`: the modern-English test split, its documents of at least 1,500 characters "
+        f"from number {MODERN_SCORE_DOC} (counted from 0), whole documents up to at least {SCORE_CHARS:,} "
+        "characters.",
+        f"- `{FILES['modern-assist']}`: the same split, document {MODERN_ASSIST_DOC}, cut after the last sentence "
+        f"end within {ASSIST_CHARS:,} characters. The assistant's baseline is PyPI wordfreq's English list.",
+        f"- from `rnnserve data english --out runs/english/data`: test.txt sha256 {sha256(data / 'test.txt')}.",
+        "- Licence: text of Debian documentation packages; see the english-char-lstm model card.",
+    ]
+
+
 def en_de(data: Path, split: str = "test") -> list[str]:
     en = (data / f"{split}.en").read_text(encoding="utf-8").splitlines()
     de = (data / f"{split}.de").read_text(encoding="utf-8").splitlines()
@@ -105,28 +137,32 @@ def en_de(data: Path, split: str = "test") -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--austen", type=Path, help="output of `rnnserve data austen`")
+    parser.add_argument("--english", type=Path, help="output of `rnnserve data english`")
     parser.add_argument("--en-de", type=Path, help="output of `rnnserve data en-de`")
     parser.add_argument("--en-de-split", default="test",
                         help="which split's SPLIT.en / SPLIT.de to sample (default: test; never train or dev)")
     args = parser.parse_args(argv)
-    if args.austen is None and args.en_de is None:
-        parser.error("give --austen and/or --en-de")
+    if args.austen is None and args.english is None and args.en_de is None:
+        parser.error("give --austen, --english and/or --en-de")
     OUT.mkdir(parents=True, exist_ok=True)
     readme = OUT / "README.md"
-    sections = dict.fromkeys(("austen", "en-de"), "")
+    sections = dict.fromkeys(("austen", "english", "en-de"), "")
     if readme.exists():  # keep the section of the source not rebuilt now
         for block in readme.read_text(encoding="utf-8").split("\n## ")[1:]:
             name, _, body = block.partition("\n")
             sections[name.strip()] = body.strip("\n")
     if args.austen:
         sections["austen"] = "\n".join(austen(args.austen))
+    if args.english:
+        sections["english"] = "\n".join(english(args.english))
     if args.en_de:
         if args.en_de_split.startswith(("train", "dev")):
             parser.error(f"--en-de-split {args.en_de_split}: the slice must be held out (a test split)")
         sections["en-de"] = "\n".join(en_de(args.en_de, args.en_de_split))
     readme.write_text(
         "# Held-out slices for the shipped-model quality floors (tests/shipped)\n\n"
-        "Written by `python -m tests.shipped.make_slices --austen runs/austen/data --en-de runs/en-de/data` "
+        "Written by `python -m tests.shipped.make_slices --austen runs/austen/data --english runs/english/data "
+        "--en-de runs/en-de/data` "
         "from the data commands' output; none of it was trained on (word counts excepted, see below).\n"
         + "".join(f"\n## {name}\n\n{body}\n" for name, body in sections.items() if body),
         encoding="utf-8")

@@ -42,12 +42,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sacrebleu
 
-from benchmarks.assistant import UnigramCompleter, assistant_typist, simulate
-from rnnserve.testing.server import ServerThread
+from benchmarks.assistant import UnigramCompleter, WordfreqCompleter, assistant_typist, simulate
 from rnnserve_client import Client
 from tests.shipped.conftest import DATA, QUALITY
 
@@ -86,15 +86,15 @@ FLOORS: dict[str, Floor] = {
 }
 
 
-def bits_per_char(client: Client, server: ServerThread, model: str) -> tuple[float, str]:
-    text = (DATA / "persuasion-score.txt").read_text(encoding="utf-8")
+def bits_per_char(client: Client, model: str, floor: Floor) -> tuple[float, str]:
+    text = (DATA / floor.slice).read_text(encoding="utf-8")
     result = client.score(model, text)
     assert not result.unknown_characters, f"characters outside the vocabulary: {result.unknown_characters}"
     assert "".join(t.token for t in result.logprobs) == text, "the scored tokens do not rebuild the text"
     return result.bits_per_char, f"{len(text):,} chars, {result.nats_per_char:.4f} nats/char"
 
 
-def chrf(client: Client, server: ServerThread, model: str) -> tuple[float, str]:
+def chrf(client: Client, model: str, floor: Floor) -> tuple[float, str]:
     sources = (DATA / "en-de-test.en").read_text(encoding="utf-8").splitlines()
     references = (DATA / "en-de-test.de").read_text(encoding="utf-8").splitlines()
     assert len(sources) == len(references) >= 100, (len(sources), len(references))
@@ -113,13 +113,16 @@ class CountedUnigrams(UnigramCompleter):
     """benchmarks/assistant.py's unigram baseline, from the committed word counts of the
     training split (most frequent first) instead of the training text itself."""
 
-    def __init__(self) -> None:
-        lines = (DATA / "austen-train-words.tsv").read_text(encoding="utf-8").splitlines()
+    def __init__(self, counts: Path) -> None:
+        lines = counts.read_text(encoding="utf-8").splitlines()
         self.words = [line.split("\t")[0] for line in lines]
 
 
-def keystroke_savings(client: Client, server: ServerThread, model: str) -> tuple[float, str]:
-    text = (DATA / "persuasion-assist.txt").read_text(encoding="utf-8")
+def keystroke_savings(client: Client, model: str, floor: Floor) -> tuple[float, str]:
+    """KSR@3 typing the floor's passage; it must beat the context-free baseline the floor names: the
+    committed training-split word counts (``*-words.tsv``, the Austen assistant) or PyPI wordfreq's list."""
+    passage, *counts = floor.slice.split(", ")
+    text = (DATA / passage).read_text(encoding="utf-8")
     k = 3
     opened: list = []
     try:
@@ -127,21 +130,22 @@ def keystroke_savings(client: Client, server: ServerThread, model: str) -> tuple
     finally:
         for session in opened:
             session.close()
-    baseline = simulate(text, k, lambda: CountedUnigrams().start(k))
-    assert ksr > baseline, f"KSR@{k} {ksr:.4f} does not beat the unigram baseline's {baseline:.4f}"
-    return ksr, f"{len(text):,} chars, unigram baseline {baseline:.4f} (x{ksr / baseline:.2f})"
+    completer, name = (CountedUnigrams(DATA / counts[0]), "unigram") if counts else (WordfreqCompleter(), "wordfreq")
+    baseline = simulate(text, k, lambda: completer.start(k))
+    assert ksr > baseline, f"KSR@{k} {ksr:.4f} does not beat the {name} baseline's {baseline:.4f}"
+    return ksr, f"{len(text):,} chars, {name} baseline {baseline:.4f} (x{ksr / baseline:.2f})"
 
 
-MEASURE: dict[str, Callable[[Client, ServerThread, str], tuple[float, str]]] = {
+MEASURE: dict[str, Callable[[Client, str, Floor], tuple[float, str]]] = {
     "bits/char": bits_per_char, "chrF": chrf, "KSR@3": keystroke_savings}
 
 
 @pytest.mark.parametrize("model", sorted(FLOORS))
-def test_quality_floor(shipped_client: Client, shipped_server: ServerThread, model: str) -> None:
+def test_quality_floor(shipped_client: Client, model: str) -> None:
     floor = FLOORS[model]
     info = shipped_client.get_model(model)
     assert info.state == "ready", f"{model} is {info.state}: {info.reason}"
-    value, detail = MEASURE[floor.metric](shipped_client, shipped_server, model)
+    value, detail = MEASURE[floor.metric](shipped_client, model, floor)
     holds = floor.holds(value)
     line = (f"{model}: {floor.metric} {value:.4f} ({'>=' if floor.higher_is_better else '<='} {floor.bound} "
             f"{'holds' if holds else 'FAILS'}; measured {floor.measured} when set) on {floor.slice}: {detail}")
