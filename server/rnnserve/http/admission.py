@@ -1,10 +1,11 @@
 """Admission for HTTP: the gRPC side's rules, counters and metrics, as ASGI middleware.
 
 Every HTTP request and WebSocket except the public paths (health, the API document and its
-page, static files) goes through the server's one :class:`~rnnserve.admission.AdmissionInterceptor`,
+page, the playground's static files) goes through the server's one :class:`~rnnserve.admission.AdmissionInterceptor`,
 in the gRPC interceptor's order: request id (the client's ``x-request-id`` header if well
 formed, else a new one; set for the call's logs and returned as a response header), bearer
-token (``Authorization: Bearer <token>``; 401), draining (503), the global in-flight cap
+token (``Authorization: Bearer <token>``, or for a WebSocket, which a browser cannot give
+headers, the ``rnnserve.bearer.`` subprotocol of ``socket_token.py``; 401), draining (503), the global in-flight cap
 ``limits.max_in_flight`` shared with gRPC calls (429 with ``retry-after-ms``). When a request
 ends, its route, status code name and duration go to the same latency histogram as RPCs
 (method label: ``HTTP <verb> <route>``).
@@ -23,6 +24,7 @@ from starlette.websockets import WebSocket
 from rnnserve.admission import AdmissionInterceptor
 from rnnserve.errors import REQUEST_ID_KEY, RnnserveError, code_for_http_status, retry_after_ms_var
 from rnnserve.http.calls import HttpCall, call_var, error_response
+from rnnserve.http.socket_token import take_socket_token
 from rnnserve.logs import request_id_from, request_id_var
 
 log = logging.getLogger("rnnserve.calls")
@@ -35,20 +37,25 @@ def _headers(scope: Scope) -> list[tuple[str, str]]:
 class AdmissionMiddleware:
     """ASGI middleware admitting requests through the server's shared admission (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, admission: AdmissionInterceptor, public: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, admission: AdmissionInterceptor, public: Iterable[str] = (),
+                 public_prefixes: Iterable[str] = ()) -> None:
         self.app = app
         self.admission = admission
-        #: Paths (exact, or a prefix ending in "/") that need no token and are never refused.
+        #: Paths, and path prefixes, that need no token and are never refused.
         self.public = tuple(public)
+        self.public_prefixes = tuple(public_prefixes)
 
     def _is_public(self, path: str) -> bool:
-        return any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.public)
+        return path in self.public or path.startswith(self.public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        scope, socket_token = take_socket_token(scope)  # only a WebSocket's scope has subprotocols
         headers = _headers(scope)
+        if socket_token is not None and all(k != "authorization" for k, _ in headers):
+            headers.append(("authorization", f"Bearer {socket_token}"))
         request_id = request_id_from(next((v for k, v in headers if k == REQUEST_ID_KEY), None))
         request_id_var.set(request_id)
         retry_after_ms_var.set(self.admission.retry_after_ms)

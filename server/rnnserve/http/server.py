@@ -1,8 +1,8 @@
 """The HTTP server beside gRPC: a Starlette app served by uvicorn on the gRPC server's event loop.
 
 :func:`build_app` assembles the routes (OpenAI-compatible ``/v1``, native ``/api/v1``,
-``/health``, ``/openapi.json``, ``/docs``) behind the admission middleware; ``/`` is left
-free (for a static playground, mounted from a package directory). :class:`HttpServer`
+``/health``, ``/openapi.json``, ``/docs``, the browser playground at ``/``) behind the
+admission middleware. :class:`HttpServer`
 binds the port at construction (so a busy port fails ``create_server`` like a busy gRPC
 port does), serves TLS / mutual TLS from the same config keys as gRPC, and stops with the
 app: after the shared drain, open connections get ``grace`` seconds, then are closed.
@@ -34,13 +34,15 @@ from rnnserve.http.completions import Completions
 from rnnserve.http.docs_page import docs_html
 from rnnserve.http.json_api import json_routes
 from rnnserve.http.openapi import openapi_document
+from rnnserve.http.playground import ASSETS_PATH, playground_routes
 from rnnserve.http.servicers import Servicers
 from rnnserve.registry import ModelRegistry
 
 log = logging.getLogger("rnnserve.http")
 
-#: Paths that need no token and are never refused (like gRPC health): they hold no model work.
-PUBLIC_PATHS = ("/health", "/openapi.json", "/docs")
+#: Paths, and path prefixes, that need no token and are never refused (like gRPC health): they hold no model work.
+PUBLIC_PATHS = ("/health", "/openapi.json", "/docs", "/")
+PUBLIC_PREFIXES = (ASSETS_PATH + "/",)
 
 
 def build_app(servicers: Servicers, registry: ModelRegistry, admission: AdmissionInterceptor,
@@ -77,9 +79,11 @@ def build_app(servicers: Servicers, registry: ModelRegistry, admission: Admissio
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        *playground_routes(),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error},
-                     middleware=[Middleware(AdmissionMiddleware, admission=admission, public=PUBLIC_PATHS)])
+                     middleware=[Middleware(AdmissionMiddleware, admission=admission, public=PUBLIC_PATHS,
+                                            public_prefixes=PUBLIC_PREFIXES)])
 
 
 def _bind(host: str, port: int) -> socket.socket:

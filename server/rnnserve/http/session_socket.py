@@ -5,7 +5,9 @@ then ``{"append": {"text": ...}}``, ``{"delete": {"chars": ...}}``, ``{"reset": 
 receives one ``SessionResponse`` per event, exactly as from ``Assistant.Session`` (the same
 servicer runs it). An error ends the session with a last frame ``{"error": {...}}`` (the
 HTTP API's error object) and close code 4000 + the HTTP status (e.g. 4400, 4404, 4429);
-a session that ends normally closes with 1000.
+a session that ends normally closes with 1000. A client that offers the subprotocol
+``rnnserve.v1`` gets it accepted (a browser sending its token in a subprotocol must offer
+it: see ``socket_token.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from rnnserve.errors import HTTP_STATUS
 from rnnserve.http.calls import CallContext, call_var, error_body, error_status
 from rnnserve.http.messages import parse_json, to_json, to_message
+from rnnserve.http.socket_token import SESSION_SUBPROTOCOL
 from rnnserve.services.assistant import AssistantService
 from rnnserve_client.v1 import assistant_pb2
 
@@ -42,7 +45,8 @@ def session_endpoint(assistant: AssistantService) -> Callable[[WebSocket], Await
     """The WebSocket endpoint running ``assistant.Session`` for one connection."""
 
     async def endpoint(socket: WebSocket) -> None:
-        await socket.accept()
+        offered = SESSION_SUBPROTOCOL in socket.scope.get("subprotocols", ())
+        await socket.accept(subprotocol=SESSION_SUBPROTOCOL if offered else None)
         context = CallContext()
         try:
             async for response in assistant.Session(_requests(socket), context):

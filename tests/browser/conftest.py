@@ -1,0 +1,53 @@
+"""Fixtures of the browser tests: a real server (toy models, HTTP on) and one headless Chromium per module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from rnnserve.config import Limits, ServerConfig
+from rnnserve.plugins import PluginHost
+from rnnserve.testing.server import ServerThread, running_server
+from tests.browser.driver import Browser, find_browser, start_chromium
+from tests.conftest import TOY_MODELS
+
+if TYPE_CHECKING:
+    from selenium.webdriver import Chrome
+
+
+@pytest.fixture(scope="session")
+def browser_paths() -> Browser:
+    found = find_browser()
+    if isinstance(found, str):
+        pytest.skip(f"no browser for the playground tests: {found}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def http_server(toy_host: PluginHost) -> Iterator[ServerThread]:
+    with running_server(ServerConfig(models=TOY_MODELS, limits=Limits(max_queue=64)), toy_host, http=True) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def chromium(browser_paths: Browser) -> Iterator[Chrome]:
+    driver = start_chromium(browser_paths)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def console_errors(driver: Chrome) -> list[dict[str, Any]]:
+    """Console messages of level SEVERE since the last call (script errors, CSP violations, failed loads)."""
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+@pytest.fixture
+def page(chromium: Chrome) -> Iterator[Chrome]:
+    """The window, its console checked after the test: the page must log no error."""
+    console_errors(chromium)
+    yield chromium
+    assert console_errors(chromium) == []
