@@ -142,7 +142,10 @@ def openapi_document() -> dict[str, Any]:
         "description": "Upgrade to a WebSocket. Send rnnserve.v1.SessionRequest objects as JSON text frames "
                        "('open' first, then 'append', 'delete', 'reset'); receive one rnnserve.v1.SessionResponse "
                        "per event. An error ends the session: a last frame {\"error\": ...} and close code "
-                       "4000 + the HTTP status (4400, 4404, 4429, ...).",
+                       "4000 + the HTTP status (4400, 4404, 4429, ...). A browser, which cannot set the "
+                       "Authorization header on a WebSocket, sends the token as a second subprotocol: "
+                       "'Sec-WebSocket-Protocol: rnnserve.v1, rnnserve.bearer.<base64url(token), no padding>'; "
+                       "the server accepts 'rnnserve.v1'.",
         "responses": {"101": {"description": "Switching to the WebSocket protocol"},
                       **{k: v for k, v in _responses({}).items() if k != "200"}}}}
     paths["/health"] = {"get": {"tags": ["server"], "summary": "SERVING, or 503 NOT_SERVING while draining",
@@ -153,6 +156,8 @@ def openapi_document() -> dict[str, Any]:
                                       "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}
     paths["/docs"] = {"get": {"tags": ["server"], "summary": "This document as a page", "operationId": "docs",
                               "security": [], "responses": {"200": {"description": "HTML"}}}}
+    paths["/"] = {"get": {"tags": ["server"], "summary": "The browser playground (its files under /playground/)",
+                          "operationId": "playground", "security": [], "responses": {"200": {"description": "HTML"}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "rnnserve HTTP API", "version": __version__,
