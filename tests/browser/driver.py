@@ -28,10 +28,6 @@ class Browser:
 
 def find_browser() -> Browser | str:
     """Chromium and its driver, or the reason the browser tests must skip."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -c constraints.txt -e '.[dev]')"
     chromium = os.environ.get(BROWSER_ENV) or shutil.which("chromium") or shutil.which("chromium-browser")
     chromedriver = os.environ.get(DRIVER_ENV) or shutil.which("chromedriver")
     missing = [name for name, path in (("chromium", chromium), ("chromedriver", chromedriver)) if not path]

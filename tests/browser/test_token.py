@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+
+pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[dev]')")
+
 from selenium.webdriver.common.keys import Keys
 
 from rnnserve.config import ModelSpec, ServerConfig
