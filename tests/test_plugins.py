@@ -81,5 +81,56 @@ def test_duplicate_backend_names_fail_the_second_plugin() -> None:
 def test_rnnserve_plugins_lists_the_built_in_plugins_with_versions() -> None:
     out = subprocess.run([sys.executable, "-m", "rnnserve.cli", "plugins"], capture_output=True, text=True,
                          check=True, timeout=120).stdout
-    assert "char-lstm (rnnserve 0.1.0): loaded" in out
+    assert out.startswith("rnnserve 0.1.0, plugin API 1.0\n")
+    assert "char-lstm (rnnserve 0.1.0, needs plugin API 1.0): loaded" in out
     assert "backends: char-lstm" in out
+
+
+@pytest.mark.parametrize(("required", "why"), [
+    ("2.0", "needs plugin API 2.0; this rnnserve provides plugin API 1.0"),
+    ("1.9", "needs plugin API 1.9; this rnnserve provides plugin API 1.0"),
+    ("one", "PLUGIN_API_VERSION = 'one' is not a version"),
+])
+def test_a_plugin_needing_another_plugin_api_is_refused_with_the_reason(required: str, why: str) -> None:
+    from tests.support import toy_plugin
+
+    class Needs:
+        PLUGIN_API_VERSION = required
+        register_backends = staticmethod(toy_plugin.register_backends)
+
+    host = load_plugins(extra=[("needs", Needs()), ("toy", toy_plugin)], discover=False)
+    assert host.plugin("needs").state == "failed" and why in host.plugin("needs").reason
+    assert host.plugin("toy").state == "loaded"  # the others still load
+
+
+def test_a_plugin_on_the_current_plugin_api_loads() -> None:
+    from rnnserve.plugin_api import API_VERSION
+    from tests.support import toy_plugin
+
+    class Current:
+        PLUGIN_API_VERSION = API_VERSION
+        register_backends = staticmethod(toy_plugin.register_backends)
+
+    host = load_plugins(extra=[("current", Current())], discover=False)
+    assert host.plugin("current").state == "loaded" and host.plugin("current").plugin_api == API_VERSION
+
+
+def test_the_plugin_api_lists_what_it_exports_and_its_hook_modules_do_not_import_torch() -> None:
+    """Every name in rnnserve.plugin_api.__all__ resolves; importing the API and the plugins' hook
+    modules (what `rnnserve --help` loads) does not import torch; the built-in plugins and the
+    example import nothing else from rnnserve but plugin_api, testing and training."""
+    import re
+    from pathlib import Path
+
+    import rnnserve.plugin_api as api
+
+    assert all(hasattr(api, name) for name in api.__all__)
+    code = ("import sys, rnnserve.plugin_api, rnnserve_plugins.char_lstm, rnnserve_plugins.gru_translator, "
+            "rnnserve_plugins.writing_assistant, rnnserve_jordan_lm.plugin; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+    repo = Path(__file__).resolve().parents[1]
+    sources = [*repo.joinpath("plugins").rglob("*.py"), *repo.joinpath("examples", "plugins").glob("*/rnnserve_*/*.py")]
+    reached = {m for path in sources
+               for m in re.findall(r"^\s*(?:from|import) (rnnserve(?:\.\w+)?)\b", path.read_text(), re.M)}
+    assert reached <= {"rnnserve.plugin_api", "rnnserve.testing", "rnnserve.training"}, reached

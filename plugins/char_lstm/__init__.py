@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rnnserve import hookimpl
-from rnnserve.backends import BackendFactory
-from rnnserve.commands import Command
-from rnnserve.config import ModelSpec
+from rnnserve.plugin_api import BackendFactory, Command, ModelSpec, hookimpl
+
+PLUGIN_API_VERSION = "1.0"
 
 BACKEND = "char-lstm"
 SHIPPED_MODEL = "austen-char-lstm"

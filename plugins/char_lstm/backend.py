@@ -1,4 +1,4 @@
-"""The ``char-lstm`` backend: a :class:`rnnserve.backends.LanguageModel` over a checkpoint directory.
+"""The ``char-lstm`` backend: a :class:`rnnserve.plugin_api.LanguageModel` over a checkpoint directory.
 
 ``forward`` (prefill, scoring) runs :class:`~.model.CharRNN` over the whole block in one
 call; ``step`` (decoding) runs the :class:`~.model.FusedStep` copy of the weights, one
@@ -20,10 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnserve.backends import LanguageModel, LoadContext, State
-from rnnserve.config import ModelSpec
-from rnnserve.errors import ConfigurationError
-from rnnserve.precision import dtype_option
+from rnnserve.plugin_api import ConfigurationError, LanguageModel, LoadContext, ModelSpec, State, dtype_option
 
 from .checkpoint import CheckpointError, load_model
 from .model import CharRNN

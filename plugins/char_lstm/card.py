@@ -1,4 +1,4 @@
-"""Model cards: ``MODEL_CARD.md`` (for people) and ``model_card.json`` (``rnnserve.config.ModelCard``).
+"""Model cards: ``MODEL_CARD.md`` (for people) and ``model_card.json`` (``rnnserve.plugin_api.ModelCard``).
 
 :func:`write_card_for` evaluates a model directory itself (validation and test loss in
 nats and bits per character, the int8-quantized test loss, the test loss of each source of a
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from rnnserve.config import ModelCard
+from rnnserve.plugin_api import ModelCard
 
 from .backend import CharLSTMBackend
 from .checkpoint import load_model

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import torch
 
-from rnnserve.commands import Command
-from rnnserve.manifest import write_manifest
+from rnnserve.plugin_api import Command, write_manifest
 
 from . import train
 from .backend import CharLSTMBackend

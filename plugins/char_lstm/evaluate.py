@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from rnnserve.backends import LanguageModel
+from rnnserve.plugin_api import LanguageModel
 
 from .model import read_documents
 

@@ -26,7 +26,7 @@ SPECIALS = (BOS, UNK)
 
 
 class CharVocab:
-    """Maps characters to ids and back (implements ``rnnserve.backends.Vocabulary``)."""
+    """Maps characters to ids and back (implements ``rnnserve.plugin_api.Vocabulary``)."""
 
     def __init__(self, chars: Sequence[str]):
         if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):

@@ -6,7 +6,7 @@ Registers the ``gru-seq2seq`` backend factory, the shipped English→German mode
 
 Modules: ``data`` (corpus), ``subwords`` (SentencePiece), ``model`` (encoder, attention,
 decoder), ``beam`` (greedy and batched beam search), ``train``, ``checkpoint``, ``backend``
-(the :class:`rnnserve.backends.Translator`), ``evaluate`` (sacreBLEU/chrF, model card),
+(the :class:`rnnserve.plugin_api.Translator`), ``evaluate`` (sacreBLEU/chrF, model card),
 ``plot`` (attention heat maps), ``commands``.
 """
 
@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rnnserve import hookimpl
-from rnnserve.backends import BackendFactory
-from rnnserve.commands import Command
-from rnnserve.config import ModelSpec
+from rnnserve.plugin_api import BackendFactory, Command, ModelSpec, hookimpl
+
+PLUGIN_API_VERSION = "1.0"
 
 BACKEND = "gru-seq2seq"
 SHIPPED_MODEL = "en-de-gru"

@@ -1,4 +1,4 @@
-"""The ``gru-seq2seq`` backend: a :class:`rnnserve.backends.Translator` over a checkpoint directory.
+"""The ``gru-seq2seq`` backend: a :class:`rnnserve.plugin_api.Translator` over a checkpoint directory.
 
 ``translate`` cuts every text into sentences (:mod:`.document`), masks each sentence's
 protected spans (numbers, URLs, placeholders, ...: :mod:`.protect`) where the checkpoint's
@@ -30,10 +30,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnserve.backends import Hypothesis, LoadContext, TranslateOptions, TranslationResult, Translator
-from rnnserve.config import ModelSpec
-from rnnserve.errors import ConfigurationError
-from rnnserve.precision import dtype_option
+from rnnserve.plugin_api import (
+    ConfigurationError,
+    Hypothesis,
+    LoadContext,
+    ModelSpec,
+    TranslateOptions,
+    TranslationResult,
+    Translator,
+    dtype_option,
+)
 
 from .beam import Hyp, beam_search, greedy_search
 from .checkpoint import CheckpointError, decoding_options, load_model

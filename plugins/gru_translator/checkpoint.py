@@ -9,7 +9,7 @@ A model directory (what the backend serves) holds:
   first name of each shared parameter), float32 or float16 storage (always computed in
   float32 after loading);
 * ``sentencepiece.model``: the joint subword model;
-* after evaluation, ``model_card.json`` (``rnnserve.config.ModelCard``) and ``MODEL_CARD.md``.
+* after evaluation, ``model_card.json`` (``rnnserve.plugin_api.ModelCard``) and ``MODEL_CARD.md``.
 
 A training run's ``last/`` adds ``optimizer.safetensors`` (optimizer tensors + RNG states)
 and ``trainer_state.json`` (param groups, progress, history), written by
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from rnnserve.backends import TranslateOptions
+from rnnserve.plugin_api import TranslateOptions
 from rnnserve.training import fresh_tmp, replace_dir
 
 from .model import Seq2Seq, Seq2SeqConfig

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from rnnserve.commands import Command
-from rnnserve.precision import DTYPES
+from rnnserve.plugin_api import DTYPES, Command
 
 from . import train
 from .corpus.sources import SOURCES, Source

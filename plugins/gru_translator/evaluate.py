@@ -20,8 +20,7 @@ from pathlib import Path
 
 import torch
 
-from rnnserve.backends import TranslateOptions
-from rnnserve.config import ModelCard
+from rnnserve.plugin_api import ModelCard, TranslateOptions
 
 from .backend import GruTranslator
 from .corpus.sources import DOMAINS

@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from rnnserve.precision import cpu_flags
+from rnnserve.plugin_api import cpu_flags
 from rnnserve.training import (
     DEVICES,
     TrainingSetupError,

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnnserve import hookimpl
-from rnnserve.backends import BackendFactory
-from rnnserve.config import ModelCard, ModelSpec
+from rnnserve.plugin_api import BackendFactory, LoadContext, ModelCard, ModelSpec, hookimpl
 from rnnserve_plugins.char_lstm import ENGLISH_DIR, ENGLISH_MODEL, SHIPPED_INT8_MODEL, is_shipped
-from rnnserve_plugins.writing_assistant.backend import create_backend
+
+PLUGIN_API_VERSION = "1.0"
 
 BACKEND = "writing-assistant"
 AUSTEN_ASSISTANT = "austen-writing-assistant"
@@ -34,9 +33,15 @@ def card(language_model: str, text: str, limitations: str) -> ModelCard:
     )
 
 
+def _create_backend(spec: ModelSpec, context: LoadContext) -> object:
+    from .backend import create_backend  # torch-heavy imports only when a model is loaded
+
+    return create_backend(spec, context)
+
+
 @hookimpl
 def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
-    register(BACKEND, create_backend)
+    register(BACKEND, _create_backend)
 
 
 @hookimpl

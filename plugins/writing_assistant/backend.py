@@ -13,9 +13,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from rnnserve.backends import Assistant, AssistantSession, LoadContext, SharedLanguageModel, Suggestion, SuggestOptions
-from rnnserve.config import ModelSpec
-from rnnserve.step_programs import StepProgram, while_true
+from rnnserve.plugin_api import (
+    Assistant,
+    AssistantSession,
+    LoadContext,
+    ModelSpec,
+    SharedLanguageModel,
+    StepProgram,
+    Suggestion,
+    SuggestOptions,
+    while_true,
+)
 from rnnserve_plugins.writing_assistant.states import CheckpointRing, Node, PrefixCache, TextState, WordNodes, read
 from rnnserve_plugins.writing_assistant.suggest import Suggester, is_word_char, typed_word
 

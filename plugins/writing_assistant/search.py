@@ -4,7 +4,7 @@ Used for word completion (extend with word characters; a hypothesis *ends* with 
 probability mass of a word boundary after it, without consuming it) and for phrase
 continuation (extend with any character; a hypothesis ends when it emits a clause end).
 All live hypotheses advance together in one batched step. The search is a step program
-(``rnnserve.step_programs``): it yields the steps it needs, so the host can batch them
+(``rnnserve.plugin_api.StepProgram``): it yields the steps it needs, so the host can batch them
 with other searches' (``SharedLanguageModel.run_steps``) or run it alone (``run_alone``).
 """
 
@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnserve.backends import LanguageModel, State
-from rnnserve.step_programs import StepProgram, concat_states, split_state
+from rnnserve.plugin_api import LanguageModel, State, StepProgram, concat_states, select_rows, split_state
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
 from rnnserve_plugins.writing_assistant.states import Node, WordNodes
 
@@ -27,11 +26,6 @@ class Hypothesis:
 
     text: str
     logprob: float
-
-
-def select_state(model: LanguageModel, state: State, index: torch.Tensor) -> State:
-    """Rows ``index`` [k] of a batched state (along each tensor's declared batch dim)."""
-    return tuple(t.index_select(d, index) for t, d in zip(state, model.state_batch_dims, strict=True))
 
 
 def advance(model: LanguageModel, nodes: WordNodes, keys: list[str], logprobs: list[float], tokens: torch.Tensor,
@@ -46,7 +40,7 @@ def advance(model: LanguageModel, nodes: WordNodes, keys: list[str], logprobs: l
     missing = [i for i, node in enumerate(found) if node is None]
     if missing:
         index = torch.tensor(missing)
-        logits, stepped = yield tokens[index], select_state(model, state, rows[index])
+        logits, stepped = yield tokens[index], select_rows(state, model.state_batch_dims, rows[index])
         # Own copies: what a shared step hands back are views of the whole batch's output.
         logits = logits.float().clone()
         parts = split_state(tuple(t.clone() for t in stepped), model.state_batch_dims, [1] * len(missing))
@@ -144,7 +138,7 @@ def beam_search(
         if len(finished) >= results and float(top_lp[keep_t].max()) < finished[results - 1].logprob:
             break
         if nodes is None:
-            live_state = select_state(model, live_state, rows[keep_t])
+            live_state = select_rows(live_state, model.state_batch_dims, rows[keep_t])
             live_logits, live_state = yield tokens[keep_t], live_state
         else:
             kept_rows, kept_tokens = rows[keep_t], tokens[keep_t]

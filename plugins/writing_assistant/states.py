@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnserve.backends import LanguageModel, State
+from rnnserve.plugin_api import LanguageModel, State
 
 
 @dataclass(frozen=True)

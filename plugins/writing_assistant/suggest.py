@@ -21,11 +21,19 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from rnnserve.backends import LanguageModel, Suggestion, SuggestionKind, SuggestOptions
-from rnnserve.step_programs import StepProgram, concat_states, split_state
+from rnnserve.plugin_api import (
+    LanguageModel,
+    StepProgram,
+    Suggestion,
+    SuggestionKind,
+    SuggestOptions,
+    concat_states,
+    select_rows,
+    split_state,
+)
 from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
-from rnnserve_plugins.writing_assistant.search import Hypothesis, advance, beam_search, select_state
+from rnnserve_plugins.writing_assistant.search import Hypothesis, advance, beam_search
 from rnnserve_plugins.writing_assistant.states import Node, TextState, WordNodes, read, read_variants
 
 #: A casing of the typed prefix less likely than this (natural log, relative to all casings
@@ -107,7 +115,7 @@ class Suggester:
         ``nodes``: a session's states from its last searches (see ``WordNodes``), reused by
         word searches and left for the next keystroke's.
         A step program: run it with ``SharedLanguageModel.run_steps`` (batched with other
-        searches) or ``rnnserve.step_programs.run_alone``.
+        searches) or ``rnnserve.plugin_api.run_alone``.
         """
         out: list[Suggestion] = []
         k = options.max_suggestions
@@ -143,7 +151,7 @@ class Suggester:
         variant_lp = variant_lp - torch.logsumexp(variant_lp, dim=0)
         # A casing under 1% is not searched: its completions would need 100x the others' to place.
         keep = (variant_lp >= MIN_CASING_LOGPROB).nonzero()[:, 0]
-        rows = TextState(select_state(self.model, states, keep), logits[keep])
+        rows = TextState(select_rows(states, self.model.state_batch_dims, keep), logits[keep])
         # The casings' completions share one beam (each starts from its casing's probability);
         # the same word may come from several casings, so more are asked for than are shown.
         hypotheses = yield from self._words(rows, k * len(keep), first_letter=False, typed=prefix,

@@ -1,7 +1,8 @@
 """rnnserve: a gRPC server for recurrent text models, with backends loaded as pluggy plugins.
 
-Plugin authors need only ``hookimpl`` (to mark hook implementations) and the backend
-contracts in :mod:`rnnserve.backends`.
+Plugin authors import from :mod:`rnnserve.plugin_api` (its ``__all__`` is the whole public
+surface, versioned), :mod:`rnnserve.testing` and :mod:`rnnserve.training`; the rest of the
+package is the host's own.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
+if TYPE_CHECKING:  # torch loads with the first model, not with a plugin's hook module
+    import torch
 
-if TYPE_CHECKING:
-    from rnnserve.config import ModelSpec
+    from rnnserve.model_spec import ModelSpec
 
 #: A recurrent state: a tuple of tensors, each with a batch dimension declared by the
 #: backend in ``LanguageModel.state_batch_dims`` (e.g. an LSTM's (h, c), each
 #: [layers, batch, hidden] with batch dim 1).
-State = tuple[torch.Tensor, ...]
+State = tuple["torch.Tensor", ...]
 
 
 class ModelKind(enum.Enum):

@@ -385,10 +385,14 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _plugins(host: PluginHost) -> int:
+    from rnnserve.plugin_api import API_VERSION
+
+    print(f"rnnserve {__version__}, plugin API {API_VERSION}")
     if not host.plugins:
         print("no plugins installed")
     for p in host.plugins:
-        print(f"{p.name} ({p.distribution} {p.version}): {p.state}" + (f" - {p.reason}" if p.reason else ""))
+        needs = f", needs plugin API {p.plugin_api}" if p.plugin_api else ""
+        print(f"{p.name} ({p.distribution} {p.version}{needs}): {p.state}" + (f" - {p.reason}" if p.reason else ""))
         for label, items in (("hooks", p.hooks), ("backends", p.backends), ("models", p.models),
                              ("commands", p.commands)):
             if items:

@@ -1,7 +1,7 @@
 """The plugin hooks. Each is callback style: the host owns the registries, plugins call ``register``.
 
 A plugin is any module exposed through an entry point in the group ``rnnserve`` that
-implements some of these hooks with ``@rnnserve.hookimpl``. An implementation whose name
+implements some of these hooks with ``@hookimpl`` (``rnnserve.plugin_api``). An implementation whose name
 or arguments match no hook here fails its plugin with a message naming both
 (``rnnserve.plugins.hook_problems``); ``RNNSERVE_TRACE_PLUGINS=1`` logs every hook call.
 See ``docs/plugins.md``.

@@ -4,8 +4,9 @@ Plugins are found only through entry points of the group ``rnnserve`` (the built
 backends use exactly that path). ``RNNSERVE_PLUGINS`` is an allowlist of entry-point
 names (comma separated; empty means none). A plugin that fails to import, whose hooks do
 not match rnnserve's hookspecs, or whose hook raises, is recorded as failed with the
-reason; every other plugin still loads. ``RNNSERVE_TRACE_PLUGINS=1`` logs every hook call
-(logger ``rnnserve.plugins.trace``).
+reason; every other plugin still loads. So is a plugin that states a plugin API version
+(``PLUGIN_API_VERSION``, see ``rnnserve.plugin_api``) this host does not provide.
+``RNNSERVE_TRACE_PLUGINS=1`` logs every hook call (logger ``rnnserve.plugins.trace``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import pluggy
 from rnnserve import hookspecs
 from rnnserve.backends import BackendFactory
 from rnnserve.commands import GROUPS, Command
-from rnnserve.config import ModelSpec
 from rnnserve.errors import PluginError
+from rnnserve.model_spec import ModelSpec
+from rnnserve.plugin_api import REQUIRED_VERSION_ATTRIBUTE, api_mismatch
 
 log = logging.getLogger("rnnserve.plugins")
 trace_log = logging.getLogger("rnnserve.plugins.trace")
@@ -48,6 +50,8 @@ class PluginInfo:
     version: str
     state: str = "loaded"  # loaded | failed | not allowed
     reason: str = ""
+    #: The plugin API version the plugin states it needs ("" when it states none).
+    plugin_api: str = ""
     hooks: list[str] = field(default_factory=list)
     backends: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
@@ -175,7 +179,15 @@ def hook_problems(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
 
 
 def _register(pm: pluggy.PluginManager, info: PluginInfo, plugin: Any) -> None:
-    """Register one plugin, or record why not as its failure."""
+    """Register one plugin, or record why not as its failure (a plugin API version this host
+    does not provide, hooks that do not fit the hookspecs, a registration that raises)."""
+    required = getattr(plugin, REQUIRED_VERSION_ATTRIBUTE, None)
+    if required is not None:
+        info.plugin_api = str(required)
+        mismatch = api_mismatch(required)
+        if mismatch:
+            info.fail(f"plugin {info.name!r} {mismatch}")
+            return
     problems = hook_problems(pm, plugin)
     if problems:
         info.fail(f"hook mismatch in plugin {info.name!r}: " + "; ".join(problems))

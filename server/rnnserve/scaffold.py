@@ -2,7 +2,7 @@
 
 The skeleton (``DIR/rnnserve-NAME/``) holds a ``pyproject.toml`` with the ``rnnserve``
 entry point, a package with the hooks (``plugin.py``) and a minimal character-level
-:class:`~rnnserve.backends.LanguageModel` (``backend.py``: an Elman RNN, seeded random
+:class:`~rnnserve.plugin_api.LanguageModel` (``backend.py``: an Elman RNN, seeded random
 weights until you train it, safetensors + JSON loading already written), and a test that
 runs rnnserve's conformance contract against it. Then::
 
@@ -86,10 +86,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnnserve import hookimpl
-from rnnserve.backends import BackendFactory, LoadContext
-from rnnserve.config import ModelCard, ModelSpec
+from rnnserve.plugin_api import BackendFactory, LoadContext, ModelCard, ModelSpec, hookimpl
 
+#: The rnnserve plugin API this plugin was written against (`rnnserve plugins` shows both).
+PLUGIN_API_VERSION = "{api_version}"
 BACKEND = "{name}"
 
 
@@ -130,8 +130,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rnnserve.backends import LanguageModel, LoadContext, State
-from rnnserve.config import ModelSpec
+from rnnserve.plugin_api import LanguageModel, LoadContext, ModelSpec, State
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -233,8 +232,10 @@ def names(name: str) -> dict[str, str]:
     if not NAME_PATTERN.match(name):
         raise ScaffoldError(f"plugin name {name!r} must be lower case letters, digits and single hyphens, "
                             "starting with a letter (e.g. my-lm)")
+    from rnnserve.plugin_api import API_VERSION
+
     return {"name": name, "dist": f"rnnserve-{name}", "package": "rnnserve_" + name.replace("-", "_"),
-            "camel": "".join(part.capitalize() for part in name.split("-"))}
+            "camel": "".join(part.capitalize() for part in name.split("-")), "api_version": API_VERSION}
 
 
 def create_plugin(name: str, parent: str | Path = ".") -> Path:

@@ -50,6 +50,7 @@ from rnnserve.backends import LanguageModel, State
 from rnnserve.errors import RnnserveError
 from rnnserve.model_thread import ModelThread, settle, waiting_on_another_model
 from rnnserve.sampling import SamplingParams, UniformBank, apply_repetition_penalty, sample, seen_mask
+from rnnserve.state import concat_states, select_rows
 from rnnserve.step_programs import StepBatcher, StepProgram, run_alone
 from rnnserve.stopping import StopMatcher
 
@@ -268,22 +269,14 @@ class _Rows:
     uniforms: UniformBank
 
     def select(self, index: torch.Tensor, batch_dims: tuple[int, ...]) -> _Rows:
-        return _Rows(_select(self.state, index, batch_dims), self.tokens[index], self.remaining[index],
+        return _Rows(select_rows(self.state, batch_dims, index), self.tokens[index], self.remaining[index],
                      self.seen[index], self.uniforms.select(index))
 
     @staticmethod
     def concat(parts: list[_Rows], batch_dims: tuple[int, ...]) -> _Rows:
-        return _Rows(_concat([p.state for p in parts], batch_dims), torch.cat([p.tokens for p in parts]),
+        return _Rows(concat_states([p.state for p in parts], batch_dims), torch.cat([p.tokens for p in parts]),
                      torch.cat([p.remaining for p in parts]), torch.cat([p.seen for p in parts]),
                      UniformBank.concat([p.uniforms for p in parts]))
-
-
-def _select(state: State, index: torch.Tensor, batch_dims: tuple[int, ...]) -> State:
-    return tuple(t.index_select(d, index) for t, d in zip(state, batch_dims, strict=True))
-
-
-def _concat(states: list[State], batch_dims: tuple[int, ...]) -> State:
-    return tuple(torch.cat(parts, dim=d) for parts, d in zip(zip(*states, strict=True), batch_dims, strict=True))
 
 
 class _PrefillRead:
@@ -324,11 +317,11 @@ class _PrefillRead:
         done = self.first
         while done < len(self.order) and self.lengths[done] == end:
             self.results[self.order[done]] = (logits[done - self.first, -1],
-                                              _select(self.state, torch.tensor([done - self.first]),
-                                                      self.model.state_batch_dims))
+                                              select_rows(self.state, self.model.state_batch_dims,
+                                                          torch.tensor([done - self.first])))
             done += 1
-        self.state = _select(self.state, torch.arange(done - self.first, len(self.order) - self.first),
-                             self.model.state_batch_dims)
+        self.state = select_rows(self.state, self.model.state_batch_dims,
+                                 torch.arange(done - self.first, len(self.order) - self.first))
         self.first = done
 
     def take_finished(self) -> list[tuple[int, torch.Tensor, State]]:
@@ -677,7 +670,7 @@ class LanguageModelScheduler(ModelThread):
                 logits.append(last.expand(n, -1))
                 states.append(tuple(torch.cat([t] * n, dim=d) for t, d in zip(state, dims, strict=True)))
             rows = _Rows(
-                state=_concat(states, dims),
+                state=concat_states(states, dims),
                 tokens=torch.empty(len(seqs), dtype=torch.long),
                 remaining=torch.tensor([s.params.max_new_tokens - 1 for s in seqs]),
                 seen=seen_mask([set(s.handle.prompt_ids) for s in seqs], self.vocab.size),
@@ -710,7 +703,7 @@ class LanguageModelScheduler(ModelThread):
         self.stats.active_sequences = len(self._active)
 
     def _select(self, state: State, index: torch.Tensor) -> State:
-        return _select(state, index, self.model.state_batch_dims)
+        return select_rows(state, self.model.state_batch_dims, index)
 
     def _compact(self) -> None:
         """Remove finished sequences from the batch."""

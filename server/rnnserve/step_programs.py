@@ -21,6 +21,7 @@ import torch
 
 from rnnserve.backends import LanguageModel, State
 from rnnserve.model_thread import SchedulerStats, settle
+from rnnserve.state import concat_states, split_state
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -59,17 +60,6 @@ def while_true(alive: Callable[[], bool], program: StepProgram[T]) -> StepProgra
             request = program.send(result)
     except StopIteration as done:
         return done.value
-
-
-def concat_states(states: list[State], dims: tuple[int, ...]) -> State:
-    """Concatenate batched states along their batch dims (``LanguageModel.state_batch_dims``)."""
-    return tuple(torch.cat(parts, dim=d) for parts, d in zip(zip(*states, strict=True), dims, strict=True))
-
-
-def split_state(state: State, dims: tuple[int, ...], sizes: list[int]) -> list[State]:
-    """The inverse of ``concat_states``: consecutive row blocks of ``sizes`` rows."""
-    pieces = [t.split(sizes, dim=d) for t, d in zip(state, dims, strict=True)]
-    return [tuple(p[i] for p in pieces) for i in range(len(sizes))]
 
 
 #: Idle programs advanced (or started) per idle round.

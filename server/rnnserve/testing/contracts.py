@@ -31,6 +31,7 @@ from rnnserve.backends import LanguageModel, State
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.plugins import PluginHost
 from rnnserve.precision import exact_seeds, precision_of
+from rnnserve.state import concat_states, state_row
 from rnnserve.testing.hosts import LocalContext, plugin_host
 from rnnserve.testing.probe import ProbedLanguageModel
 from rnnserve.testing.server import ServerThread, running_server
@@ -127,14 +128,6 @@ class _Contract:
 
 
 # -- language models --------------------------------------------------------------------------
-
-
-def _cat(states: Sequence[State], dims: Sequence[int]) -> State:
-    return tuple(torch.cat(parts, dim=d) for parts, d in zip(zip(*states, strict=True), dims, strict=True))
-
-
-def _row(state: State, dims: Sequence[int], i: int) -> State:
-    return tuple(t.narrow(d, i, 1) for t, d in zip(state, dims, strict=True))
 
 
 class LanguageModelContract(_Contract):
@@ -289,11 +282,11 @@ class LanguageModelContract(_Contract):
         prefilled = [self._prefill(lm, text) for text in texts]
         states = [state for _, state in prefilled]
         tokens = torch.stack([logits[0, -1].argmax() for logits, _ in prefilled])
-        batched, batched_state = lm.step(tokens, _cat(states, dims))
+        batched, batched_state = lm.step(tokens, concat_states(states, dims))
         for i, state in enumerate(states):
             single, single_state = lm.step(tokens[i: i + 1], state)
             self._close(batched[i], single[0], f"row {i} of a batched step vs a single step")
-            for k, (a, b) in enumerate(zip(_row(batched_state, dims, i), single_state, strict=True)):
+            for k, (a, b) in enumerate(zip(state_row(batched_state, dims, i), single_state, strict=True)):
                 self._close(a, b, f"state tensor {k}, row {i} of a batched step vs a single step")
 
     # -- through a real server ----------------------------------------------------------------

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnserve.backends import LanguageModel, LoadContext, State
-from rnnserve.config import ModelSpec
+from rnnserve.plugin_api import LanguageModel, LoadContext, ModelSpec, State
 
 from .model import JordanRNN, load_model
 from .vocab import WordVocab

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rnnserve import hookimpl
-from rnnserve.backends import BackendFactory, LoadContext
-from rnnserve.commands import Command
-from rnnserve.config import ModelSpec
+from rnnserve.plugin_api import BackendFactory, Command, LoadContext, ModelSpec, hookimpl
 
+#: The plugin API this plugin was written against (rnnserve refuses to load it on a host
+#: whose API it does not match).
+PLUGIN_API_VERSION = "1.0"
 BACKEND = "jordan-lm"
 MODEL = "austen-jordan-lm"
 MODEL_DIR = Path(__file__).resolve().parent / "models" / MODEL

@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from rnnserve.commands import Command
-from rnnserve.config import ModelCard
+from rnnserve.plugin_api import Command, ModelCard
 
 from .model import JordanConfig, JordanRNN, save_model
 from .vocab import WordVocab

@@ -25,7 +25,7 @@ def tokenize(text: str) -> list[str]:
 
 
 class WordVocab:
-    """Implements ``rnnserve.backends.Vocabulary``."""
+    """Implements ``rnnserve.plugin_api.Vocabulary``."""
 
     bos_id, eos_id, unk_id = 0, 1, 2
 

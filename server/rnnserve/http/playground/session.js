@@ -20,39 +20,43 @@ export function edits(from, to) {
   return events;
 }
 
-/** One Session: `onSuggestions(response, latencyMs)` gets the answer to the latest edit (answers to
- * edits already superseded are dropped); `onEnd(message)` is called once when it ends. */
+/** One Session. Flow control: at most one batch of events is in flight; keystrokes made meanwhile are
+ * sent together when its answer arrives, so a model slower than the typist never falls behind by
+ * more than one answer. `onSuggestions(response, latencyMs, current)` gets each answer: latency from
+ * the first keystroke it answers; `current` false when newer keystrokes are already on their way.
+ * `onEnd(message)` is called once when the session ends ("" when it just closed). */
 export class Session {
   constructor({ model, options, text, onSuggestions, onEnd }) {
     this.onSuggestions = onSuggestions;
     this.onEnd = onEnd;
-    this.document = text; // what the server holds once every event sent so far is applied
-    this.opened = false;
+    this.target = text; // the editor's text before the cursor
+    this.document = null; // what the server holds once the events sent so far are applied
+    this.pendingSince = performance.now(); // first keystroke not sent yet
+    this.inFlight = null; // {index, started} of the batch awaiting its answer
     this.nextIndex = 0;
-    this.started = new Map(); // event index answering a keystroke -> when the keystroke was sent
     this.socket = openSocket("/api/v1/session");
-    this.socket.onopen = () => {
-      this.opened = true;
-      this.send([{ open: { model, options, text: this.document } }]);
-    };
+    this.socket.onopen = () => this.flush({ open: { model, options, text: this.target } });
     this.socket.onmessage = (message) => this.receive(JSON.parse(message.data));
     this.socket.onclose = (event) => this.end(event);
   }
 
-  /** Bring the server's document to `text`; true if there was anything to send. */
+  /** Bring the server's document to `text` (now, or when the batch in flight is answered). */
   sync(text) {
-    if (text === this.document) return false;
-    const events = edits(this.document, text);
-    this.document = text;
-    if (this.opened) this.send(events);
-    return true; // before the socket opens, the open message carries the latest text
+    if (text === this.target) return;
+    this.target = text;
+    this.pendingSince ??= performance.now();
+    if (this.document !== null) this.flush();
   }
 
-  send(events) {
-    const now = performance.now();
+  flush(open = null) {
+    if (this.inFlight || this.socket.readyState !== WebSocket.OPEN) return;
+    const events = open ? [open] : edits(this.document, this.target);
+    if (events.length === 0) return;
     for (const event of events) this.socket.send(JSON.stringify(event));
+    this.document = this.target;
     this.nextIndex += events.length;
-    this.started.set(this.nextIndex - 1, now);
+    this.inFlight = { index: this.nextIndex - 1, started: this.pendingSince };
+    this.pendingSince = null;
   }
 
   receive(response) {
@@ -60,18 +64,19 @@ export class Session {
       this.error = response.error.message;
       return; // the close frame follows
     }
-    const index = Number(response.event_index ?? 0);
-    const started = this.started.get(index);
-    if (started === undefined) return; // the first half of a delete + append
-    this.started.delete(index);
-    if (index === this.nextIndex - 1) this.onSuggestions(response, performance.now() - started);
+    if (Number(response.event_index ?? 0) !== this.inFlight?.index) return; // the first half of a delete + append
+    const latency = performance.now() - this.inFlight.started;
+    this.inFlight = null;
+    const current = this.target === this.document;
+    this.onSuggestions(response, latency, current);
+    if (!current) this.flush();
   }
 
   end(event) {
     if (this.closing) return;
     this.closing = true;
     let message = this.error;
-    if (!message && !this.opened) message = "could not open a session (is the server up, and the token right?)";
+    if (!message && this.document === null) message = "could not open a session (is the server up, and the token right?)";
     if (!message && event.code !== 1000) message = `the session closed (${event.code})`;
     this.onEnd(message ?? "");
   }

@@ -33,10 +33,11 @@ export function initWrite() {
     const options = { kinds: kinds.filter((k) => k.checked).map((k) => k.value), max_suggestions: 3 };
     const current = new Session({
       model: model.value, options, text: before(),
-      onSuggestions: (response, latency) => {
+      onSuggestions: (response, latency, upToDate) => {
         if (session !== current) return;
         status.textContent = `session ${response.session_id.slice(0, 8)} · ${response.document_chars ?? 0} chars`;
         if (Number(response.event_index ?? 0) > 0) recordLatency(latency);
+        if (!upToDate) return; // newer keystrokes are on their way: these suggestions are already stale
         suggestions = response.suggestions ?? [];
         chosen = 0;
         stale = false;
@@ -65,8 +66,12 @@ export function initWrite() {
 
   function sync() {
     if (composing) return;
-    if (!session) connect();
-    else if (session.sync(before())) {
+    if (!session) {
+      connect();
+      return;
+    }
+    if (before() !== session.target) {
+      session.sync(before());
       stale = true;
       dismissed = false;
     }

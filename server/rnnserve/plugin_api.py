@@ -1,0 +1,151 @@
+"""The public surface for plugin authors, version :data:`API_VERSION`.
+
+Everything a backend plugin may rely on is importable from here, and ``__all__`` lists it
+all; the rest of ``rnnserve`` is the host's own and may change in any release. Two more
+public modules stand beside this one: :mod:`rnnserve.testing` (a real server on a loopback
+port, conformance contracts) and :mod:`rnnserve.training` (trainer helpers).
+
+What is here, by role:
+
+* hooks: :data:`hookimpl` marks a plugin's ``register_backends``, ``register_models`` and
+  ``register_commands`` (see ``rnnserve.hookspecs``);
+* backend contracts: :class:`LanguageModel`, :class:`Translator`, :class:`Assistant` and the
+  types their methods take and return; :data:`BackendFactory` and :class:`LoadContext`;
+* models: :class:`ModelSpec` (what a plugin registers) and :class:`ModelCard`;
+* commands: :class:`Command` (``rnnserve <group> <name>``);
+* step programs, for backends that borrow another model's batched steps (the writing
+  assistant): :data:`StepProgram`, :func:`run_alone`, :func:`while_true`;
+* batched states: :func:`concat_states`, :func:`split_state`, :func:`select_rows`,
+  :func:`state_row`, :func:`batch_size` (``rnnserve.state``);
+* the errors a backend raises for a client's or an operator's mistake (each maps to one
+  status code): :class:`InvalidArgument`, :class:`LimitExceeded`, :class:`SessionError`,
+  :class:`ConfigurationError`;
+* precision options: :func:`dtype_option`, :func:`precision_of`, :data:`DTYPES`,
+  :data:`PRECISIONS`, :func:`cpu_flags`;
+* checkpoint manifests: :func:`write_manifest`, :func:`read_manifest`, :func:`verify_manifest`.
+
+Importing this module does not import torch: the names that need it (step programs, states,
+precision) load on first use, so a plugin's hook module stays cheap to import.
+
+**Versions.** :data:`API_VERSION` is ``"MAJOR.MINOR"``: a minor release only adds names, a
+major one may change or remove them. A plugin states the version it was written against
+as a module attribute of its entry point, ``PLUGIN_API_VERSION = "1.0"``; the host refuses
+to load it (with the reason, in ``rnnserve plugins``) when the major versions differ or the
+plugin needs a newer minor version than the host has (:func:`api_mismatch`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rnnserve import hookimpl
+from rnnserve.backends import (
+    Assistant,
+    AssistantSession,
+    BackendBase,
+    BackendFactory,
+    Hypothesis,
+    LanguageModel,
+    LoadContext,
+    ModelKind,
+    SharedLanguageModel,
+    State,
+    Suggestion,
+    SuggestionKind,
+    SuggestOptions,
+    TranslateOptions,
+    TranslationResult,
+    Translator,
+    Vocabulary,
+)
+from rnnserve.commands import Command
+from rnnserve.errors import ConfigurationError, InvalidArgument, LimitExceeded, SessionError
+from rnnserve.manifest import read_manifest, verify_manifest, write_manifest
+from rnnserve.model_spec import ModelCard, ModelSpec
+
+if TYPE_CHECKING:
+    from rnnserve.precision import DTYPES, PRECISIONS, cpu_flags, dtype_option, precision_of
+    from rnnserve.state import batch_size, concat_states, select_rows, split_state, state_row
+    from rnnserve.step_programs import StepProgram, run_alone, while_true
+
+#: The plugin API this host provides ("MAJOR.MINOR").
+API_VERSION = "1.0"
+#: The module attribute through which a plugin states the API version it needs.
+REQUIRED_VERSION_ATTRIBUTE = "PLUGIN_API_VERSION"
+
+#: Names that need torch, and the module each loads from on first use.
+_LAZY = {
+    **dict.fromkeys(("StepProgram", "run_alone", "while_true"), "rnnserve.step_programs"),
+    **dict.fromkeys(("concat_states", "split_state", "select_rows", "state_row", "batch_size"), "rnnserve.state"),
+    **dict.fromkeys(("DTYPES", "PRECISIONS", "cpu_flags", "dtype_option", "precision_of"), "rnnserve.precision"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rnnserve.plugin_api' has no attribute {name!r}")
+
+
+def api_mismatch(required: object) -> str | None:
+    """Why a plugin needing API version ``required`` cannot load on this host (None: it can)."""
+    try:
+        major, minor = (int(part) for part in str(required).split("."))
+    except ValueError:
+        return (f"{REQUIRED_VERSION_ATTRIBUTE} = {required!r} is not a version \"MAJOR.MINOR\" "
+                f"(this rnnserve provides plugin API {API_VERSION})")
+    host_major, host_minor = (int(part) for part in API_VERSION.split("."))
+    if major != host_major or minor > host_minor:
+        return f"needs plugin API {major}.{minor}; this rnnserve provides plugin API {API_VERSION}"
+    return None
+
+
+__all__ = [
+    "API_VERSION",
+    "DTYPES",
+    "PRECISIONS",
+    "REQUIRED_VERSION_ATTRIBUTE",
+    "Assistant",
+    "AssistantSession",
+    "BackendBase",
+    "BackendFactory",
+    "Command",
+    "ConfigurationError",
+    "Hypothesis",
+    "InvalidArgument",
+    "LanguageModel",
+    "LimitExceeded",
+    "LoadContext",
+    "ModelCard",
+    "ModelKind",
+    "ModelSpec",
+    "SessionError",
+    "SharedLanguageModel",
+    "State",
+    "StepProgram",
+    "SuggestOptions",
+    "Suggestion",
+    "SuggestionKind",
+    "TranslateOptions",
+    "TranslationResult",
+    "Translator",
+    "Vocabulary",
+    "api_mismatch",
+    "batch_size",
+    "concat_states",
+    "cpu_flags",
+    "dtype_option",
+    "hookimpl",
+    "precision_of",
+    "read_manifest",
+    "run_alone",
+    "select_rows",
+    "split_state",
+    "state_row",
+    "verify_manifest",
+    "while_true",
+    "write_manifest",
+]
