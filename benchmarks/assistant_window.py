@@ -53,6 +53,8 @@ from rnnserve_plugins.writing_assistant.states import TextState, read, start_sta
 from rnnserve_plugins.writing_assistant.suggest import typed_word
 
 LANGUAGE_MODEL = "austen-char-lstm-int8"
+#: The shipped assistant on it (the window is measured on Austen text).
+ASSISTANT = "austen-writing-assistant"
 #: Windows tried, ascending.
 WINDOWS = (64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 
@@ -135,18 +137,18 @@ def timings(target_config: str, document: str, other: str, repeats: int) -> dict
     """Seconds: Session open (to first suggestions), a delete past the ring, Suggest with no cached prefix."""
     out: dict[str, list[float]] = {"open": [], "delete": [], "suggest": []}
     with serve(target_config) as srv, Client(srv.target, timeout=600) as client:
-        client.suggest("writing-assistant", "It is a truth univ")  # warm
+        client.suggest(ASSISTANT, "It is a truth univ")  # warm
         for i in range(repeats):
             doc = document[i: i + len(document) - repeats]  # a different text each time: nothing cached helps
             t = time.perf_counter()
-            session = client.session("writing-assistant", kinds=("word",), max_suggestions=3, text=doc).open()
+            session = client.session(ASSISTANT, kinds=("word",), max_suggestions=3, text=doc).open()
             out["open"].append(time.perf_counter() - t)
             t = time.perf_counter()
             session.delete(3000)
             out["delete"].append(time.perf_counter() - t)
             session.close()
             t = time.perf_counter()
-            client.suggest("writing-assistant", other[i: i + len(other) - repeats], max_suggestions=3)
+            client.suggest(ASSISTANT, other[i: i + len(other) - repeats], max_suggestions=3)
             out["suggest"].append(time.perf_counter() - t)
     return out
 
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     other = (rotated * (args.doc_chars // len(test) + 2))[: args.doc_chars + args.repeats]
     rows = []
     for threads in (int(n) for n in args.server_threads.split(",")):
-        config = dataclasses.replace(shipped_models(LANGUAGE_MODEL, "writing-assistant"), torch_threads=threads or None)
+        config = dataclasses.replace(shipped_models(LANGUAGE_MODEL, ASSISTANT), torch_threads=threads or None)
         load = os.getloadavg()
         times = timings(config_toml(config), document, other, args.repeats)
         after = os.getloadavg()

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.assistant import language_model_of
 from benchmarks.common import config_toml, parse_args, percentile, shipped_models, table
 from benchmarks.server_process import ServerProcess, serve
 from rnnserve.config import ServerConfig, load_config
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         config = load_config(args.config)
     elif args.quick:  # only the models the traffic uses: a faster start
-        assistant_lm = "austen-char-lstm-int8"  # the shipped writing assistant's language model
+        assistant_lm = language_model_of(args.assistant)
         config = shipped_models(*dict.fromkeys((args.lm, assistant_lm, args.translator, args.assistant)))
     else:
         config = ServerConfig()
