@@ -41,9 +41,10 @@ function sampleView(index, prompt, started) {
       const seconds = (now - firstAt) / 1000;
       meta.replaceChildren(
         el("span", { class: "seed" }, `seed ${chunk.seed}`),
-        `first chunk ${formatMs(firstAt - started)}`,
-        seconds > 0 ? `${Math.round(chars / seconds)} chars/s` : null,
-        finished ? `${chunk.generated_tokens} tokens · ${enumLabel(chunk.finish_reason, "FINISH_REASON_")}` : "streaming…",
+        el("span", {}, `first chunk ${formatMs(firstAt - started)}`),
+        seconds > 0 ? el("span", {}, `${Math.round(chars / seconds)} chars/s`) : null,
+        el("span", {}, finished
+          ? `${chunk.generated_tokens} tokens · ${enumLabel(chunk.finish_reason, "FINISH_REASON_")}` : "streaming…"),
       );
     },
     stopped() {

@@ -13,28 +13,30 @@ const COUNTERS = [
 const number = (value) => (typeof value === "number" && !Number.isInteger(value)
   ? value.toFixed(2) : Number(value ?? 0).toLocaleString("en"));
 
-function pairs(entries) {
-  return el("dl", { class: "pairs" }, ...entries.map(([name, value]) => el("div", {}, el("dt", {}, name),
+function pairs(entries, layout = "pairs") {
+  return el("dl", { class: layout }, ...entries.map(([name, value]) => el("div", {}, el("dt", {}, name),
     el("dd", {}, value))));
 }
 
-function cardView(card) {
-  if (!card) return el("p", { class: "muted" }, "No model card.");
-  const metrics = Object.entries(card.metrics ?? {}).map(([name, value]) => [name, number(value)]);
+/** The model card beyond its description, folded (`open`: unfolded, as the user left it). */
+function cardDetails(name, card, open) {
+  const metrics = Object.entries(card.metrics ?? {}).sort(([a], [b]) => a.localeCompare(b))
+    .map(([metric, value]) => [metric, number(value)]);
   const facts = [["data", card.data], ["split", card.split], ["license", card.license],
     ["limitations", card.limitations]].filter(([, value]) => value);
-  return el("div", { class: "card" },
-    card.description ? el("p", {}, card.description) : null,
+  return el("details", { class: "card", open, "data-model": name },
+    el("summary", {}, "Model card"),
     metrics.length ? pairs(metrics) : null,
-    facts.length ? pairs(facts) : null,
+    facts.length ? pairs(facts, "facts") : null,
     card.training_command ? el("p", {}, "Trained with ", el("code", {}, card.training_command)) : null);
 }
 
-function modelView(model) {
+function modelView(model, openCards) {
   const state = enumLabel(model.state, "MODEL_STATE_");
   const stats = model.stats ?? {};
   const counters = [...COUNTERS.map(([key, label]) => [label, number(stats[key])]),
-    ...Object.entries(stats.backend_counters ?? {}).map(([key, value]) => [key, number(value)])];
+    ...Object.entries(stats.backend_counters ?? {}).sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, value]) => [key.replaceAll("_", " "), number(value)])];
   return el("article", { class: "model", "aria-labelledby": `model-${model.name}` },
     el("header", {},
       el("h2", { id: `model-${model.name}` }, model.name),
@@ -43,9 +45,11 @@ function modelView(model) {
       `plugin ${model.plugin} ${model.plugin_version}`, `${number(model.parameter_count)} parameters`,
       model.precision].filter(Boolean).join(" · ")),
     model.reason ? el("p", { class: "reason" }, model.reason) : null,
-    cardView(model.card),
+    model.card?.description ? el("p", {}, model.card.description) : null,
     el("h3", {}, "Counters"),
-    pairs(counters));
+    pairs(counters, "pairs counters"),
+    model.card ? cardDetails(model.name, model.card, openCards.has(model.name)) : el("p", { class: "muted" },
+      "No model card."));
 }
 
 export function initModels() {
@@ -57,8 +61,8 @@ export function initModels() {
   async function refresh() {
     try {
       const { models = [] } = await getJson("/api/v1/models");
-      list.replaceChildren(...models.map(modelView));
-      list.setAttribute("aria-busy", "false");
+      const openCards = new Set([...list.querySelectorAll("details[open]")].map((d) => d.dataset.model));
+      list.replaceChildren(...models.map((model) => modelView(model, openCards)));
     } catch (error) {
       report(error);
     }

@@ -6,6 +6,8 @@ import { el, enumLabel, fillModels, formatMs, median, notify, report } from "./u
 
 const LATENCIES_KEPT = 500;
 
+const percent = (p) => (p < 0.005 ? "<1%" : `${Math.round(p * 100)}%`);
+
 export function initWrite() {
   const model = document.getElementById("write-model");
   const text = document.getElementById("write-text");
@@ -103,7 +105,7 @@ export function initWrite() {
       },
       el("span", { class: "text" }, s.text),
       el("span", { class: "kind" }, enumLabel(s.kind, "SUGGESTION_KIND_")),
-      el("span", { class: "prob" }, `${Math.round((s.probability ?? 0) * 100)}%`)))));
+      el("span", { class: "prob" }, percent(s.probability ?? 0))))));
   }
 
   text.addEventListener("keydown", (event) => {
