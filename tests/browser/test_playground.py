@@ -119,3 +119,18 @@ def test_models_view_lists_every_model_with_state_card_and_counters(page: Chrome
     assert "weights are corrupt" in broken.text
     toy = page.find_element(By.CSS_SELECTOR, "article[aria-labelledby='model-toy']")
     assert "reciting toy model" in toy.text and "ready" in toy.text and "requests" in toy.text
+
+
+def test_session_edits_are_counted_in_code_points_as_the_server_counts(page: Chrome, http_server: ServerThread) -> None:
+    open_view(page, http_server, "write")
+    cases = [("abc", "abd"), ("ab😀", "ab"), ("xyz", "abc"), ("", "hi"), ("same", "same"), ("héllo", "hé")]
+    result = page.execute_async_script("""const [cases, done] = arguments;
+        import('/playground/session.js').then((m) => done(cases.map(([a, b]) => m.edits(a, b))));""", cases)
+    assert result == [
+        [{"delete": {"chars": 1}}, {"append": {"text": "d"}}],
+        [{"delete": {"chars": 1}}],  # one code point, two UTF-16 units
+        [{"reset": {}}, {"append": {"text": "abc"}}],
+        [{"append": {"text": "hi"}}],
+        [],
+        [{"delete": {"chars": 3}}],
+    ]
