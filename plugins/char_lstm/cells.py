@@ -1,14 +1,14 @@
-"""Hand-written recurrent cells: the single-step math of every cell variant, and the peephole LSTM.
+"""What the char model adds to :mod:`rnnserve.rnn_family`: its cell kinds, and a layer fused for decoding.
 
-Cell variants (``CharRNNConfig.cell``):
+Cell variants (``CharRNNConfig.cell``), their equations and whole-sequence modules in the
+family (``Elman``, ``LSTM``, ``PeepholeLSTM``, ``GRU``, through ``rnnserve.plugin_api``):
 
-* ``lstm``: i, f, g, o = split(W_ih x + b_ih + W_hh h + b_hh); c' = f*c + i*act_c(g);
-  h' = o*act_o(c') (PyTorch's gate order i, f, g, o).
-* ``gru``: r, z, n gates as in ``torch.nn.GRU``; h' = (1-z)*n + z*h with
-  n = act_c(W_in x + b_in + r*(W_hn h + b_hn)).
+* ``lstm``: i, f, g, o gates, c' = f*c + i*act_c(g), h' = o*act_o(c') (``lstm_update``).
+* ``gru``: r, z, n gates, h' = (1-z)*n + z*h with n = act_c(W_in x + b_in + r*(W_hn h + b_hn))
+  (``gru_update``).
 * ``rnn``: Elman, h' = act_c(W_ih x + b_ih + W_hh h + b_hh).
-* ``peephole-lstm`` (Gers & Schmidhuber): like ``lstm`` but the input and forget gates
-  also read c (p_i*c, p_f*c) and the output gate reads c' (p_o*c'). Not in torch.
+* ``peephole-lstm``: like ``lstm``, with the input and forget gates also reading c and the
+  output gate reading c'. Not in torch.
 
 ``act_c`` (the cell-input / candidate activation) and ``act_o`` (the LSTM output
 activation) default to tanh; ``identity`` exists for hand-constructed networks (the
@@ -22,12 +22,13 @@ candidate needs W_hn h on its own), so a step is a single matmul per layer. Bein
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import nn
+
+from rnnserve.plugin_api import gru_update, lstm_update
 
 CellKind = Literal["lstm", "gru", "rnn", "peephole-lstm"]
 CELL_KINDS: tuple[str, ...] = ("lstm", "gru", "rnn", "peephole-lstm")
@@ -40,29 +41,6 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"tanh": torch.
 def has_cell_state(kind: str) -> bool:
     """Whether the cell carries a memory c besides h (the LSTM variants)."""
     return kind in ("lstm", "peephole-lstm")
-
-
-def lstm_update(gates: torch.Tensor, c: torch.Tensor, peephole: torch.Tensor | None,
-                act_c: Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
-                act_o: Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM memory update from pre-activations.
-
-    Args:
-        gates: [B, 4H] pre-activations in the order i, f, g, o.
-        c: [B, H] memory before the step.
-        peephole: [3, H] peephole weights (p_i, p_f, p_o) or None for a plain LSTM.
-    Returns:
-        (h', c'), each [B, H].
-    """
-    i, f, g, o = gates.chunk(4, dim=1)
-    if peephole is not None:
-        i = i + peephole[0] * c
-        f = f + peephole[1] * c
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * act_c(g)
-    if peephole is not None:
-        o = o + peephole[2] * c
-    return torch.sigmoid(o) * act_o(c), c
 
 
 class FusedLayer(nn.Module):
@@ -125,72 +103,9 @@ class FusedLayer(nn.Module):
             (h', c'), h' [B, H] (also the layer's output), c' [B, H] or None.
         """
         if self.kind == "gru":
-            gi = self.input(x)
-            gh = self.recurrent(h)
-            i_r, i_z, i_n = gi.chunk(3, dim=1)
-            h_r, h_z, h_n = gh.chunk(3, dim=1)
-            r = torch.sigmoid(i_r + h_r)
-            z = torch.sigmoid(i_z + h_z)
-            n = self.act_c(i_n + r * h_n)
-            return n + z * (h - n), None
+            return gru_update(self.input(x), self.recurrent(h), h, self.act_c), None
         gates = self.fused(torch.cat([x, h], dim=1))
         if self.kind == "rnn":
             return self.act_c(gates), None
         assert c is not None
         return lstm_update(gates, c, self.peephole, self.act_c, self.act_o)
-
-
-class PeepholeLSTM(nn.Module):
-    """A multi-layer peephole LSTM over whole sequences (batch first), ``nn.LSTM``-style.
-
-    Parameters per layer k: ``weight_ih_l{k}`` [4H, I_k], ``weight_hh_l{k}`` [4H, H],
-    ``bias_ih_l{k}`` / ``bias_hh_l{k}`` [4H] (gate order i, f, g, o) and
-    ``weight_peephole_l{k}`` [3, H] (p_i, p_f, p_o). Dropout applies between layers.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0):
-        super().__init__()
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.dropout = dropout
-        bound = 1.0 / math.sqrt(hidden_size)
-        for k in range(num_layers):
-            inputs = input_size if k == 0 else hidden_size
-            for name, shape in ((f"weight_ih_l{k}", (4 * hidden_size, inputs)),
-                                (f"weight_hh_l{k}", (4 * hidden_size, hidden_size)),
-                                (f"bias_ih_l{k}", (4 * hidden_size,)),
-                                (f"bias_hh_l{k}", (4 * hidden_size,)),
-                                (f"weight_peephole_l{k}", (3, hidden_size))):
-                self.register_parameter(name, nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
-
-    def layer_weights(self, k: int) -> tuple[torch.Tensor, ...]:
-        """(weight_ih, weight_hh, bias_ih, bias_hh, peephole) of layer k."""
-        return tuple(getattr(self, f"{name}_l{k}") for name in
-                     ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole"))
-
-    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Run the sequence.
-
-        Args:
-            x: [B, T, I]; state: (h, c), each [layers, B, H].
-        Returns:
-            outputs [B, T, H] of the top layer and the final (h, c), each [layers, B, H].
-        """
-        h0, c0 = state
-        hs, cs = [], []
-        for k in range(self.num_layers):
-            if k > 0 and self.dropout > 0:
-                x = nn.functional.dropout(x, self.dropout, self.training)
-            w_ih, w_hh, b_ih, b_hh, peephole = self.layer_weights(k)
-            projected = torch.addmm(b_ih + b_hh, x.reshape(-1, x.shape[-1]), w_ih.t()).view(*x.shape[:2], -1)
-            h, c = h0[k], c0[k]
-            outputs = []
-            for t in range(x.shape[1]):
-                h, c = lstm_update(torch.addmm(projected[:, t], h, w_hh.t()), c, peephole)
-                outputs.append(h)
-            x = torch.stack(outputs, dim=1)
-            hs.append(h)
-            cs.append(c)
-        return x, (torch.stack(hs), torch.stack(cs))

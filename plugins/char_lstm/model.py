@@ -8,7 +8,8 @@ Two paths compute the same function:
 
 * :meth:`CharRNN.forward` reads whole sequences [B, T] in one call (training, prefill,
   scoring); the standard cells use PyTorch's fused ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``
-  kernels, ``peephole-lstm`` uses :class:`~.cells.PeepholeLSTM`.
+  kernels (the same functions and parameter names as ``rnnserve.rnn_family``'s ``LSTM``,
+  ``GRU``, ``Elman``, only faster), ``peephole-lstm`` the family's ``PeepholeLSTM``.
 * :class:`FusedStep` (built by :meth:`CharRNN.fused_step`) decodes one token per
   sequence with one matmul per layer (:class:`~.cells.FusedLayer`), avoiding
   ``nn.LSTM``'s per-call overhead that dominates at T = 1 on CPU.
@@ -23,7 +24,9 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from .cells import CELL_KINDS, FusedLayer, PeepholeLSTM, has_cell_state
+from rnnserve.plugin_api import PeepholeLSTM
+
+from .cells import CELL_KINDS, FusedLayer, has_cell_state
 
 State = tuple[torch.Tensor, ...]
 
@@ -112,10 +115,8 @@ class CharRNN(nn.Module):
 
     def layer_weights(self, k: int) -> tuple[torch.Tensor | None, ...]:
         """PyTorch-layout weights of recurrent layer k: (w_ih, w_hh, b_ih, b_hh, peephole or None)."""
-        if isinstance(self.rnn, PeepholeLSTM):
-            return self.rnn.layer_weights(k)
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        return (*(getattr(self.rnn, f"{name}_l{k}") for name in names), None)
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole")
+        return tuple(getattr(self.rnn, f"{name}_l{k}", None) for name in names)
 
     @torch.no_grad()
     def fused_step(self) -> FusedStep:

@@ -22,10 +22,13 @@ What is here, by role:
   :class:`ConfigurationError`;
 * precision options: :func:`dtype_option`, :func:`precision_of`, :data:`DTYPES`,
   :data:`PRECISIONS`, :func:`cpu_flags`;
-* checkpoint manifests: :func:`write_manifest`, :func:`read_manifest`, :func:`verify_manifest`.
+* checkpoint manifests: :func:`write_manifest`, :func:`read_manifest`, :func:`verify_manifest`;
+* the RNN family of the study notes (``rnnserve.rnn_family``): :class:`Elman`, :class:`Jordan`,
+  :class:`LSTM`, :class:`PeepholeLSTM`, :class:`GRU`, :class:`Bidirectional`, their base
+  :class:`Recurrent`, and the step math :func:`lstm_update`, :func:`gru_update`.
 
 Importing this module does not import torch: the names that need it (step programs, states,
-precision) load on first use, so a plugin's hook module stays cheap to import.
+precision, the RNN family) load on first use, so a plugin's hook module stays cheap to import.
 
 **Versions.** :data:`API_VERSION` is ``"MAJOR.MINOR"``: a minor release only adds names, a
 major one may change or remove them. A plugin states the version it was written against
@@ -66,6 +69,17 @@ from rnnserve.model_spec import ModelCard, ModelSpec
 
 if TYPE_CHECKING:
     from rnnserve.precision import DTYPES, PRECISIONS, cpu_flags, dtype_option, precision_of
+    from rnnserve.rnn_family import (
+        GRU,
+        LSTM,
+        Bidirectional,
+        Elman,
+        Jordan,
+        PeepholeLSTM,
+        Recurrent,
+        gru_update,
+        lstm_update,
+    )
     from rnnserve.state import batch_size, concat_states, select_rows, split_state, state_row
     from rnnserve.step_programs import StepProgram, run_alone, while_true
 
@@ -79,6 +93,8 @@ _LAZY = {
     **dict.fromkeys(("StepProgram", "run_alone", "while_true"), "rnnserve.step_programs"),
     **dict.fromkeys(("concat_states", "split_state", "select_rows", "state_row", "batch_size"), "rnnserve.state"),
     **dict.fromkeys(("DTYPES", "PRECISIONS", "cpu_flags", "dtype_option", "precision_of"), "rnnserve.precision"),
+    **dict.fromkeys(("Elman", "Jordan", "LSTM", "PeepholeLSTM", "GRU", "Bidirectional", "Recurrent",
+                     "lstm_update", "gru_update"), "rnnserve.rnn_family"),
 }
 
 
@@ -106,22 +122,29 @@ def api_mismatch(required: object) -> str | None:
 __all__ = [
     "API_VERSION",
     "DTYPES",
+    "GRU",
+    "LSTM",
     "PRECISIONS",
     "REQUIRED_VERSION_ATTRIBUTE",
     "Assistant",
     "AssistantSession",
     "BackendBase",
     "BackendFactory",
+    "Bidirectional",
     "Command",
     "ConfigurationError",
+    "Elman",
     "Hypothesis",
     "InvalidArgument",
+    "Jordan",
     "LanguageModel",
     "LimitExceeded",
     "LoadContext",
     "ModelCard",
     "ModelKind",
     "ModelSpec",
+    "PeepholeLSTM",
+    "Recurrent",
     "SessionError",
     "SharedLanguageModel",
     "State",
@@ -138,7 +161,9 @@ __all__ = [
     "concat_states",
     "cpu_flags",
     "dtype_option",
+    "gru_update",
     "hookimpl",
+    "lstm_update",
     "precision_of",
     "read_manifest",
     "run_alone",
