@@ -7,11 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rnnserve.config import Limits, ServerConfig
-from rnnserve.plugins import PluginHost
-from rnnserve.testing.server import ServerThread, running_server
 from tests.browser.driver import Browser, find_browser, start_chromium
-from tests.conftest import TOY_MODELS
+from tests.http.conftest import http_server  # noqa: F401  (the toy models over HTTP, one server per module)
 
 if TYPE_CHECKING:
     from selenium.webdriver import Chrome
@@ -23,12 +20,6 @@ def browser_paths() -> Browser:
     if isinstance(found, str):
         pytest.skip(f"no browser for the playground tests: {found}")
     return found
-
-
-@pytest.fixture(scope="module")
-def http_server(toy_host: PluginHost) -> Iterator[ServerThread]:
-    with running_server(ServerConfig(models=TOY_MODELS, limits=Limits(max_queue=64)), toy_host, http=True) as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")

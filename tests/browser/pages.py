@@ -30,6 +30,7 @@ def by_id(driver: Chrome, element_id: str) -> WebElement:
 
 def open_view(driver: Chrome, server: ServerThread, view: str) -> None:
     """Load the playground showing ``view`` (a fresh page: no state kept from an earlier test)."""
+    driver.get("about:blank")  # else a URL differing only in its #fragment would not reload the page
     driver.get(f"{server.http_url}/#{view}")
     wait(driver, lambda d: by_id(d, f"view-{view}").is_displayed(), f"the {view} view")
 

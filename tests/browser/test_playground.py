@@ -61,6 +61,16 @@ def test_write_suggests_as_you_type_tab_accepts_and_edits_keep_the_session_in_st
     assert text.get_attribute("value") == "ThHello Eliza"
 
 
+def test_tab_typed_ahead_of_the_suggestions_takes_the_fresh_ones(page: Chrome, http_server: ServerThread) -> None:
+    open_view(page, http_server, "write")
+    choose_model(page, "write-model", "toy-assist")
+    text = by_id(page, "write-text")
+    wait(page, lambda d: texts(d, SUGGESTIONS), "the suggestions for the empty document")
+    text.send_keys("Hello Em", Keys.TAB)  # no pause: Tab may come before "Em"'s suggestions
+    wait(page, lambda d: text.get_attribute("value") == "Hello Emma", "Tab to complete 'Em'")
+    assert page.switch_to.active_element == text
+
+
 def test_generate_streams_the_output_and_shows_the_seed(page: Chrome, http_server: ServerThread) -> None:
     open_view(page, http_server, "generate")
     choose_model(page, "generate-model", "toy-slow")

@@ -21,6 +21,8 @@ export function initWrite() {
   let stale = false; // the text changed since the suggestions shown were made
   let dismissed = false; // Esc: hidden until the next edit
   let composing = false; // an input method is composing a character
+  let acceptWhenFresh = false; // Tab pressed while the suggestions for the latest text were on their way
+  let announced = "";
   const latencies = [];
 
   const before = () => text.value.slice(0, text.selectionStart);
@@ -29,6 +31,8 @@ export function initWrite() {
   function connect() {
     session?.close();
     suggestions = [];
+    latencies.length = 0;
+    showLatency();
     render();
     if (model.disabled || !model.value) return;
     status.textContent = "connecting…";
@@ -44,6 +48,10 @@ export function initWrite() {
         chosen = 0;
         stale = false;
         dismissed = false;
+        if (acceptWhenFresh) {
+          acceptWhenFresh = false;
+          accept(0);
+        }
         render();
       },
       onEnd: (message) => {
@@ -61,8 +69,13 @@ export function initWrite() {
   function recordLatency(ms) {
     latencies.push(ms);
     if (latencies.length > LATENCIES_KEPT) latencies.shift();
-    document.getElementById("latency-last").textContent = formatMs(ms);
-    document.getElementById("latency-median").textContent = formatMs(median(latencies));
+    showLatency();
+  }
+
+  function showLatency() {
+    const last = latencies.at(-1);
+    document.getElementById("latency-last").textContent = last === undefined ? "–" : formatMs(last);
+    document.getElementById("latency-median").textContent = last === undefined ? "–" : formatMs(median(latencies));
     document.getElementById("latency-count").textContent = String(latencies.length);
   }
 
@@ -76,6 +89,7 @@ export function initWrite() {
       session.sync(before());
       stale = true;
       dismissed = false;
+      acceptWhenFresh = false;
     }
     render();
   }
@@ -96,6 +110,11 @@ export function initWrite() {
     // the mirror lays out the same text under the textarea; only the ghost is visible
     mirror.replaceChildren(value.slice(0, at), el("span", { class: "ghost" }, ghost), `${value.slice(at)} `);
     mirror.scrollTop = text.scrollTop;
+    const top = showing() ? suggestions[chosen].text : "";
+    if (top !== announced) { // for screen readers: the highlighted suggestion, not the whole list each time
+      announced = top;
+      document.getElementById("write-announce").textContent = top ? `Suggestion: ${top}` : "";
+    }
     list.classList.toggle("stale", stale);
     list.replaceChildren(...(dismissed ? [] : suggestions).map((s, i) => el("li", {},
       el("button", {
@@ -109,6 +128,12 @@ export function initWrite() {
   }
 
   text.addEventListener("keydown", (event) => {
+    const plainTab = event.key === "Tab" && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey;
+    if (plainTab && stale && !dismissed && session && suggestions.length > 0) { // ahead of the fresh suggestions
+      event.preventDefault();
+      acceptWhenFresh = true;
+      return;
+    }
     if (!showing() || event.ctrlKey || event.metaKey) return;
     if (event.key === "Tab" && !event.shiftKey && !event.altKey) {
       event.preventDefault();
