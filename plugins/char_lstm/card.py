@@ -69,19 +69,32 @@ def corpus_of(manifest: dict) -> Corpus:
     return ENGLISH if "sources" in manifest else AUSTEN
 
 
+#: Licence families, by the start of a Debian copyright file's licence name (case-insensitive).
+LICENCE_FAMILIES = (("AGPL", "AGPL"), ("LGPL", "LGPL"), ("GPL", "GPL"), ("GFDL", "GFDL"), ("FDL", "GFDL"),
+                    ("BSD", "BSD"), ("EXPAT", "MIT/Expat"), ("MIT", "MIT/Expat"), ("X11", "MIT/Expat"),
+                    ("APACHE", "Apache"), ("MPL", "MPL"), ("PSF", "PSF"), ("PYTHON", "PSF"), ("CC-BY-SA", "CC-BY-SA"),
+                    ("CC-BY", "CC-BY"), ("CC0", "CC0"), ("PUBLIC", "public domain"), ("ZLIB", "Zlib"),
+                    ("ISC", "ISC"), ("OFL", "OFL"), ("ARTISTIC", "Artistic"), ("BSL", "Boost"), ("BOOST", "Boost"))
+
+
 def license_of(manifest: dict) -> str:
-    """The card's licence: the Austen text's, or every licence the English sources' packages declare."""
+    """The card's licence: the Austen text's, or the licence families the English sources' packages
+    declare (each package's licences are in the corpus manifest, recorded in config.json)."""
     if "sources" not in manifest:
         return AUSTEN_LICENSE
-    names = set()
+    families, packages = set(), set()
     for source in manifest["sources"].values():
         for package in source.get("packages", []):
-            for part in re.split(r" \| | and | or ", package.get("licence") or "unrecorded"):
-                names.add(part.strip())
-    return ("Model weights: trained on text from Debian packages under these licences (each package's in the "
-            "manifest under Data): " + "; ".join(sorted(names)) + ". Weights learnt from copyleft text are "
-            "distributed under the strongest of them that applies unless its authors grant otherwise. Code: MIT "
-            "(as rnnserve).")
+            packages.add(package.get("package", package.get("file")))
+            for part in re.split(r" \| | and | or |, ", package.get("licence") or ""):
+                name = part.strip().upper()
+                families.add(next((family for prefix, family in LICENCE_FAMILIES if name.startswith(prefix)),
+                                  "other (see the manifest)") if name else "unrecorded")
+    return (f"Model weights: trained on documentation and interface text from {len(packages)} Debian packages, "
+            "whose copyright files declare licences of these families: " + ", ".join(sorted(families)) + " (each "
+            "package's own in the corpus manifest, recorded in config.json under training.data). Weights learnt "
+            "from copyleft text are distributed under the strongest of them that applies (GPL/GFDL) unless its "
+            "authors grant otherwise. Code: MIT (as rnnserve).")
 
 
 def _measure(model: CharRNN, backend: CharLSTMBackend, quantized: CharLSTMBackend) -> dict[str, float]:
