@@ -210,7 +210,7 @@ async def serve(config: ServerConfig, host: PluginHost | None = None,
              "bearer-token auth" if app.drain.auth_enabled else "no auth", "on" if config.reflection else "off",
              config.limits.max_in_flight, config.limits.step_timeout_s)
     if app.http is not None:
-        log.info("HTTP API on %s://%s:%d (OpenAI-compatible /v1, JSON /api/v1, docs /docs)",
+        log.info("HTTP API on %s://%s:%d (playground /, OpenAI-compatible /v1, JSON /api/v1, docs /docs)",
                  "https" if app.tls else "http", config.host, app.http.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -88,8 +88,8 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
                        "this file on every RPC but health (default: env RNNSERVE_AUTH_TOKEN, if set)")
     serve.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics over HTTP on this port")
-    serve.add_argument("--http-port", type=int, help="serve the HTTP API (OpenAI-compatible /v1, JSON /api/v1, "
-                       "/docs) on this port, same host (default 8000; 0 turns it off)")
+    serve.add_argument("--http-port", type=int, help="serve the HTTP API (playground /, OpenAI-compatible /v1, "
+                       "JSON /api/v1, /docs) on this port, same host (default 8000; 0 turns it off)")
     serve.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: one per core)")
     serve.add_argument("--require-manifest", action="store_true",
                        help="refuse model directories without a manifest.json")
@@ -232,8 +232,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"rnnserve {__version__} listening on {config.host}:{app.port} (models: {names})", flush=True)
         if app.http is not None:
             scheme = "https" if app.tls else "http"
-            print(f"HTTP API on {scheme}://{config.host}:{app.http.port} (OpenAI-compatible /v1, JSON /api/v1, "
-                  "docs /docs)", flush=True)
+            print(f"HTTP API on {scheme}://{config.host}:{app.http.port} (playground /, OpenAI-compatible /v1, "
+                  "JSON /api/v1, docs /docs)", flush=True)
 
     asyncio.run(serve(config, on_ready=ready))
     return 0
