@@ -4,10 +4,11 @@ Registers the ``gru-seq2seq`` backend factory, the shipped English→German mode
 (when its checkpoint is present in ``models/``), and the commands ``data en-de``,
 ``train gru-seq2seq`` and ``eval gru-seq2seq``.
 
-Modules: ``data`` (corpus), ``subwords`` (SentencePiece), ``model`` (encoder, attention,
+Modules: ``data`` and ``corpus`` (the parallel corpus), ``subwords`` (SentencePiece),
+``document`` and ``protect`` (documents, protected spans), ``model`` (encoder, attention,
 decoder), ``beam`` (greedy and batched beam search), ``train``, ``checkpoint``, ``backend``
-(the :class:`rnnserve.plugin_api.Translator`), ``evaluate`` (sacreBLEU/chrF, model card),
-``plot`` (attention heat maps), ``commands``.
+(the :class:`rnnserve.plugin_api.Translator`), ``evaluate`` (sacreBLEU/chrF per domain,
+decoding speed), ``card`` (the model card), ``commands``.
 """
 
 from __future__ import annotations

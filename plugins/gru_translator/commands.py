@@ -104,8 +104,9 @@ def _run_wall_time(model_dir: Path) -> dict[str, float]:
 
 def _eval_run(args: argparse.Namespace) -> int:
     from .backend import GruTranslator
+    from .card import write_card_for
     from .checkpoint import load_model, save_model
-    from .evaluate import evaluate_parts, macro_average, write_card_for
+    from .evaluate import evaluate_parts, macro_average
 
     if args.threads:
         torch.set_num_threads(args.threads)

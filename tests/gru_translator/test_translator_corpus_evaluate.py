@@ -39,7 +39,7 @@ def test_every_domain_part_and_the_macro_average(tmp_path, toy_vocab):
 
 
 def test_the_card_licence_names_every_licence_of_the_data() -> None:
-    from rnnserve_plugins.gru_translator.evaluate import license_text
+    from rnnserve_plugins.gru_translator.card import license_text
 
     manifest = {"source": {
         "ding": {"package": "trans-de-en", "licence": "GPL-2+"},
@@ -57,7 +57,7 @@ def test_the_card_reports_every_domain_precision_the_mix_and_the_everyday_senten
     sentences each with the model's output."""
     import json
 
-    from rnnserve_plugins.gru_translator.evaluate import EVERYDAY, write_card_for
+    from rnnserve_plugins.gru_translator.card import EVERYDAY, write_card_for
 
     model_dir = toy_data.parent / "tiny"
     save_model(model_dir, tiny_model(seed=2, std=0.3), toy_vocab,
