@@ -12,7 +12,7 @@ import torch
 from rnnserve import precision
 from rnnserve.errors import ConfigurationError
 from rnnserve_plugins.char_lstm import SHIPPED_DIR
-from rnnserve_plugins.char_lstm.backend import CharLSTMBackend
+from rnnserve_plugins.char_lstm.backend import CharRNNBackend
 
 HELD_OUT = Path(__file__).resolve().parent / "data" / "austen_slice" / "test.txt"
 #: Bounds on the shipped Austen model against float32, over the first 4,000 characters of
@@ -83,7 +83,7 @@ def test_precision_names_and_exact_seeds() -> None:
     assert not precision.exact_seeds({"quantize": True}, "m")
 
 
-def _logprobs(lm: CharLSTMBackend, text: str) -> tuple[float, torch.Tensor]:
+def _logprobs(lm: CharRNNBackend, text: str) -> tuple[float, torch.Tensor]:
     """Mean nats/char of ``text`` and every log-probability [len(text), vocab] (float64)."""
     ids, _ = lm.vocab.encode(text)
     tokens = torch.tensor([[lm.vocab.bos_id, *ids]])
@@ -96,9 +96,9 @@ def _logprobs(lm: CharLSTMBackend, text: str) -> tuple[float, torch.Tensor]:
 @pytest.mark.parametrize("name", sorted(BOUNDS))
 def test_reduced_precision_stays_close_to_float32(name: str) -> None:
     text = HELD_OUT.read_text()[:4000]
-    reference, reference_logprobs = _logprobs(CharLSTMBackend.load(SHIPPED_DIR), text)
+    reference, reference_logprobs = _logprobs(CharRNNBackend.load(SHIPPED_DIR), text)
     options = {"bfloat16": {"dtype": torch.bfloat16}, "int8": {"quantized": True}}[name]
-    nats, logprobs = _logprobs(CharLSTMBackend.load(SHIPPED_DIR, **options), text)
+    nats, logprobs = _logprobs(CharRNNBackend.load(SHIPPED_DIR, **options), text)
     max_delta = (logprobs - reference_logprobs).abs().max().item()
     print(f"{name} on {precision.cpu_model()}: {nats:.5f} nats/char vs float32 {reference:.5f}; "
           f"max |d logprob| {max_delta:.3f}")

@@ -39,8 +39,9 @@ def quantize(module: nn.Module) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(module, {nn.LSTM, nn.GRU, nn.Linear}, dtype=torch.qint8)
 
 
-class CharLSTMBackend(LanguageModel):
-    """Serves one :class:`~.model.CharRNN` with its :class:`~.vocab.CharVocab`."""
+class CharRNNBackend(LanguageModel):
+    """Serves one :class:`~.model.CharRNN` (any cell kind: LSTM, GRU, Elman, peephole LSTM) with its
+    :class:`~.vocab.CharVocab`."""
 
     def __init__(self, model: CharRNN, vocab: CharVocab, *, quantized: bool = False, naive_step: bool = False,
                  dtype: torch.dtype = torch.float32):
@@ -59,7 +60,7 @@ class CharLSTMBackend(LanguageModel):
 
     @classmethod
     def load(cls, directory: Path, *, quantized: bool = False, naive_step: bool = False,
-             dtype: torch.dtype = torch.float32) -> CharLSTMBackend:
+             dtype: torch.dtype = torch.float32) -> CharRNNBackend:
         model, vocab, _ = load_model(directory)
         return cls(model, vocab, quantized=quantized, naive_step=naive_step, dtype=dtype)
 
@@ -100,12 +101,12 @@ def parse_options(options: dict[str, Any], model: str) -> dict[str, Any]:
     return options
 
 
-def create_backend(spec: ModelSpec, context: LoadContext) -> CharLSTMBackend:
+def create_backend(spec: ModelSpec, context: LoadContext) -> CharRNNBackend:
     """Backend factory registered as ``char-lstm``."""
     options = parse_options(dict(spec.options), spec.name)
     directory = context.resolve_path(spec)
     try:
-        return CharLSTMBackend.load(directory, quantized=options.get("quantize", False),
+        return CharRNNBackend.load(directory, quantized=options.get("quantize", False),
                                     naive_step=options.get("naive_step", False),
                                     dtype=dtype_option(options, spec.name))
     except (CheckpointError, OSError, ValueError) as exc:

@@ -22,7 +22,7 @@ import torch
 
 from rnnserve.plugin_api import ModelCard
 
-from .backend import CharLSTMBackend
+from .backend import CharRNNBackend
 from .checkpoint import load_model
 from .data import encode_documents, read_split
 from .evaluate import NATS_TO_BITS, evaluate_loss, sample_text, step_latency_ms
@@ -97,7 +97,7 @@ def license_of(manifest: dict) -> str:
             "authors grant otherwise. Code: MIT (as rnnserve).")
 
 
-def _measure(model: CharRNN, backend: CharLSTMBackend, quantized: CharLSTMBackend) -> dict[str, float]:
+def _measure(model: CharRNN, backend: CharRNNBackend, quantized: CharRNNBackend) -> dict[str, float]:
     """Step latency in ms at batch 1 and 64: fused step, int8 fused step, default (``forward`` with T=1) path."""
     def default(tokens: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple]:
         logits, state = model(tokens[:, None], state)
@@ -139,7 +139,7 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
     """
     model, vocab, config = load_model(model_dir)
     training = config.get("training", {})
-    backend = CharLSTMBackend(model, vocab)
+    backend = CharRNNBackend(model, vocab)
     val = evaluate_loss(model, encode_documents(vocab, read_split(data_dir, "val")), vocab.bos_id, streams=streams)
     test_tokens = encode_documents(vocab, read_split(data_dir, "test"))
     test = evaluate_loss(model, test_tokens, vocab.bos_id, streams=streams)
@@ -148,7 +148,7 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
     source_losses = {f"test_{name}_bits_per_char": round(evaluate_loss(
         model, encode_documents(vocab, path.read_text()), vocab.bos_id, streams=streams) * NATS_TO_BITS, 4)
         for name, path in per_source.items()}
-    quantized = CharLSTMBackend(model, vocab, quantized=True)
+    quantized = CharRNNBackend(model, vocab, quantized=True)
     test_int8 = evaluate_loss(quantized, test_tokens, vocab.bos_id, streams=streams)
     metrics = {"val_nats_per_char": round(val, 4), "val_bits_per_char": round(val * NATS_TO_BITS, 4),
                "test_nats_per_char": round(test, 4), "test_bits_per_char": round(test * NATS_TO_BITS, 4),

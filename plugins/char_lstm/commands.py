@@ -13,7 +13,7 @@ import torch
 from rnnserve.plugin_api import Command, write_manifest
 
 from . import train
-from .backend import CharLSTMBackend
+from .backend import CharRNNBackend
 from .checkpoint import load_model, save_model
 from .data import DataError, encode_documents, prepare, read_split
 from .evaluate import NATS_TO_BITS, evaluate_loss
@@ -100,7 +100,7 @@ def _eval_run(args: argparse.Namespace) -> int:
     if args.write_card:
         print(json.dumps(write_card_for(args.model, args.data, streams=args.streams).metrics, indent=1))
         return 0
-    backend = CharLSTMBackend(model, vocab, quantized=args.quantize)
+    backend = CharRNNBackend(model, vocab, quantized=args.quantize)
     tokens = encode_documents(vocab, read_split(args.data, args.split))
     loss = evaluate_loss(backend, tokens, vocab.bos_id, streams=args.streams)
     print(f"{args.split}: {loss:.4f} nats/char, {loss * NATS_TO_BITS:.4f} bits/char "

@@ -10,7 +10,7 @@ import torch
 import rnnserve_plugins.char_lstm as plugin
 from rnnserve.config import ModelSpec
 from rnnserve.errors import ConfigurationError
-from rnnserve_plugins.char_lstm.backend import CharLSTMBackend
+from rnnserve_plugins.char_lstm.backend import CharRNNBackend
 from rnnserve_plugins.char_lstm.checkpoint import save_model
 from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
 from rnnserve_plugins.char_lstm.vocab import CharVocab
@@ -55,7 +55,7 @@ def test_hooks_register_backend_commands_and_shipped_model():
 
 def test_factory_builds_a_language_model(model_dir):
     backend = backends()["char-lstm"](ModelSpec("tiny", "char-lstm", path="tiny"), Context(model_dir))
-    assert isinstance(backend, CharLSTMBackend)
+    assert isinstance(backend, CharRNNBackend)
     assert backend.state_batch_dims == (1, 1)
     assert backend.parameter_count() == sum(p.numel() for p in CharRNN(backend.config).parameters())
     ids, unknown = backend.vocab.encode("It is ☃")
@@ -123,7 +123,7 @@ def test_naive_step_option_matches_the_fused_step(tmp_path) -> None:  # type: ig
     """The benchmarks' baseline decodes through nn.LSTM per character: same numbers, slower path."""
     import torch
 
-    from rnnserve_plugins.char_lstm.backend import CharLSTMBackend
+    from rnnserve_plugins.char_lstm.backend import CharRNNBackend
     from rnnserve_plugins.char_lstm.checkpoint import save_model
     from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
     from rnnserve_plugins.char_lstm.vocab import CharVocab
@@ -131,7 +131,7 @@ def test_naive_step_option_matches_the_fused_step(tmp_path) -> None:  # type: ig
     vocab = CharVocab.build("abc def.")
     torch.manual_seed(0)
     save_model(tmp_path, CharRNN(CharRNNConfig(vocab_size=vocab.size, hidden_size=16, embedding_dim=8)), vocab)
-    fused, naive = CharLSTMBackend.load(tmp_path), CharLSTMBackend.load(tmp_path, naive_step=True)
+    fused, naive = CharRNNBackend.load(tmp_path), CharRNNBackend.load(tmp_path, naive_step=True)
     with torch.inference_mode():
         tokens = torch.tensor([2, 3, 4])
         a, state_a = fused.step(tokens, fused.initial_state(3))
