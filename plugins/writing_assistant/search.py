@@ -21,7 +21,7 @@ from rnnserve_plugins.writing_assistant.states import Node, WordNodes
 
 
 @dataclass(frozen=True)
-class Hypothesis:
+class Continuation:
     """A finished continuation: its text and natural-log probability."""
 
     text: str
@@ -71,7 +71,7 @@ def beam_search(
     start_logprob: torch.Tensor | None = None,
     nodes: WordNodes | None = None,
     keys: list[str] | None = None,
-) -> StepProgram[list[Hypothesis]]:
+) -> StepProgram[list[Continuation]]:
     """Most likely continuations from one state, or jointly from several (a step program).
 
     Args:
@@ -102,13 +102,13 @@ def beam_search(
         assert keys is not None and len(keys) == len(live_text), "one key per starting point"
         live_key = list(keys)
         live_raw = torch.tensor([nodes.logprob(key) for key in keys], dtype=torch.float64)  # after the word start
-    finished: list[Hypothesis] = []
+    finished: list[Continuation] = []
     allowed = extend | end_on if end_on is not None else extend
     for length in range(max_chars):
         logp = torch.log_softmax(live_logits, dim=-1).double()  # [live, vocab]
         if end_mass is not None and length > 0:
             done = (live_lp + torch.logsumexp(logp[:, end_mass], dim=-1)).tolist()
-            finished.extend(Hypothesis(t, lp) for t, lp in zip(live_text, done, strict=True)
+            finished.extend(Continuation(t, lp) for t, lp in zip(live_text, done, strict=True)
                             if lexicon is None or typed + t in lexicon)
         mask = allowed & first if (first is not None and length == 0) else allowed
         if lexicon is not None:
@@ -124,12 +124,12 @@ def beam_search(
         for i, (row, token, lp) in enumerate(zip(rows.tolist(), tokens.tolist(), top_lp.tolist(), strict=True)):
             text = live_text[row] + token_text[token]
             if end_on is not None and bool(end_on[token]):
-                finished.append(Hypothesis(text, lp))
+                finished.append(Continuation(text, lp))
             else:
                 next_text.append(text)
                 keep.append(i)
         if finish_at_limit and length + 1 == max_chars:
-            finished.extend(Hypothesis(next_text[j], float(top_lp[i])) for j, i in enumerate(keep))
+            finished.extend(Continuation(next_text[j], float(top_lp[i])) for j, i in enumerate(keep))
         finished.sort(key=lambda h: -h.logprob)
         if not keep or length + 1 == max_chars:
             break

@@ -33,7 +33,7 @@ from rnnserve.plugin_api import (
 )
 from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
-from rnnserve_plugins.writing_assistant.search import Hypothesis, advance, beam_search
+from rnnserve_plugins.writing_assistant.search import Continuation, advance, beam_search
 from rnnserve_plugins.writing_assistant.states import Node, TextState, WordNodes, read, read_variants
 
 #: A casing of the typed prefix less likely than this (natural log, relative to all casings
@@ -250,7 +250,7 @@ class Suggester:
 
     def _words(self, state: TextState, k: int, *, first_letter: bool, typed: str = "",
                start: torch.Tensor | None = None, nodes: WordNodes | None = None,
-               keys: list[str] | None = None) -> StepProgram[list[Hypothesis]]:
+               keys: list[str] | None = None) -> StepProgram[list[Continuation]]:
         """Up to k continuations of the word ``typed`` so far into whole words, from one state or
         (batched ``state``, ``start`` log-probabilities) from several casings of ``typed``."""
         lexicon = self.lexicon if self.lexicon is not None and self.lexicon.has_prefix(typed) else None
