@@ -122,7 +122,7 @@ VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
 
 
 def default_model_dir() -> Path:
-    from rnnserve_plugins.char_lstm import SHIPPED_DIR
+    from rnnserve_plugins.char_lstm.plugin import SHIPPED_DIR
 
     return SHIPPED_DIR
 

@@ -37,7 +37,7 @@ def config_text(workload: str, torch_threads: int) -> str:
     if workload == "translate":
         model = f'name = "en-de-gru"\nbackend = "gru-seq2seq"\npath = "{default_model_dir()}"\n'
     else:
-        from rnnserve_plugins.char_lstm import SHIPPED_DIR
+        from rnnserve_plugins.char_lstm.plugin import SHIPPED_DIR
 
         model = (f'name = "austen-char-lstm-int8"\nbackend = "char-lstm"\npath = "{SHIPPED_DIR}"\n'
                  'options.quantize = true\n')

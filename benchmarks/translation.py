@@ -59,7 +59,7 @@ async def load(target: str, model: str, sentences: list[str], concurrency: int, 
 
 
 def default_model_dir() -> Path:
-    from rnnserve_plugins.gru_translator import SHIPPED_DIR
+    from rnnserve_plugins.gru_translator.plugin import SHIPPED_DIR
 
     return SHIPPED_DIR
 

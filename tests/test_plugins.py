@@ -125,8 +125,9 @@ def test_the_plugin_api_lists_what_it_exports_and_its_hook_modules_do_not_import
     import rnnserve.plugin_api as api
 
     assert all(hasattr(api, name) for name in api.__all__)
-    code = ("import sys, rnnserve.plugin_api, rnnserve_plugins.char_lstm, rnnserve_plugins.gru_translator, "
-            "rnnserve_plugins.writing_assistant, rnnserve_jordan_lm.plugin; print('torch' in sys.modules)")
+    code = ("import sys, rnnserve.plugin_api, rnnserve_plugins.char_lstm.plugin, "
+            "rnnserve_plugins.gru_translator.plugin, rnnserve_plugins.writing_assistant.plugin, "
+            "rnnserve_jordan_lm.plugin; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
     repo = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import torch
 
 from rnnserve import precision
 from rnnserve.errors import ConfigurationError
-from rnnserve_plugins.char_lstm import SHIPPED_DIR
 from rnnserve_plugins.char_lstm.backend import CharRNNBackend
+from rnnserve_plugins.char_lstm.plugin import SHIPPED_DIR
 
 HELD_OUT = Path(__file__).resolve().parent / "data" / "austen_slice" / "test.txt"
 #: Bounds on the shipped Austen model against float32, over the first 4,000 characters of

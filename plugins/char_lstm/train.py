@@ -27,32 +27,23 @@ model card written.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from rnnserve.training import (
-    DEVICES,
+    Evaluation,
+    LoopConfig,
+    StepReport,
+    TrainerOptions,
+    TrainingRun,
     TrainingSetupError,
-    add_config_flags,
-    agree_on_resume,
-    command_line,
-    config_sections,
-    hardware,
-    placement,
-    resume_source,
-    resume_state,
-    save_snapshot,
-    save_training_state,
-    start_process_group,
-    time_is_up,
-    warmup_cosine_lr,
+    curve,
+    module_main,
+    run_training,
 )
 
 from . import checkpoint
@@ -67,38 +58,18 @@ MODULE = "rnnserve_plugins.char_lstm.train"
 
 
 @dataclass
-class TrainConfig:
-    """Training hyper-parameters (``config.json`` ``"training"."train"``)."""
+class TrainConfig(LoopConfig):
+    """Training hyper-parameters (``config.json`` ``"training"."train"``): the loop's (schedule,
+    clipping, cadence, seed, device, time limit: :class:`rnnserve.training.LoopConfig`) and these."""
 
     seq_len: int = 128
     #: Parallel streams per rank.
     batch_size: int = 64
-    lr: float = 2e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
-    max_steps: int = 2000
     weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    eval_every: int = 200
-    checkpoint_every: int = 50
     #: Validation characters per evaluation (0: all of val.txt).
     eval_chars: int = 0
-    log_every: int = 10
-    seed: int = 1234
     #: Training characters rarer than this become ``<unk>``.
     min_count: int = 5
-    #: torch intra-op threads per process (0: torch's default).
-    threads: int = 0
-    #: Stop (resumably, after a checkpoint) once this process has trained this many minutes (0: no limit).
-    time_limit_min: float = 0.0
-    #: "auto" (a GPU when there is one: cuda:LOCAL_RANK, nccl between processes), "cpu" or "cuda".
-    device: str = "auto"
-
-
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to ``min_lr``."""
-    return warmup_cosine_lr(step, lr=config.lr, min_lr=config.min_lr, warmup_steps=config.warmup_steps,
-                            max_steps=config.max_steps)
 
 
 def make_streams(tokens: torch.Tensor, streams: int, bos_id: int) -> torch.Tensor:
@@ -127,31 +98,6 @@ def detach(state: State) -> State:
     return tuple(s.detach() for s in state)
 
 
-def plot_history(history: dict, paths: list[Path]) -> None:
-    """Draw train (per log interval) and validation loss in nats/char against the step, into each of
-    ``paths`` whose directory exists."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    if history["train"]:
-        ax.plot([r["step"] for r in history["train"]], [r["loss"] for r in history["train"]],
-                lw=0.8, label="train")
-    if history["val"]:
-        ax.plot([r["step"] for r in history["val"]], [r["loss"] for r in history["val"]],
-                "o-", label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/char)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    for path in paths:
-        if path.parent.is_dir():  # OUT/best exists once a validation has improved
-            fig.savefig(path)
-    plt.close(fig)
-
 
 @dataclass
 class TrainResult:
@@ -164,6 +110,96 @@ class TrainResult:
     history: dict
 
 
+class CharRNNRun(TrainingRun):
+    """A character model trained by truncated BPTT over this rank's streams (the module docstring)."""
+
+    NAME, MODULE = "char-lstm", MODULE
+    config: TrainConfig
+
+    def __init__(self, data_dir: Path, out: Path, model_config: dict, config: TrainConfig, **options: Any) -> None:
+        super().__init__(data_dir, out, config, **options)
+        self.model_config = model_config
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def set_up(self, resume_dir: Path | None) -> None:
+        """The vocabulary and model (the checkpoint's when resuming), this rank's streams, the validation text."""
+        config, place = self.config, self.place
+        self.train_text = read_split(self.data_dir, "train")
+        if resume_dir is not None:
+            model, self.vocab, _ = checkpoint.load_model(resume_dir)
+            model.train()
+        else:
+            self.vocab = CharVocab.build(self.train_text, config.min_count)
+            model = CharRNN(CharRNNConfig(vocab_size=self.vocab.size, **self.model_config))
+        self.model = model.to(place.device)  # before the optimizer, whose resumed state follows its parameters' device
+        train_tokens = encode_documents(self.vocab, self.train_text)  # <bos> before every document
+        self.val_tokens = encode_documents(self.vocab, read_split(self.data_dir, "val"))
+        if config.eval_chars:
+            self.val_tokens = self.val_tokens[: config.eval_chars]
+        self.train_chars = train_tokens.numel()
+        streams = make_streams(train_tokens, place.world * config.batch_size, self.vocab.bos_id)
+        self.streams = streams[place.rank * config.batch_size: (place.rank + 1) * config.batch_size].to(place.device)
+        self.steps_per_epoch = (self.streams.shape[1] - 1) // config.seq_len
+        if self.steps_per_epoch == 0:
+            raise TrainingSetupError(f"{self.train_chars} training characters cut into "
+                                     f"{place.world * config.batch_size} streams are shorter than one window of "
+                                     f"{config.seq_len}: lower --batch-size or --seq-len")
+        self.hidden = model.initial_state(config.batch_size)  # not saved: a resumed run restarts it at zeros
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return configure_optimizer(self.model, self.config)
+
+    def extra_info(self) -> dict:
+        return {"rare_chars_as_unk": sorted(set(self.train_text) - set(self.vocab.chars))}
+
+    def describe(self) -> str:
+        config = self.config
+        return (f"{self.train_chars:,} train chars, {self.place.world} rank(s) x {config.batch_size} streams x "
+                f"{config.seq_len} chars, {self.steps_per_epoch} steps/epoch, {config.max_steps} steps")
+
+    def train_step(self) -> StepReport:
+        """Truncated BPTT: the next ``seq_len`` characters of every stream, read from the state the
+        previous window left (reset at each epoch start), which is then detached, so gradients
+        flow back through this window only."""
+        position = self.step % self.steps_per_epoch
+        if position == 0:
+            self.hidden = self.model.initial_state(self.config.batch_size)
+        t = position * self.config.seq_len
+        window = self.streams[:, t: t + self.config.seq_len + 1]
+        x, y = window[:, :-1], window[:, 1:]
+        y = y.masked_fill(y == self.vocab.bos_id, -100)  # <bos> is read, never predicted
+        logits, hidden = self.net(x, self.hidden, x == self.vocab.bos_id)  # each document from the initial state
+        self.hidden = detach(hidden)
+        loss = self.loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        return StepReport(loss.item(), {"chars": x.numel() * self.place.world})
+
+    def log_fields(self, rates: dict[str, float]) -> tuple[dict, dict]:
+        return {"chars_per_s": round(rates["chars"])}, {"chars_s": f"{rates['chars']:,.0f}"}
+
+    def evaluate(self) -> Evaluation:
+        """Validation loss in nats per character, each document from the initial state."""
+        val = evaluate_loss(self.model, self.val_tokens, self.vocab.bos_id)
+        epoch = self.step / self.steps_per_epoch
+        return Evaluation(val, {"step": self.step, "loss": round(val, 5), "epoch": round(epoch, 3)},
+                          {"val_nats_per_char": val},
+                          f"epoch {epoch:.2f}: train {self.running:.4f} val {val:.4f} nats/char")
+
+    def draw_history(self, ax: Any) -> None:
+        """Train (per log interval) and validation loss in nats/char against the step."""
+        if self.history["train"]:
+            ax.plot(*curve(self.history["train"], "loss"), lw=0.8, label="train")
+        if self.history["val"]:
+            ax.plot(*curve(self.history["val"], "loss"), "o-", label="validation")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (nats/char)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+
+    def write_model(self, directory: Path, training: dict, dtype: torch.dtype) -> None:
+        checkpoint.write_model_files(directory, self.model, self.vocab, training, dtype=dtype)
+
+
 def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *, quiet: bool = False,
           write_card: bool = True, snapshot: Path | None = None) -> TrainResult:
     """Train (or resume) into ``out``, as one rank of ``WORLD_SIZE`` when launched by torchrun.
@@ -172,175 +208,33 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     weights and the progress, no optimizer state), to commit; a run whose ``out`` is gone (another
     machine) resumes from it warm (``rnnserve.training.resume_state``).
     """
-    place = placement(config.device)
-    start_process_group(place)
-    world, rank, distributed, device = place.world, place.rank, place.distributed, place.device
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-
-    train_text = read_split(data_dir, "train")
-    val_text = read_split(data_dir, "val")
-    resume_dir = resume_source(out, snapshot)
-    if resume_dir is not None:
-        model, vocab, _ = checkpoint.load_model(resume_dir)
-        model.train()
-    else:
-        vocab = CharVocab.build(train_text, config.min_count)
-        model = CharRNN(CharRNNConfig(vocab_size=vocab.size, **model_config))
-    model.to(device)  # before the optimizer, whose resumed state follows its parameters' device
-    train_tokens = encode_documents(vocab, train_text)  # <bos> before every document
-    val_tokens = encode_documents(vocab, val_text)
-    if config.eval_chars:
-        val_tokens = val_tokens[: config.eval_chars]
-
-    streams = make_streams(train_tokens, world * config.batch_size, vocab.bos_id)
-    streams = streams[rank * config.batch_size: (rank + 1) * config.batch_size].to(device)
-    steps_per_epoch = (streams.shape[1] - 1) // config.seq_len
-    if steps_per_epoch == 0:
-        raise TrainingSetupError(f"{train_tokens.numel()} training characters cut into {world * config.batch_size} "
-                                 f"streams are shorter than one window of {config.seq_len}: lower --batch-size or "
-                                 "--seq-len")
-    optimizer = configure_optimizer(model, config)
-    history: dict = {"train": [], "val": []}
-    step, best_val, elapsed = 0, float("inf"), 0.0
-    if resume_dir is not None:
-        state = resume_state(resume_dir, optimizer)
-        step, best_val, elapsed, history = state["step"], state["best_val"], state["elapsed_s"], state["history"]
-        if rank != 0:
-            torch.manual_seed(config.seed + 1000 * rank + step)
-    elif rank != 0:
-        torch.manual_seed(config.seed + 1000 * rank)
-    agree_on_resume(place, step)
-    net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=place.ddp_device_ids) \
-        if distributed else model
-    data_info = {}
-    manifest = data_dir / "manifest.json"
-    if manifest.exists():
-        data_info = json.loads(manifest.read_text())
-    training_info = {"train": asdict(config), "data": data_info, "command": command_line(MODULE),
-                     "hardware": hardware(), "rare_chars_as_unk": sorted(set(train_text) - set(vocab.chars))}
-
-    def save_last() -> None:
-        tmp = checkpoint.fresh_tmp(out / "last")
-        checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
-        progress = {"step": step, "best_val": best_val, "elapsed_s": elapsed, "history": history,
-                    "train": asdict(config)}
-        save_training_state(tmp, optimizer, progress)
-        checkpoint.replace_dir(tmp, out / "last")
-        (out / "history.json").write_text(json.dumps(history) + "\n")
-        if snapshot is not None:
-            save_snapshot(snapshot, lambda tmp: checkpoint.write_model_files(
-                tmp, model, vocab, {**training_info, "step": step}, dtype=torch.float16), progress)
-
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"[char-lstm] {'resuming at step ' + str(step) if resume_dir else 'starting'}: "
-              f"{model.config} ({sum(p.numel() for p in model.parameters()):,} parameters), "
-              f"{train_tokens.numel():,} train chars, {world} rank(s) x {config.batch_size} streams x "
-              f"{config.seq_len} chars, {steps_per_epoch} steps/epoch, {config.max_steps} steps", flush=True)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=config.max_steps, initial=step, disable=quiet or rank != 0, unit="step",
-               mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
-    hidden = model.initial_state(config.batch_size)
-    running, window_start, chars_since = None, time.perf_counter(), 0
-    run_start, elapsed_before = window_start, elapsed  # elapsed: wall time over all (resumed) runs
-    loss_fn = nn.CrossEntropyLoss()
-    stop = False
-    while step < config.max_steps and not stop:
-        position = step % steps_per_epoch
-        if position == 0:
-            hidden = model.initial_state(config.batch_size)
-        t = position * config.seq_len
-        x = streams[:, t: t + config.seq_len]
-        y = streams[:, t + 1: t + 1 + config.seq_len].masked_fill(
-            streams[:, t + 1: t + 1 + config.seq_len] == vocab.bos_id, -100)  # <bos> is read, never predicted
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, config)
-        net.train()
-        logits, hidden = net(x, hidden, x == vocab.bos_id)  # each document from the initial state
-        hidden = detach(hidden)
-        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        step += 1
-        chars_since += x.numel() * world
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        if step % config.log_every == 0 or step == config.max_steps:
-            now = time.perf_counter()
-            speed = chars_since / (now - window_start)
-            window_start, chars_since = now, 0
-            history["train"].append({"step": step, "loss": round(running, 5), "lr": lr_at(step - 1, config),
-                                     "grad_norm": round(float(grad_norm), 4), "chars_per_s": round(speed)})
-            bar.set_postfix(loss=f"{running:.3f}", chars_s=f"{speed:,.0f}", lr=f"{lr_at(step - 1, config):.2e}",
-                            refresh=False)
-        bar.update(1)
-        stop = time_is_up(run_start, config.time_limit_min, place)
-        evaluating = step % config.eval_every == 0 or step == config.max_steps or stop
-        elapsed = elapsed_before + time.perf_counter() - run_start
-        if evaluating and rank == 0:
-            val = evaluate_loss(model, val_tokens, vocab.bos_id)
-            history["val"].append({"step": step, "loss": round(val, 5), "epoch": round(step / steps_per_epoch, 3)})
-            improved = val < best_val
-            if improved:
-                best_val = val
-                checkpoint.save_model(out / "best", model, vocab,
-                                      {**training_info, "step": step, "val_nats_per_char": val})
-            plot_history(history, [out / "loss.png", out / "best" / "loss.png"])
-            bar.write(f"[char-lstm] step {step} epoch {step / steps_per_epoch:.2f}: train {running:.4f} "
-                      f"val {val:.4f} nats/char{' (best)' if improved else ''}, {elapsed / 60:.1f} min")
-            window_start = time.perf_counter()  # validation time is not training throughput
-        if rank == 0 and (step % config.checkpoint_every == 0 or evaluating):
-            save_last()
-        if distributed and (evaluating or step % config.checkpoint_every == 0):
-            dist.barrier()
-    bar.close()
-    if distributed:
-        dist.barrier()  # before the card: the other ranks need not wait for its evaluations
-    if rank == 0 and write_card and step == config.max_steps:
+    run = CharRNNRun(data_dir, out, model_config, config, quiet=quiet, snapshot=snapshot).run()
+    if run.rank0 and write_card and run.step == config.max_steps:
         from .card import write_card_for
 
-        write_card_for(out / "best", data_dir, wall_time_s=elapsed)
-    return TrainResult(model, step, best_val, elapsed, history)
+        write_card_for(out / "best", data_dir, wall_time_s=run.elapsed)
+    return TrainResult(run.model, run.step, run.best, run.elapsed, run.history)
 
 
-MODEL_FLAGS = {f.name: f for f in fields(CharRNNConfig) if f.name != "vocab_size"}
-TRAIN_FLAGS = {f.name: f for f in fields(TrainConfig)}
+OPTIONS = TrainerOptions(CharRNNConfig, TrainConfig, choices={"cell": CELL_KINDS},
+                         data_help="directory from `rnnserve data austen` or `rnnserve data english`",
+                         snapshot_help="also keep a small copy of last/ here (float16 weights, no optimizer state) "
+                                       "to commit; a run without OUT/last resumes from it")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True,
-                        help="directory from `rnnserve data austen` or `rnnserve data english`")
-    parser.add_argument("--out", type=Path, required=True, help="run directory (best/, last/, loss.png)")
-    parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    OPTIONS.add_arguments(parser)
     parser.add_argument("--no-card", action="store_true", help="skip the final evaluation and model card")
-    parser.add_argument("--snapshot", type=Path, help="also keep a small copy of last/ here (float16 weights, no "
-                        "optimizer state) to commit; a run without OUT/last resumes from it")
-    add_config_flags(parser, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, {"cell": CELL_KINDS, "device": DEVICES})
 
 
 def run(args: argparse.Namespace) -> int:
-    sections = config_sections(args, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, args.config)
-    try:
-        train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
-              write_card=not args.no_card, snapshot=args.snapshot)
-    except (TrainingSetupError, DataError, checkpoint.CheckpointError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
+    return run_training(lambda: train(args.data, args.out, *OPTIONS.parse(args), quiet=args.quiet,
+                                      write_card=not args.no_card, snapshot=args.snapshot),
+                        (DataError, checkpoint.CheckpointError))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnserve_plugins.char_lstm.train",
-                                     description="Train a character-level recurrent language model.")
-    add_arguments(parser)
-    return run(parser.parse_args())
+    return module_main(MODULE, "Train a character-level recurrent language model.", add_arguments, run)
 
 
 if __name__ == "__main__":

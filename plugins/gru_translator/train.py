@@ -25,35 +25,26 @@ process.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
-import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from rnnserve.plugin_api import cpu_flags
 from rnnserve.training import (
-    DEVICES,
+    Evaluation,
+    LoopConfig,
+    StepReport,
+    TrainerOptions,
+    TrainingRun,
     TrainingSetupError,
-    add_config_flags,
-    agree_on_resume,
-    command_line,
-    config_sections,
-    hardware,
-    placement,
-    resume_source,
-    resume_state,
-    save_snapshot,
-    save_training_state,
-    start_process_group,
-    time_is_up,
-    warmup_cosine_lr,
+    curve,
+    module_main,
+    run_training,
 )
 
 from . import checkpoint
@@ -68,33 +59,24 @@ MODULE = "rnnserve_plugins.gru_translator.train"
 
 
 @dataclass
-class TrainConfig:
-    """Training hyper-parameters (``config.json`` ``"training"."train"``)."""
+class TrainConfig(LoopConfig):
+    """Training hyper-parameters (``config.json`` ``"training"."train"``): the loop's (schedule,
+    clipping, cadence, seed, device, time limit: :class:`rnnserve.training.LoopConfig`, some with
+    other defaults here) and these."""
 
+    warmup_steps: int = 200
+    max_steps: int = 6000
+    eval_every: int = 500
+    checkpoint_every: int = 100
     #: Padded (pairs x longest side) tokens per batch and rank.
     batch_tokens: int = 4000
     #: Batches per optimizer step and rank (gradient accumulation).
     accumulate: int = 1
-    lr: float = 2e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 200
-    max_steps: int = 6000
     label_smoothing: float = 0.1
-    grad_clip: float = 1.0
     #: Pairs with more pieces on either side are left out of training.
     max_pieces: int = 100
-    eval_every: int = 500
     #: Dev pairs decoded per evaluation (0: all), evenly spaced over the dev file.
     dev_pairs: int = 0
-    checkpoint_every: int = 100
-    log_every: int = 10
-    seed: int = 1234
-    #: Stop (resumably) after this many minutes of training in this process (0: no limit).
-    time_limit_min: float = 0.0
-    #: torch intra-op threads per process (0: torch's default).
-    threads: int = 0
-    #: "auto" (a GPU when there is one: cuda:LOCAL_RANK, nccl between processes), "cpu" or "cuda".
-    device: str = "auto"
     #: Also train on ``train.phrases`` (the Ding dictionary's multi-word phrase pairs).
     phrases: bool = False
     #: bfloat16 autocast of the forward pass on the CPU: "auto" (where the CPU has AMX, whose
@@ -117,12 +99,6 @@ def autocast_enabled(setting: str, device: torch.device) -> bool:
     if device.type != "cpu" or setting == "off":
         return False
     return setting == "bfloat16" or "amx_bf16" in cpu_flags()
-
-
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to ``min_lr``."""
-    return warmup_cosine_lr(step, lr=config.lr, min_lr=config.min_lr, warmup_steps=config.warmup_steps,
-                            max_steps=config.max_steps)
 
 
 def make_batches(src_lengths: list[int], tgt_lengths: list[int], batch_tokens: int, seed: int,
@@ -192,34 +168,6 @@ def dev_scores(model: Seq2Seq, vocab: SubwordVocab, sources: list[str], referenc
             "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2)}
 
 
-def plot_history(history: dict, paths: list[Path]) -> None:
-    """Train loss (per log interval) and dev BLEU against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, loss_ax = plt.subplots(figsize=(7, 4), dpi=100)
-    if history["train"]:
-        loss_ax.plot([r["step"] for r in history["train"]], [r["loss"] for r in history["train"]], lw=0.8,
-                     label="train loss (label-smoothed)")
-    loss_ax.set_xlabel("step")
-    loss_ax.set_ylabel("loss (nats/piece)")
-    loss_ax.grid(alpha=0.3)
-    bleu_ax = loss_ax.twinx()
-    if history["dev"]:
-        bleu_ax.plot([r["step"] for r in history["dev"]], [r["bleu"] for r in history["dev"]], "o-", color="C1",
-                     label="dev BLEU (greedy)")
-    bleu_ax.set_ylabel("dev BLEU")
-    lines = loss_ax.get_legend_handles_labels()[0] + bleu_ax.get_legend_handles_labels()[0]
-    loss_ax.legend(lines, [line.get_label() for line in lines], loc="center right")
-    fig.tight_layout()
-    for path in paths:
-        if path.parent.is_dir():  # OUT/best exists once a validation has improved
-            fig.savefig(path)
-    plt.close(fig)
-
-
 @dataclass
 class TrainResult:
     """The trained model (this rank's replica) and the run's progress (``best_bleu`` is rank 0's)."""
@@ -229,6 +177,157 @@ class TrainResult:
     best_bleu: float
     elapsed_s: float
     history: dict
+
+
+class Seq2SeqRun(TrainingRun):
+    """A translator trained by teacher forcing over token-budget batches (the module docstring);
+    its data position is the epoch and the batches of it that all ranks together have used."""
+
+    NAME, MODULE = "gru-seq2seq", MODULE
+    EVAL_KEY, BEST_KEY, INITIAL_BEST, HIGHER_IS_BETTER = "dev", "best_bleu", -1.0, True
+    ELAPSED_INCLUDES_EVALUATION = False
+    config: TrainConfig
+
+    def __init__(self, data_dir: Path, out: Path, model_config: dict, config: TrainConfig,
+                 vocab_path: Path | None = None, **options: Any) -> None:
+        super().__init__(data_dir, out, config, **options)
+        self.model_config, self.vocab_path = model_config, vocab_path
+        self.epoch, self.position = 0, 0
+        self.loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID, label_smoothing=config.label_smoothing,
+                                           reduction="sum")
+
+    def set_up(self, resume_dir: Path | None) -> None:
+        """The vocabulary and model (the checkpoint's when resuming), the training pairs kept, the dev pairs."""
+        if resume_dir is not None:
+            model, self.vocab, _ = checkpoint.load_model(resume_dir)
+            model.train()
+        else:
+            vocab_path = self.vocab_path or self.data_dir / MODEL_FILE
+            if not vocab_path.exists():
+                raise DataError(f"{vocab_path} not found; run `rnnserve data en-de --out {self.data_dir}` first")
+            self.vocab = SubwordVocab.load(vocab_path)
+            model = Seq2Seq(Seq2SeqConfig(vocab_size=self.vocab.size, **self.model_config)).train()
+        self.model = model.to(self.place.device)  # before the optimizer: its resumed state follows the parameters
+        self.read_pairs()
+        self.bf16 = autocast_enabled(self.config.autocast, self.place.device)
+
+    def read_pairs(self) -> None:
+        """Training pairs as pieces (those with an empty side or over ``max_pieces`` left out) and dev pairs."""
+        config = self.config
+        en, de = read_parallel(self.data_dir, "train")
+        if config.phrases:
+            phrases_en, phrases_de = read_parallel(self.data_dir, PHRASES)
+            en, de = en + phrases_en, de + phrases_de
+        if has_masks(self.vocab.pieces(range(self.vocab.size))):  # protected spans: learn to copy their mask tokens
+            en, de = mask_pairs(en, de)
+        sources, targets = self.vocab.encode_batch(en), self.vocab.encode_batch(de)
+        kept = [i for i in range(len(en)) if 0 < len(sources[i]) <= config.max_pieces
+                and 0 < len(targets[i]) <= config.max_pieces]
+        self.sources, self.targets = [sources[i] for i in kept], [targets[i] for i in kept]
+        self.pairs_read = len(en)
+        self.dev_en, self.dev_de = read_parallel(self.data_dir, "dev")
+        if config.dev_pairs and config.dev_pairs < len(self.dev_en):  # evenly spaced: every domain of the dev file
+            keep = [i * len(self.dev_en) // config.dev_pairs for i in range(config.dev_pairs)]
+            self.dev_en, self.dev_de = [self.dev_en[i] for i in keep], [self.dev_de[i] for i in keep]
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of ``epoch``: every ``world``-th, from an equal share for every rank and step."""
+        config, world = self.config, self.place.world
+        batches = make_batches([len(s) for s in self.sources], [len(t) for t in self.targets], config.batch_tokens,
+                               config.seed, epoch)
+        per_step = world * config.accumulate  # every step has all its batches, on every rank
+        usable = len(batches) // per_step * per_step
+        if not usable:
+            raise TrainingSetupError(f"{len(batches)} batches of {config.batch_tokens} tokens are too few for "
+                                     f"{world} rank(s) x {config.accumulate} batches a step")
+        return batches[self.place.rank:usable:world]
+
+    def restore(self, state: dict | None) -> None:
+        """The epoch and this rank's place in its share of the epoch's batches."""
+        done = 0
+        if state is not None:
+            self.epoch, done = state["epoch"], state["position"]
+        if done % self.place.world:
+            raise TrainingSetupError(f"{self.resume_dir} stopped {done} batches into epoch {self.epoch}, which "
+                                     f"{self.place.world} ranks cannot share evenly: resume with a number of "
+                                     "processes that divides it")
+        self.position = done // self.place.world
+        self.batches = self.epoch_batches(self.epoch)
+
+    def progress(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position * self.place.world}
+
+    def extra_info(self) -> dict:
+        return {"train_pairs_used": len(self.sources)}
+
+    def describe(self) -> str:
+        config = self.config
+        accumulating = f" x {config.accumulate} batches a step" if config.accumulate > 1 else ""
+        autocast = ", forward pass under bfloat16 autocast" if self.bf16 else ""
+        return (f"{len(self.sources):,} of {self.pairs_read:,} train pairs (the others are empty or over "
+                f"{config.max_pieces} pieces), {self.place.world} rank(s) x {config.batch_tokens} tokens"
+                f"{accumulating}, {len(self.batches) // config.accumulate} steps/epoch, {config.max_steps} steps"
+                f"{autocast}")
+
+    def next_batch(self) -> list[int]:
+        """The pair indices of this rank's next batch (the next epoch's first after the last)."""
+        if self.position >= len(self.batches):
+            self.epoch, self.position = self.epoch + 1, 0
+            self.batches = self.epoch_batches(self.epoch)
+        self.position += 1
+        return self.batches[self.position - 1]
+
+    def train_step(self) -> StepReport:
+        """Teacher forcing on the step's ``accumulate`` batches: label-smoothed cross-entropy per target
+        piece, gradients added up (exchanged between ranks in the last backward pass only)."""
+        accumulate, place = self.config.accumulate, self.place
+        step_loss, pieces, pairs = 0.0, 0, 0
+        for micro in range(accumulate):
+            indices = self.next_batch()
+            src, lengths, tgt_in, tgt_out = (t.to(place.device) for t in collate(
+                [self.sources[i] for i in indices], [self.targets[i] for i in indices]))
+            n_pieces = int((tgt_out != PAD_ID).sum())
+            exchange = nullcontext() if not place.distributed or micro == accumulate - 1 else self.net.no_sync()
+            with exchange:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                    logits = self.net(src, lengths, tgt_in)
+                loss = self.loss_fn(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)) / n_pieces
+                (loss / accumulate).backward()
+            step_loss += loss.item() / accumulate
+            pieces, pairs = pieces + n_pieces * place.world, pairs + len(indices) * place.world
+        return StepReport(step_loss, {"pieces": pieces, "pairs": pairs})
+
+    def log_fields(self, rates: dict[str, float]) -> tuple[dict, dict]:
+        return ({"tgt_pieces_per_s": round(rates["pieces"]), "pairs_per_s": round(rates["pairs"], 1),
+                 "epoch": self.epoch}, {"tok_s": f"{rates['pieces']:,.0f}", "ep": self.epoch})
+
+    def evaluate(self) -> Evaluation:
+        """sacreBLEU and chrF of greedy translations of the dev pairs; the best model is the best BLEU."""
+        scores = dev_scores(self.model, self.vocab, self.dev_en, self.dev_de)
+        return Evaluation(scores["bleu"], {"step": self.step, "epoch": self.epoch, **scores},
+                          {"epoch": self.epoch, "dev": scores, "elapsed_s": round(self.elapsed, 1)},
+                          f"epoch {self.epoch}: train loss {self.running:.4f}, dev BLEU {scores['bleu']:.2f} "
+                          f"chrF {scores['chrf']:.2f}")
+
+    def draw_history(self, ax: Any) -> None:
+        """Train loss (per log interval) and dev BLEU against the step."""
+        if self.history["train"]:
+            ax.plot(*curve(self.history["train"], "loss"), lw=0.8, label="train loss (label-smoothed)")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (nats/piece)")
+        ax.grid(alpha=0.3)
+        bleu_ax = ax.twinx()
+        if self.history["dev"]:
+            bleu_ax.plot(*curve(self.history["dev"], "bleu"), "o-", color="C1", label="dev BLEU (greedy)")
+        bleu_ax.set_ylabel("dev BLEU")
+        lines = ax.get_legend_handles_labels()[0] + bleu_ax.get_legend_handles_labels()[0]
+        ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+
+    def write_model(self, directory: Path, training: dict, dtype: torch.dtype) -> None:
+        checkpoint.write_model_files(directory, self.model, self.vocab, training, dtype=dtype)
 
 
 def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *, quiet: bool = False,
@@ -241,204 +340,29 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     that a run with no ``out/last`` resumes from, with fresh Adam moments (a warm resume, for a
     run continued on another machine from what survived in the repository).
     """
-    place = placement(config.device)
-    start_process_group(place)
-    world, rank, distributed, device = place.world, place.rank, place.distributed, place.device
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-
-    resume_dir = resume_source(out, snapshot)
-    if resume_dir is not None:
-        model, vocab, _ = checkpoint.load_model(resume_dir)
-        model.train()
-    else:
-        vocab_path = vocab_path or data_dir / MODEL_FILE
-        if not vocab_path.exists():
-            raise DataError(f"{vocab_path} not found; run `rnnserve data en-de --out {data_dir}` first")
-        vocab = SubwordVocab.load(vocab_path)
-        model = Seq2Seq(Seq2SeqConfig(vocab_size=vocab.size, **model_config)).train()
-    model.to(device)  # before the optimizer, whose resumed state follows its parameters' device
-    en, de = read_parallel(data_dir, "train")
-    if config.phrases:
-        phrases_en, phrases_de = read_parallel(data_dir, PHRASES)
-        en, de = en + phrases_en, de + phrases_de
-    if has_masks(vocab.pieces(range(vocab.size))):  # protected spans: learn to copy their mask tokens
-        en, de = mask_pairs(en, de)
-    sources, targets = vocab.encode_batch(en), vocab.encode_batch(de)
-    kept = [i for i in range(len(en)) if 0 < len(sources[i]) <= config.max_pieces
-            and 0 < len(targets[i]) <= config.max_pieces]
-    sources, targets = [sources[i] for i in kept], [targets[i] for i in kept]
-    dev_en, dev_de = read_parallel(data_dir, "dev")
-    if config.dev_pairs and config.dev_pairs < len(dev_en):  # evenly spaced: every domain of the dev file
-        keep = [i * len(dev_en) // config.dev_pairs for i in range(config.dev_pairs)]
-        dev_en, dev_de = [dev_en[i] for i in keep], [dev_de[i] for i in keep]
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history: dict = {"train": [], "dev": []}
-    step, epoch, done, best_bleu, elapsed = 0, 0, 0, -1.0, 0.0
-    if resume_dir is not None:
-        state = resume_state(resume_dir, optimizer)
-        if rank == 0 and resume_dir == snapshot:
-            print(f"[gru-seq2seq] warm resume from {resume_dir} (no optimizer moments saved there)", flush=True)
-        step, epoch, done = state["step"], state["epoch"], state["position"]
-        best_bleu, elapsed, history = state["best_bleu"], state["elapsed_s"], state["history"]
-    agree_on_resume(place, step)  # before any rank can stop alone: the others would wait for it
-    if done % world:
-        raise TrainingSetupError(f"{resume_dir} stopped {done} batches into epoch {epoch}, which {world} ranks "
-                                 "cannot share evenly: resume with a number of processes that divides it")
-    position = done // world  # this rank's place in its share of the epoch's batches
-    if rank != 0:
-        torch.manual_seed(config.seed + 1000 * rank + step)
-    net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=place.ddp_device_ids) \
-        if distributed else model
-    manifest = data_dir / "manifest.json"
-    training_info = {"train": asdict(config), "data": json.loads(manifest.read_text()) if manifest.exists() else {},
-                     "command": command_line(MODULE), "hardware": hardware(), "train_pairs_used": len(kept)}
-
-    def epoch_batches(e: int) -> list[list[int]]:
-        batches = make_batches([len(s) for s in sources], [len(t) for t in targets], config.batch_tokens,
-                               config.seed, e)
-        per_step = world * config.accumulate  # every step has all its batches, on every rank
-        usable = len(batches) // per_step * per_step
-        if not usable:
-            raise TrainingSetupError(f"{len(batches)} batches of {config.batch_tokens} tokens are too few for "
-                                     f"{world} rank(s) x {config.accumulate} batches a step")
-        return batches[rank:usable:world]
-
-    def save_last() -> None:
-        state = {"step": step, "epoch": epoch, "position": position * world, "best_bleu": best_bleu,
-                 "elapsed_s": elapsed, "history": history, "train": asdict(config)}
-        tmp = checkpoint.fresh_tmp(out / "last")
-        checkpoint.write_model_files(tmp, model, vocab, {**training_info, "step": step})
-        save_training_state(tmp, optimizer, state)
-        checkpoint.replace_dir(tmp, out / "last")
-        (out / "history.json").write_text(json.dumps(history) + "\n")
-        if snapshot is not None:
-            save_snapshot(snapshot, lambda tmp: checkpoint.write_model_files(
-                tmp, model, vocab, {**training_info, "step": step}, dtype=torch.float16), state)
-
-    batches = epoch_batches(epoch)
-    accumulating = f" x {config.accumulate} batches a step" if config.accumulate > 1 else ""
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"[gru-seq2seq] {'resuming at step ' + str(step) if resume_dir else 'starting'}: {model.config} "
-              f"({model.parameter_count():,} parameters), {len(kept):,} of {len(en):,} train pairs (the others are "
-              f"empty or over {config.max_pieces} pieces), {world} rank(s) x "
-              f"{config.batch_tokens} tokens{accumulating}, {len(batches) // config.accumulate} steps/epoch, "
-              f"{config.max_steps} steps", flush=True)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=config.max_steps, initial=step, disable=quiet or rank != 0, unit="step",
-               mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
-    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID, label_smoothing=config.label_smoothing, reduction="sum")
-    running, window_start, pieces_since, started = None, time.perf_counter(), 0, time.perf_counter()
-    pairs_since = 0
-    bf16 = autocast_enabled(config.autocast, device)
-    if rank == 0 and bf16:
-        print("[gru-seq2seq] forward pass under bfloat16 autocast", flush=True)
-    stop = False
-    while step < config.max_steps and not stop:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, config)
-        net.train()
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for micro in range(config.accumulate):
-            if position >= len(batches):
-                epoch, position = epoch + 1, 0
-                batches = epoch_batches(epoch)
-            indices = batches[position]
-            position += 1
-            src, lengths, tgt_in, tgt_out = (t.to(device) for t in collate([sources[i] for i in indices],
-                                                                            [targets[i] for i in indices]))
-            n_pieces = int((tgt_out != PAD_ID).sum())
-            # DDP exchanges gradients in the backward pass: only in the step's last one
-            exchange = nullcontext() if not distributed or micro == config.accumulate - 1 else net.no_sync()
-            with exchange:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    logits = net(src, lengths, tgt_in)
-                loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)) / n_pieces
-                (loss / config.accumulate).backward()
-            step_loss += loss.item() / config.accumulate
-            pieces_since += n_pieces * world
-            pairs_since += len(indices) * world
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        step += 1
-        running = step_loss if running is None else 0.95 * running + 0.05 * step_loss
-        if step % config.log_every == 0 or step == config.max_steps:
-            now = time.perf_counter()
-            speed = pieces_since / (now - window_start)
-            pairs_speed = pairs_since / (now - window_start)
-            elapsed += now - window_start
-            window_start, pieces_since, pairs_since = now, 0, 0
-            history["train"].append({"step": step, "loss": round(running, 5), "lr": lr_at(step - 1, config),
-                                     "grad_norm": round(float(grad_norm), 4), "tgt_pieces_per_s": round(speed),
-                                     "pairs_per_s": round(pairs_speed, 1), "epoch": epoch})
-            bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{speed:,.0f}", ep=epoch, lr=f"{lr_at(step - 1, config):.1e}",
-                            refresh=False)
-        bar.update(1)
-        stop = time_is_up(started, config.time_limit_min, place)
-        evaluating = step % config.eval_every == 0 or step == config.max_steps or stop
-        if evaluating and rank == 0:
-            scores = dev_scores(model, vocab, dev_en, dev_de)
-            history["dev"].append({"step": step, "epoch": epoch, **scores})
-            improved = scores["bleu"] > best_bleu
-            if improved:
-                best_bleu = scores["bleu"]
-                checkpoint.save_model(out / "best", model, vocab,
-                                      {**training_info, "step": step, "epoch": epoch, "dev": scores,
-                                       "elapsed_s": round(elapsed, 1)})
-            plot_history(history, [out / "loss.png", out / "best" / "loss.png"])
-            bar.write(f"[gru-seq2seq] step {step} epoch {epoch}: train loss {running:.4f}, dev BLEU "
-                      f"{scores['bleu']:.2f} chrF {scores['chrf']:.2f}{' (best)' if improved else ''}, "
-                      f"{elapsed / 60:.1f} min", file=sys.stdout)
-            sys.stdout.flush()
-            window_start, pieces_since, pairs_since = time.perf_counter(), 0, 0  # evaluation is not throughput
-        if rank == 0 and (step % config.checkpoint_every == 0 or evaluating):
-            save_last()
-        if distributed and (evaluating or step % config.checkpoint_every == 0):
-            dist.barrier()
-    bar.close()
-    if distributed:
-        dist.barrier()
-    return TrainResult(model, step, best_bleu, elapsed, history)
+    run = Seq2SeqRun(data_dir, out, model_config, config, vocab_path, quiet=quiet, snapshot=snapshot).run()
+    return TrainResult(run.model, run.step, run.best, run.elapsed, run.history)
 
 
-MODEL_FLAGS = {f.name: f for f in fields(Seq2SeqConfig) if f.name != "vocab_size"}
-TRAIN_FLAGS = {f.name: f for f in fields(TrainConfig)}
+OPTIONS = TrainerOptions(Seq2SeqConfig, TrainConfig, choices={"autocast": AUTOCAST},
+                         data_help="directory from `rnnserve data en-de`",
+                         snapshot_help="also keep a small copy of last/ here (float16 weights, no optimizer "
+                                       "moments), and resume from it when OUT has no last/")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True, help="directory from `rnnserve data en-de`")
-    parser.add_argument("--out", type=Path, required=True, help="run directory (best/, last/, loss.png)")
+    OPTIONS.add_arguments(parser)
     parser.add_argument("--vocab", type=Path, help="SentencePiece model (default DATA/sentencepiece.model)")
-    parser.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}; flags override it')
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--snapshot", type=Path, help="also keep a small copy of last/ here (float16 weights, no "
-                        "optimizer moments), and resume from it when OUT has no last/")
-    add_config_flags(parser, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, {"device": DEVICES, "autocast": AUTOCAST})
 
 
 def run(args: argparse.Namespace) -> int:
-    sections = config_sections(args, {"model": MODEL_FLAGS, "train": TRAIN_FLAGS}, args.config)
-    try:
-        train(args.data, args.out, sections["model"], TrainConfig(**sections["train"]), quiet=args.quiet,
-              vocab_path=args.vocab, snapshot=args.snapshot)
-    except (TrainingSetupError, DataError, checkpoint.CheckpointError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
+    return run_training(lambda: train(args.data, args.out, *OPTIONS.parse(args), quiet=args.quiet,
+                                      vocab_path=args.vocab, snapshot=args.snapshot),
+                        (DataError, checkpoint.CheckpointError))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnserve_plugins.gru_translator.train",
-                                     description="Train a GRU sequence-to-sequence translator.")
-    add_arguments(parser)
-    return run(parser.parse_args())
+    return module_main(MODULE, "Train a GRU sequence-to-sequence translator.", add_arguments, run)
 
 
 if __name__ == "__main__":

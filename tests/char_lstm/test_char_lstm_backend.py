@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import rnnserve_plugins.char_lstm as plugin
+import rnnserve_plugins.char_lstm.plugin as plugin
 from rnnserve.config import ModelSpec
 from rnnserve.errors import ConfigurationError
 from rnnserve_plugins.char_lstm.backend import CharRNNBackend
@@ -143,7 +143,7 @@ def test_naive_step_option_matches_the_fused_step(tmp_path) -> None:  # type: ig
 def test_two_shipped_assistants_one_per_language_model():
     """writing-assistant reads with the modern model when it is shipped (Austen's otherwise);
     austen-writing-assistant always with Austen's. Each card names its language model."""
-    import rnnserve_plugins.writing_assistant as assistants
+    import rnnserve_plugins.writing_assistant.plugin as assistants
 
     backends_, _, models = registered(assistants)
     assert list(backends_) == ["writing-assistant"]

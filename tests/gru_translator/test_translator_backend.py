@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import rnnserve_plugins.gru_translator as plugin
+import rnnserve_plugins.gru_translator.plugin as plugin
 from rnnserve.attention_plot import save_attention_png
 from rnnserve.backends import TranslateOptions
 from rnnserve.config import ModelSpec, ServerConfig

@@ -149,7 +149,7 @@ def test_a_document_is_translated_as_its_sentences_and_rejoined(translator: GruT
 
 def test_checkpoint_dir_of_the_shipped_model_loads_without_masks() -> None:
     """The shipped checkpoint predates the masks: it translates unmasked (nothing breaks)."""
-    from rnnserve_plugins.gru_translator import SHIPPED_DIR
+    from rnnserve_plugins.gru_translator.plugin import SHIPPED_DIR
 
     if not Path(SHIPPED_DIR, "sentencepiece.model").exists():
         pytest.skip(f"no shipped checkpoint at {SHIPPED_DIR}")

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from rnnserve.training import TrainingSetupError
+from rnnserve.training import TrainingSetupError, lr_at
 from rnnserve_plugins.gru_translator.beam import greedy_search
 from rnnserve_plugins.gru_translator.checkpoint import load_model
 from rnnserve_plugins.gru_translator.subwords import PAD_ID
-from rnnserve_plugins.gru_translator.train import TrainConfig, collate, lr_at, make_batches, train
+from rnnserve_plugins.gru_translator.train import TrainConfig, collate, make_batches, train
 from tests.gru_translator.conftest import tiny_model
 
 MODEL = {"embedding_dim": 32, "encoder_hidden": 32, "encoder_layers": 1, "decoder_hidden": 64, "decoder_layers": 1,
