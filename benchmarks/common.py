@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,3 +107,30 @@ def shipped_models(*names: str) -> ServerConfig:
 def shipped_config(*names: str) -> str:
     """:func:`shipped_models` as the TOML of a server config file."""
     return config_toml(shipped_models(*names))
+
+
+#: The CPU features that decide the kernels and ``dtype = "auto"`` (as the test suite's header names them).
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+
+
+def machine() -> str:
+    """This machine in one line, as the test suite's header says it: CPU model, the cores this process
+    may use, the :data:`ISA_FLAGS`, torch's kernels and what ``dtype = "auto"`` becomes, memory, and
+    the load average (a benchmark's figures mean little without it; idle is near 0)."""
+    import torch
+
+    from rnnserve import precision
+
+    flags = precision.cpu_flags()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    meminfo = Path("/proc/meminfo")
+    memory = ""
+    if meminfo.exists():
+        lines = meminfo.read_text().splitlines()
+        kib = next((int(line.split()[1]) for line in lines if line.startswith("MemTotal")), 0)
+        memory = f"; {kib / 2**20:.0f} GiB"
+    load = "; load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else ""
+    return (f"cpu: {precision.cpu_model()}, {cores} cores; "
+            + " ".join(f"{flag}={'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS)
+            + f"; torch {torch.__version__}: kernels {torch.backends.cpu.get_cpu_capability()}, dtype auto -> "
+            f"{precision.precision_of({'dtype': 'auto'}, 'auto')}{memory}{load}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,8 @@ def cpu_seconds(pid: int) -> float:
 
 class ServerProcess:
     """``target``: the client target (every replica's address under ``--workers``); ``pids``:
-    the server processes (the replicas', not the supervisor's, under ``--workers``).
+    the server processes (the replicas', not the supervisor's, under ``--workers``); ``http_url``:
+    the HTTP API's base URL (``http://127.0.0.1:PORT``) when started with ``http=True``, else None.
 
     ``log_levels`` counts the server's log lines by level from its start, and ``problems``
     keeps its last WARNING-or-worse lines (its output is read by one thread, which also
@@ -35,6 +37,7 @@ class ServerProcess:
         self.proc = proc
         self.target = target
         self.pids = pids
+        self.http_url: str | None = None
         self.log_levels: collections.Counter[str] = collections.Counter()
         self.problems: collections.deque[str] = collections.deque(maxlen=10)
 
@@ -72,15 +75,24 @@ def _drain(server: ServerProcess) -> None:
         sys.stderr.write(f"[server] {line}")
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free right now (``--http-port 0`` means "no HTTP", not "any port")."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextmanager
-def serve(config_text: str, timeout: float = 600, workers: int = 1) -> Iterator[ServerProcess]:
+def serve(config_text: str, timeout: float = 600, workers: int = 1, http: bool = False) -> Iterator[ServerProcess]:
     """Start ``rnnserve serve`` (``--workers N`` when ``workers`` > 1) on free ports with the given
-    TOML config; stop it afterwards."""
+    TOML config; stop it afterwards. ``http``: also serve the HTTP API, on a free port (one process only)."""
+    if http and workers > 1:
+        raise ValueError("http=True needs workers=1 (each replica would take its own HTTP port)")
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "rnnserve.toml"
         config.write_text(config_text)
         command = [sys.executable, "-m", "rnnserve.cli", "serve", "--config", str(config), "--port", "0",
-                   "--http-port", "0"]
+                   "--http-port", str(free_port() if http else 0)]
         if workers > 1:
             command += ["--workers", str(workers)]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -90,6 +102,7 @@ def serve(config_text: str, timeout: float = 600, workers: int = 1) -> Iterator[
             assert proc.stdout is not None
             addresses: list[str] = []
             pids = [proc.pid]
+            http_url: str | None = None
             startup: list[str] = []
             while time.time() < deadline:
                 line = proc.stdout.readline()
@@ -102,12 +115,16 @@ def serve(config_text: str, timeout: float = 600, workers: int = 1) -> Iterator[
                 replicas = re.search(r"replicas \(pids ([\d, ]+)\)", line)
                 if replicas:
                     pids = [int(pid) for pid in replicas.group(1).split(", ")]
-                if len(addresses) == workers and (workers == 1 or replicas):
+                served = re.search(r"HTTP API on (https?://[\d.]+:\d+)", line)
+                if served:
+                    http_url = served.group(1)
+                if len(addresses) == workers and (workers == 1 or replicas) and (http_url or not http):
                     break
             else:
                 raise TimeoutError("server did not start")
             target = addresses[0] if workers == 1 else "ipv4:" + ",".join(addresses)
             server = ServerProcess(proc, target, pids)
+            server.http_url = http_url
             for line in startup:
                 server.count(line)
             # Keep reading its output: a full pipe would block the server's next log line.

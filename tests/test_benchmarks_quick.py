@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import assistant, assistant_window, generation, lm_eval, replicas, soak, translation
+from benchmarks import assistant, assistant_window, generation, http_vs_grpc, lm_eval, replicas, soak, translation
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -145,3 +145,26 @@ def test_assistant_window(capsys: pytest.CaptureFixture[str]) -> None:
     timed = table(out, "operation")
     assert [r[0] for r in timed] == ["Session open", "delete past the ring", "Suggest, no cached prefix"], timed
     assert all(number(r[2]) > 0 for r in timed), timed
+
+
+def test_http_vs_grpc(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run(capsys, http_vs_grpc.main)
+    assert re.search(r"^machine: cpu: .+, \d+ cores; avx2=.+; torch .+: kernels .+; load average", out, re.M), out
+    rows = table(out, "work")
+    generation, sessions = http_vs_grpc.GENERATION, http_vs_grpc.SESSIONS
+    expected = [(work, name, str(samples), unit) for work, names, samples, unit in (
+        ("unary generate, sequential", generation, 6, "req/s"),  # --quick: 3 requests x 2 rounds
+        ("unary generate, 2 clients", generation, 6, "req/s"),
+        ("4 streams", generation, 8, "chars/s"),  # the first chunks of 4 streams x 2 rounds
+        ("keystrokes, 1 session", sessions, 8, "keys/s"),  # 4 keystrokes x 2 rounds
+        ("keystrokes, 2 sessions every 20 ms", sessions, 12, "keys/s"),  # 2 sessions x 3 keystrokes x 2 rounds
+    ) for name in names]
+    assert [(r[0], r[1], r[2], r[6]) for r in rows] == expected, rows
+    for row in rows:  # measured, not asserted: only that every figure is there and positive
+        p50, p99, rate = number(row[3]), number(row[4]), number(row[5])
+        p50_ratio, rate_ratio, client_cpu, server_cpu, server_cpu_per_unit = map(number, row[7:])
+        assert 0 < p50 <= p99 and rate > 0 and p50_ratio > 0 and rate_ratio > 0, row
+        assert client_cpu > 0 and server_cpu >= 0 and server_cpu_per_unit >= 0, row  # server CPU: clock ticks
+        if row[1] == "gRPC":  # each work's reference
+            assert p50_ratio == rate_ratio == 1.0, row
+    assert "greedy unary output, one request at a time, the same through every transport: yes" in out, out
