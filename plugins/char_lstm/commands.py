@@ -114,7 +114,7 @@ COMMANDS = (
     Command(group="data", name="english", help="build a modern-English prose corpus from Debian packages (man "
             "pages, Python docs, GNU manuals, help pages)", add_arguments=_english_arguments, run=_english_run),
     Command(group="train", name="char-lstm", help="train a character-level LSTM/GRU/RNN language model",
-            add_arguments=train.add_arguments, run=train.run),
+            add_arguments=train.COMMAND.add_arguments, run=train.COMMAND.run),
     Command(group="eval", name="char-lstm", help="evaluate a char-lstm model (loss per char), export it, "
             "write its model card", add_arguments=_eval_arguments, run=_eval_run),
 )

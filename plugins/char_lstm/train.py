@@ -34,17 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnserve.training import (
-    Evaluation,
-    LoopConfig,
-    StepReport,
-    TrainerOptions,
-    TrainingRun,
-    TrainingSetupError,
-    curve,
-    module_main,
-    run_training,
-)
+from rnnserve.training import Evaluation, LoopConfig, StepReport, TrainerCommand, TrainingRun, TrainingSetupError, curve
 
 from . import checkpoint
 from .cells import CELL_KINDS
@@ -216,26 +206,16 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     return TrainResult(run.model, run.step, run.best, run.elapsed, run.history)
 
 
-OPTIONS = TrainerOptions(CharRNNConfig, TrainConfig, choices={"cell": CELL_KINDS},
-                         data_help="directory from `rnnserve data austen` or `rnnserve data english`",
-                         snapshot_help="also keep a small copy of last/ here (float16 weights, no optimizer state) "
-                                       "to commit; a run without OUT/last resumes from it")
+def start(args: argparse.Namespace, model_config: dict, config: TrainConfig) -> None:
+    train(args.data, args.out, model_config, config, quiet=args.quiet, write_card=not args.no_card,
+          snapshot=args.snapshot)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    OPTIONS.add_arguments(parser)
-    parser.add_argument("--no-card", action="store_true", help="skip the final evaluation and model card")
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_training(lambda: train(args.data, args.out, *OPTIONS.parse(args), quiet=args.quiet,
-                                      write_card=not args.no_card, snapshot=args.snapshot),
-                        (DataError, checkpoint.CheckpointError))
-
-
-def main() -> int:
-    return module_main(MODULE, "Train a character-level recurrent language model.", add_arguments, run)
-
+COMMAND = TrainerCommand(
+    MODULE, "Train a character-level recurrent language model.", CharRNNConfig, TrainConfig, start,
+    data_help="directory from `rnnserve data austen` or `rnnserve data english`",
+    choices={"cell": CELL_KINDS}, errors=(DataError, checkpoint.CheckpointError),
+    extra_flags={"--no-card": {"action": "store_true", "help": "skip the final evaluation and model card"}})
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(COMMAND.main())

@@ -150,7 +150,7 @@ COMMANDS = (
             "message catalogues, Ding dictionary, Bible) and its joint SentencePiece model",
             add_arguments=_data_arguments, run=_data_run),
     Command(group="train", name="gru-seq2seq", help="train a GRU sequence-to-sequence translator",
-            add_arguments=train.add_arguments, run=train.run),
+            add_arguments=train.COMMAND.add_arguments, run=train.COMMAND.run),
     Command(group="eval", name="gru-seq2seq", help="sacreBLEU/chrF of a gru-seq2seq model per test part; export "
             "it and write its model card", add_arguments=_eval_arguments, run=_eval_run),
 )

@@ -35,17 +35,7 @@ import torch
 from torch import nn
 
 from rnnserve.plugin_api import cpu_flags
-from rnnserve.training import (
-    Evaluation,
-    LoopConfig,
-    StepReport,
-    TrainerOptions,
-    TrainingRun,
-    TrainingSetupError,
-    curve,
-    module_main,
-    run_training,
-)
+from rnnserve.training import Evaluation, LoopConfig, StepReport, TrainerCommand, TrainingRun, TrainingSetupError, curve
 
 from . import checkpoint
 from .beam import greedy_search
@@ -344,26 +334,15 @@ def train(data_dir: Path, out: Path, model_config: dict, config: TrainConfig, *,
     return TrainResult(run.model, run.step, run.best, run.elapsed, run.history)
 
 
-OPTIONS = TrainerOptions(Seq2SeqConfig, TrainConfig, choices={"autocast": AUTOCAST},
-                         data_help="directory from `rnnserve data en-de`",
-                         snapshot_help="also keep a small copy of last/ here (float16 weights, no optimizer "
-                                       "moments), and resume from it when OUT has no last/")
+def start(args: argparse.Namespace, model_config: dict, config: TrainConfig) -> None:
+    train(args.data, args.out, model_config, config, quiet=args.quiet, vocab_path=args.vocab, snapshot=args.snapshot)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    OPTIONS.add_arguments(parser)
-    parser.add_argument("--vocab", type=Path, help="SentencePiece model (default DATA/sentencepiece.model)")
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_training(lambda: train(args.data, args.out, *OPTIONS.parse(args), quiet=args.quiet,
-                                      vocab_path=args.vocab, snapshot=args.snapshot),
-                        (DataError, checkpoint.CheckpointError))
-
-
-def main() -> int:
-    return module_main(MODULE, "Train a GRU sequence-to-sequence translator.", add_arguments, run)
-
+COMMAND = TrainerCommand(
+    MODULE, "Train a GRU sequence-to-sequence translator.", Seq2SeqConfig, TrainConfig, start,
+    data_help="directory from `rnnserve data en-de`",
+    choices={"autocast": AUTOCAST}, errors=(DataError, checkpoint.CheckpointError),
+    extra_flags={"--vocab": {"type": Path, "help": "SentencePiece model (default DATA/sentencepiece.model)"}})
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(COMMAND.main())

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from rnnserve.training import lr_at
 from rnnserve_plugins.char_lstm.checkpoint import load_model
 from rnnserve_plugins.char_lstm.data import read_split
 from rnnserve_plugins.char_lstm.evaluate import evaluate_loss
-from rnnserve_plugins.char_lstm.train import TrainConfig, lr_at, make_streams, train
+from rnnserve_plugins.char_lstm.train import TrainConfig, make_streams, train
 
 SLICE = Path(__file__).resolve().parents[1] / "data" / "austen_slice"
 MODEL = {"embedding_dim": 16, "hidden_size": 48, "num_layers": 1, "dropout": 0.0}

@@ -15,12 +15,14 @@ import hashlib
 import json
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
 from rnnserve.plugin_api import Command, ModelCard
+from rnnserve.training import optimizer_step, warmup_cosine_lr
 
 from .model import JordanConfig, JordanRNN, save_model
 from .vocab import WordVocab
@@ -46,6 +48,14 @@ def evaluate(model: JordanRNN, paragraphs: list[list[int]]) -> float:
     return total / count
 
 
+def window_loss(model: JordanRNN, window: torch.Tensor) -> float:
+    """Cross-entropy of each next token of ``window`` [B, T + 1], read from the zero state; backpropagated."""
+    logits, _ = model(window[:, :-1], model.initial_state(window.shape[0]))
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1))
+    loss.backward()
+    return loss.item()
+
+
 def train(args: argparse.Namespace) -> ModelCard:
     started = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -58,21 +68,15 @@ def train(args: argparse.Namespace) -> ModelCard:
     val = paragraph_ids(vocab, val_text)
     model = JordanRNN(JordanConfig(vocab.size, args.embedding_dim, args.hidden_size))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.steps)
     offsets = torch.arange(args.seq_len + 1)
     for step in range(1, args.steps + 1):
         starts = torch.randint(0, len(stream) - args.seq_len - 1, (args.batch_size, 1))
         window = stream[starts + offsets]  # [B, seq_len + 1]
-        logits, _ = model(window[:, :-1], model.initial_state(args.batch_size))
-        loss = F.cross_entropy(logits.reshape(-1, vocab.size), window[:, 1:].reshape(-1))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
+        # cosine decay from --lr to 0, no warm-up; gradients clipped to norm 1
+        lr = warmup_cosine_lr(step - 1, lr=args.lr, min_lr=0.0, warmup_steps=0, max_steps=args.steps)
+        loss, _ = optimizer_step(optimizer, list(model.parameters()), lr, 1.0, partial(window_loss, model, window))
         if step % args.log_every == 0 or step == args.steps:
-            print(f"step {step}/{args.steps}  train loss {loss.item():.3f}  val loss {evaluate(model, val):.3f}",
-                  flush=True)
+            print(f"step {step}/{args.steps}  train loss {loss:.3f}  val loss {evaluate(model, val):.3f}", flush=True)
     model.eval()
     val_loss = evaluate(model, val)
     unknown = sum(i == vocab.unk_id for ids in val for i in ids) / sum(len(ids) for ids in val)

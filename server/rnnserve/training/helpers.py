@@ -1,17 +1,15 @@
-"""Helpers shared by backend trainers (the built-in plugins' and any author's).
+"""The pieces every recurrent trainer here needs the same way.
 
-Small pieces every recurrent trainer here needs the same way: where a process trains (its
-device, and under torchrun its rank and process-group backend), the learning-rate schedule,
-replacing a checkpoint directory without leaving a half-written one, the optimizer and RNG
-state a killed run resumes from (safetensors + JSON, no pickle) and the small snapshot of it
-kept in the repository, a time limit all ranks stop at together, the command-line flags made
-from the trainer's config dataclasses, and how a run describes the command and hardware that
-produced it (for model cards).
+Where a process trains (its device, and under torchrun its rank and process-group backend),
+the learning-rate schedule, replacing a checkpoint directory without leaving a half-written
+one, the optimizer and RNG state a killed run resumes from (safetensors + JSON, no pickle)
+and the small snapshot of it kept in the repository, a time limit all ranks stop at
+together, and how a run describes the command and hardware that produced it (for model
+cards). :mod:`rnnserve.training.loop` puts them together into one training loop.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -20,11 +18,10 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import Field, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -254,39 +251,3 @@ def time_is_up(started: float, limit_min: float, place: Placement) -> bool:
     if place.distributed:
         dist.broadcast(flag, src=0)
     return bool(flag.item())
-
-
-def _flag_type(default: object) -> Callable[[str], Any]:
-    if isinstance(default, bool):  # bool("false") is True
-        return lambda text: text.lower() in ("1", "true", "yes")
-    return type(default)
-
-
-def add_config_flags(parser: argparse.ArgumentParser, sections: Mapping[str, Mapping[str, Field]],
-                     choices: Mapping[str, Sequence[str]] | None = None) -> None:
-    """One ``--name`` flag per field of each section's config dataclass (``sections``: section
-    name, e.g. "model" or "train" -> {field name: field}), stored as ``"SECTION.name"`` and None
-    when not given, so :func:`config_sections` can tell given flags from defaults. ``choices``
-    limits a field's values by its name."""
-    for section, flags in sections.items():
-        for name, field in flags.items():
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=f"{section}.{name}", default=None,
-                                metavar=type(field.default).__name__.upper(), type=_flag_type(field.default),
-                                choices=(choices or {}).get(name), help=f"{section} {name} (default {field.default})")
-
-
-def config_sections(args: argparse.Namespace, sections: Mapping[str, Mapping[str, Field]],
-                    config_file: Path | None = None) -> dict[str, dict]:
-    """Each section's options: the JSON ``config_file``'s (``{"model": {...}, "train": {...}}``),
-    overridden by the flags given. Raises SystemExit naming any option no section has."""
-    raw = json.loads(config_file.read_text()) if config_file else {}
-    merged: dict[str, dict] = {section: dict(raw.get(section, {})) for section in sections}
-    for key, value in vars(args).items():
-        section, _, name = key.partition(".")
-        if section in merged and value is not None:
-            merged[section][name] = value
-    unknown = [f"{section}.{name}" for section, options in merged.items() for name in sorted(options)
-               if name not in sections[section]]
-    if unknown:
-        raise SystemExit(f"unknown option(s) {unknown}")
-    return merged
