@@ -30,7 +30,7 @@ from rnnserve.testing.server import ServerThread, running_server
 from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client
 from rnnserve_client.v1 import generation_pb2, generation_pb2_grpc
-from rnnserve_plugins import writing_assistant
+from rnnserve_plugins.writing_assistant import plugin as writing_assistant
 from rnnserve_plugins.writing_assistant.states import CheckpointRing, PrefixCache, read, start_state, window_start
 from tests.support import long_reads_plugin, toy_plugin
 from tests.support.long_reads_plugin import ShiftLM, SlowReadLM

@@ -26,8 +26,8 @@ from rnnserve.testing.hosts import LocalContext
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client, errors
-from rnnserve_plugins import writing_assistant
 from rnnserve_plugins.writing_assistant import document_cache
+from rnnserve_plugins.writing_assistant import plugin as writing_assistant
 from rnnserve_plugins.writing_assistant.backend import WritingAssistant
 from rnnserve_plugins.writing_assistant.document_cache import cache_distribution
 from rnnserve_plugins.writing_assistant.lexicon import Lexicon
