@@ -31,6 +31,8 @@ from rnnserve_client import Client, errors
 SHIPPED: dict[str, tuple[str, str | None]] = {
     "austen-char-lstm": ("char-lstm", "austen-char-lstm"),
     "austen-char-lstm-int8": ("char-lstm", "austen-char-lstm"),
+    "english-char-lstm": ("char-lstm", "english-char-lstm"),
+    "english-char-lstm-int8": ("char-lstm", "english-char-lstm"),
     "en-de-gru": ("gru-seq2seq", "en-de-gru"),
     "writing-assistant": ("writing-assistant", None),
     "austen-writing-assistant": ("writing-assistant", None),
