@@ -2,7 +2,7 @@
 // seed of each sample shown so a run can be repeated.
 
 import { postStream } from "./api.js";
-import { el, enumLabel, fillModels, formatMs, notify, onCtrlEnter, report } from "./ui.js";
+import { el, enumLabel, formatMs, formView, notify, report } from "./ui.js";
 
 const field = (id) => document.getElementById(`generate-${id}`);
 
@@ -89,19 +89,5 @@ export function initGenerate() {
     }
   }
 
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    run();
-  });
-  onCtrlEnter(field("prompt"), () => form.requestSubmit());
-
-  return {
-    async show() {
-      try {
-        await fillModels(field("model"));
-      } catch (error) {
-        report(error);
-      }
-    },
-  };
+  return formView(form, field("prompt"), field("model"), run);
 }

@@ -2,7 +2,7 @@
 
 import { postJson } from "./api.js";
 import { attentionSvg } from "./attention.js";
-import { el, fillModels, formatMs, notify, onCtrlEnter, report } from "./ui.js";
+import { el, formatMs, formView, notify, report } from "./ui.js";
 
 const field = (id) => document.getElementById(`translate-${id}`);
 
@@ -47,19 +47,5 @@ export function initTranslate() {
     }
   }
 
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    run();
-  });
-  onCtrlEnter(field("text"), () => form.requestSubmit());
-
-  return {
-    async show() {
-      try {
-        await fillModels(field("model"));
-      } catch (error) {
-        report(error);
-      }
-    },
-  };
+  return formView(form, field("text"), field("model"), run);
 }

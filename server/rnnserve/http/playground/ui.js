@@ -38,6 +38,27 @@ export async function fillModels(select) {
   return names;
 }
 
+/**
+ * Wire a view's form: submitting it (or Ctrl+Enter in `input`) runs `run`; the view's `show()`
+ * refreshes its model picker `models`. Returns the view object the app calls.
+ */
+export function formView(form, input, models, run) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run();
+  });
+  onCtrlEnter(input, () => form.requestSubmit());
+  return {
+    async show() {
+      try {
+        await fillModels(models);
+      } catch (error) {
+        report(error);
+      }
+    },
+  };
+}
+
 /** Run `action` when Ctrl+Enter (or Cmd+Enter) is pressed in `field`. */
 export function onCtrlEnter(field, action) {
   field.addEventListener("keydown", (event) => {
