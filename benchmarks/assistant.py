@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from benchmarks.common import QUICK_DATA, parse_args, percentile, shipped_config, table
+from benchmarks.common import QUICK_DATA, parse_args, percentile, shipped_config, shipped_specs, table
 from benchmarks.server_process import serve
 from rnnserve_client import AsyncClient, Client
 from rnnserve_client.client import Session
@@ -217,9 +217,7 @@ def _lent_rows(stats: ModelStats) -> float:
 
 def language_model_of(assistant: str) -> str:
     """The language model a shipped assistant borrows (its ``language_model`` option)."""
-    from rnnserve.plugins import load_plugins
-
-    specs = {spec.name: spec for spec in load_plugins().models}
+    specs = shipped_specs()
     if assistant not in specs:
         raise SystemExit(f"no shipped assistant {assistant!r}; pass --language-model for a configured one")
     return specs[assistant].options.get("language_model", "austen-char-lstm-int8")

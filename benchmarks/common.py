@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnserve.config import Limits, ServerConfig
+from rnnserve.model_spec import ModelSpec
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -91,12 +93,18 @@ def config_toml(config: ServerConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.cache
+def shipped_specs() -> dict[str, ModelSpec]:
+    """The models the installed plugins ship, by name (the plugins are loaded once per process)."""
+    from rnnserve.plugins import load_plugins
+
+    return {spec.name: spec for spec in load_plugins().models}
+
+
 def shipped_models(*names: str) -> ServerConfig:
     """A config serving only the named shipped models, as their plugins register them (so a run
     loads no more than it uses)."""
-    from rnnserve.plugins import load_plugins
-
-    shipped = {spec.name: spec for spec in load_plugins().models}
+    shipped = shipped_specs()
     missing = [name for name in names if name not in shipped]
     if missing:
         raise SystemExit(f"no shipped model {', '.join(map(repr, missing))} among the installed plugins' "
