@@ -99,13 +99,13 @@ def _describe_data(manifest: dict) -> str:
 
 def training_throughput(training: dict) -> dict[str, float]:
     """Mean training pairs/s over the logged intervals of the run (``training`` from config.json, whose
-    ``history`` the trainer records) and the run's CPU hours (wall time x torch threads x processes)."""
+    ``history`` the trainer records) and the run's CPU hours (wall time x its recorded torch threads)."""
     rows = [row["pairs_per_s"] for row in training.get("history", {}).get("train", []) if "pairs_per_s" in row]
     out: dict[str, float] = {}
     if rows:
         out["train_pairs_per_s_mean"] = round(sum(rows) / len(rows), 1)
-    if "elapsed_s" in training:
-        threads = training.get("train", {}).get("threads") or torch.get_num_threads()
+    threads = training.get("train", {}).get("threads", 0)
+    if "elapsed_s" in training and threads:  # 0: torch's default, which the record does not say
         out["training_cpu_hours"] = round(training["elapsed_s"] / 3600 * threads, 2)
     return out
 
