@@ -17,7 +17,7 @@ golden tests). Gates always use the logistic sigmoid.
 :class:`FusedLayer` is one layer prepared for decoding: input and recurrent weights
 concatenated into one ``nn.Linear`` over ``[x | h]`` (GRU keeps two, because its
 candidate needs W_hn h on its own), so a step is a single matmul per layer. Being plain
-``nn.Linear`` modules, they can be int8-quantized with ``quantize_dynamic``.
+``nn.Linear`` modules, they can be swapped for int8 ones (``rnnserve.plugin_api.quantize_linears``).
 """
 
 from __future__ import annotations

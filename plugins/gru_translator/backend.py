@@ -12,9 +12,10 @@ the k-th hypothesis of a text of several sentences is its sentences' k-th hypoth
 (characters the subword model drops) translates to the empty string without touching the
 model.
 
-Spec option ``quantize = true`` serves an int8 dynamic-quantized copy
-(``torch.ao.quantization.quantize_dynamic`` over every ``nn.Linear`` and ``nn.GRUCell``
-(decoder) and ``nn.GRU`` (encoder)); the 8k-way output projection dominates decoding time.
+Spec option ``quantize = true`` serves a copy whose every ``nn.Linear`` is an
+:class:`rnnserve.plugin_api.Int8Linear` (int8 weights, per-row dynamic int8 activations): the
+output projection over the subword vocabulary, which dominates decoding time, the attention
+and bridge layers; the GRUs stay float32.
 ``dtype = "bfloat16"`` (``rnnserve.precision``) serves a bfloat16 copy; log-probabilities
 stay float32.
 """
@@ -23,12 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from rnnserve.plugin_api import (
     ConfigurationError,
@@ -39,6 +38,7 @@ from rnnserve.plugin_api import (
     TranslationResult,
     Translator,
     dtype_option,
+    quantize_linears,
 )
 
 from .beam import Hyp, beam_search, greedy_search
@@ -53,10 +53,8 @@ MAX_SOURCES_PER_BATCH = 64
 
 
 def quantize(model: Seq2Seq) -> Seq2Seq:
-    """int8 dynamic quantization of ``model``'s GRU, GRUCell and Linear submodules (a copy)."""
-    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-        warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {nn.GRU, nn.GRUCell, nn.Linear}, dtype=torch.qint8)
+    """A copy of ``model`` with int8 Linear layers (:func:`rnnserve.plugin_api.quantize_linears`)."""
+    return quantize_linears(model)  # type: ignore[return-value]
 
 
 def max_target_length(source_pieces: int, options: TranslateOptions) -> int:

@@ -21,7 +21,8 @@ What is here, by role:
   status code): :class:`InvalidArgument`, :class:`LimitExceeded`, :class:`SessionError`,
   :class:`ConfigurationError`;
 * precision options: :func:`dtype_option`, :func:`precision_of`, :data:`DTYPES`,
-  :data:`PRECISIONS`, :func:`cpu_flags`;
+  :data:`PRECISIONS`, :func:`cpu_flags`; int8 layers: :class:`Int8Linear`,
+  :func:`quantize_linears` (``rnnserve.int8``);
 * checkpoint manifests: :func:`write_manifest`, :func:`read_manifest`, :func:`verify_manifest`;
 * the RNN family of the study notes (``rnnserve.rnn_family``): :class:`Elman`, :class:`Jordan`,
   :class:`LSTM`, :class:`PeepholeLSTM`, :class:`GRU`, :class:`Bidirectional`, their base
@@ -68,6 +69,7 @@ from rnnserve.manifest import read_manifest, verify_manifest, write_manifest
 from rnnserve.model_spec import ModelCard, ModelSpec
 
 if TYPE_CHECKING:
+    from rnnserve.int8 import Int8Linear, quantize_linears
     from rnnserve.precision import DTYPES, PRECISIONS, cpu_flags, dtype_option, precision_of
     from rnnserve.rnn_family import (
         GRU,
@@ -93,6 +95,7 @@ _LAZY = {
     **dict.fromkeys(("StepProgram", "run_alone", "while_true"), "rnnserve.step_programs"),
     **dict.fromkeys(("concat_states", "split_state", "select_rows", "state_row", "batch_size"), "rnnserve.state"),
     **dict.fromkeys(("DTYPES", "PRECISIONS", "cpu_flags", "dtype_option", "precision_of"), "rnnserve.precision"),
+    **dict.fromkeys(("Int8Linear", "quantize_linears"), "rnnserve.int8"),
     **dict.fromkeys(("Elman", "Jordan", "LSTM", "PeepholeLSTM", "GRU", "Bidirectional", "Recurrent",
                      "lstm_update", "gru_update"), "rnnserve.rnn_family"),
 }
@@ -135,6 +138,7 @@ __all__ = [
     "ConfigurationError",
     "Elman",
     "Hypothesis",
+    "Int8Linear",
     "InvalidArgument",
     "Jordan",
     "LanguageModel",
@@ -165,6 +169,7 @@ __all__ = [
     "hookimpl",
     "lstm_update",
     "precision_of",
+    "quantize_linears",
     "read_manifest",
     "run_alone",
     "select_rows",
