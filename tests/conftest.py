@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -18,11 +21,15 @@ from tests.support import toy_plugin
 # Test guard: rnnserve's own tests load only these plugins, whatever else a developer has
 # installed (an exported RNNSERVE_PLUGINS still wins).
 os.environ.setdefault("RNNSERVE_PLUGINS", "char-lstm,writing-assistant,gru-seq2seq,jordan-lm")
+# Hermetic precision choices (rnnserve.precision_choice): one cache for the session, shared by
+# the servers it starts (a shipped model measures once), never the developer's own.
+os.environ["RNNSERVE_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnserve-test-cache-")
+atexit.register(shutil.rmtree, os.environ["RNNSERVE_CACHE_DIR"], ignore_errors=True)
 
 #: The CPU features that decide kernels and ``dtype = "auto"`` (printed in the pytest header).
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
 #: Environment variables that force those choices.
-FORCING_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", precision.NATIVE_BF16_ENV)
+FORCING_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", precision.NATIVE_BF16_ENV, "RNNSERVE_PRECISION")
 
 
 def pytest_report_header() -> list[str]:
@@ -32,7 +39,8 @@ def pytest_report_header() -> list[str]:
     return [f"cpu: {precision.cpu_model()}, {os.cpu_count()} cores; "
             + " ".join(f"{flag}={'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS),
             f"torch {torch.__version__}: kernels {torch.backends.cpu.get_cpu_capability()}, "
-            f"dtype auto -> {precision.precision_of({'dtype': 'auto'}, 'auto')}; forced: {forced}"]
+            f"dtype auto: measured per model (unmeasured guess {precision.precision_of({'dtype': 'auto'}, 'auto')}); "
+            f"forced: {forced}"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -4,9 +4,10 @@ The suite itself runs with this CPU's own kernels. Here the numerical contracts 
 char-LSTM conformance in float32, bfloat16, int8 and ``dtype = "auto"``, and the
 precision bounds) run again in a child process with the kernels forced down to another
 instruction set: torch's ATen by ``ATEN_CPU_CAPABILITY`` and oneDNN by
-``ONEDNN_MAX_CPU_ISA``, both read when a process starts, and ``"auto"`` forced the
-other way by ``RNNSERVE_NATIVE_BFLOAT16``. So an AVX-512 or AMX machine also checks what
-an AVX2-only machine would run, and every machine checks the plain (no SIMD) kernels.
+``ONEDNN_MAX_CPU_ISA``, both read when a process starts, and ``"auto"`` forced to each
+precision by ``RNNSERVE_PRECISION`` (its unmeasured guess by ``RNNSERVE_NATIVE_BFLOAT16``).
+So an AVX-512 or AMX machine also checks what an AVX2-only machine would run, and every
+machine checks the plain (no SIMD) kernels.
 """
 
 from __future__ import annotations
@@ -19,25 +20,27 @@ from pathlib import Path
 import pytest
 
 from rnnserve import precision
+from rnnserve.precision_choice import PRECISION_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFORMANCE = "tests/conformance/test_conformance_char_lstm.py"
 CONTRACTS = [f"{CONFORMANCE}::{cls}" for cls in ("TestCharLSTM", "TestCharLSTMBFloat16", "TestCharLSTMInt8",
                                                  "TestCharLSTMAuto")]
-#: path -> (the CPU flag it needs, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, RNNSERVE_NATIVE_BFLOAT16)
+#: path -> (the CPU flag it needs, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, RNNSERVE_NATIVE_BFLOAT16,
+#: RNNSERVE_PRECISION)
 PATHS = {
-    "avx2": ("avx2", "avx2", "AVX2", "0"),
-    "no-simd": ("sse4_1", "default", "SSE41", "1"),
+    "avx2": ("avx2", "avx2", "AVX2", "0", "int8"),
+    "no-simd": ("sse4_1", "default", "SSE41", "1", "bfloat16"),
 }
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))
 def test_the_numerical_contracts_hold_on_the_forced_path(path: str) -> None:
-    flag, aten, onednn, native_bf16 = PATHS[path]
+    flag, aten, onednn, native_bf16, forced = PATHS[path]
     if flag not in precision.cpu_flags():
         pytest.skip(f"this CPU ({precision.cpu_model()}) has no {flag}: the {path} kernels cannot run here")
     env = {**os.environ, "ATEN_CPU_CAPABILITY": aten, "ONEDNN_MAX_CPU_ISA": onednn,
-           precision.NATIVE_BF16_ENV: native_bf16}
+           precision.NATIVE_BF16_ENV: native_bf16, PRECISION_ENV: forced}
     capability = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
                                 env=env, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     assert capability.lower() == ("default" if aten == "default" else aten), \
@@ -47,5 +50,5 @@ def test_the_numerical_contracts_hold_on_the_forced_path(path: str) -> None:
                           timeout=300)
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
     print(f"{path} (ATEN_CPU_CAPABILITY={aten} ONEDNN_MAX_CPU_ISA={onednn} "
-          f"{precision.NATIVE_BF16_ENV}={native_bf16}): {summary}")
+          f"{precision.NATIVE_BF16_ENV}={native_bf16} {PRECISION_ENV}={forced}): {summary}")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

@@ -81,14 +81,14 @@ def test_duplicate_backend_names_fail_the_second_plugin() -> None:
 def test_rnnserve_plugins_lists_the_built_in_plugins_with_versions() -> None:
     out = subprocess.run([sys.executable, "-m", "rnnserve.cli", "plugins"], capture_output=True, text=True,
                          check=True, timeout=120).stdout
-    assert out.startswith("rnnserve 0.1.0, plugin API 1.0\n")
-    assert "char-lstm (rnnserve 0.1.0, needs plugin API 1.0): loaded" in out
+    assert out.startswith("rnnserve 0.1.0, plugin API 1.1\n")
+    assert "char-lstm (rnnserve 0.1.0, needs plugin API 1.1): loaded" in out
     assert "backends: char-lstm" in out
 
 
 @pytest.mark.parametrize(("required", "why"), [
-    ("2.0", "needs plugin API 2.0; this rnnserve provides plugin API 1.0"),
-    ("1.9", "needs plugin API 1.9; this rnnserve provides plugin API 1.0"),
+    ("2.0", "needs plugin API 2.0; this rnnserve provides plugin API 1.1"),
+    ("1.9", "needs plugin API 1.9; this rnnserve provides plugin API 1.1"),
     ("one", "PLUGIN_API_VERSION = 'one' is not a version"),
 ])
 def test_a_plugin_needing_another_plugin_api_is_refused_with_the_reason(required: str, why: str) -> None:

@@ -9,10 +9,17 @@ recurrence (prompt reading, scoring) stays float32, with an int8 output layer. `
 (``rnnserve.precision``) keeps weights, state and arithmetic in bfloat16: with AMX a
 batch-64 step and prompt reading run 2.4x and 3.9x faster than float32, at a test loss
 within 0.0001 nats/char of float32.
+
+``dtype = "auto"`` (without ``quantize``) chooses among float32, bfloat16 and int8 by
+measurement (``rnnserve.precision_choice``): the fastest step on this machine among those
+whose quality cost, recorded in the model card (``precision_cost_nats_<precision>``,
+written by ``card.py``), is within ``max_precision_cost`` nats/char (default 0.01).
 """
 
 from __future__ import annotations
 
+import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +27,17 @@ import torch
 from torch import nn
 
 from rnnserve.plugin_api import (
+    MAX_COST_OPTION,
     ConfigurationError,
     LanguageModel,
     LoadContext,
     ModelSpec,
     State,
+    card_costs,
+    checkpoint_identity,
+    choose_precision,
     dtype_option,
+    max_cost_option,
     quantize_linears,
 )
 
@@ -33,10 +45,14 @@ from .checkpoint import CheckpointError, load_model
 from .model import CharRNN
 from .vocab import CharVocab
 
-#: ``quantize``: int8 dynamic quantization. ``dtype``: "float32" or "bfloat16" (see above).
+#: ``quantize``: int8 (see above). ``dtype``: "float32", "bfloat16" or "auto" (see above).
 #: ``naive_step``: decode with the default per-character ``nn.LSTM`` call instead of the fused
-#: step (the benchmarks' baseline, as a tutorial would write it).
-OPTIONS = {"quantize": bool, "dtype": str, "naive_step": bool}
+#: step (the benchmarks' baseline, as a tutorial would write it). ``max_precision_cost``: the
+#: bound of ``dtype = "auto"``, nats/char (a number >= 0).
+OPTIONS = {"quantize": bool, "dtype": str, "naive_step": bool, MAX_COST_OPTION: float}
+#: What ``dtype = "auto"`` chooses among, and the ``CharRNNBackend.load`` arguments of each.
+AUTO_CANDIDATES: dict[str, dict[str, Any]] = {"float32": {}, "bfloat16": {"dtype": torch.bfloat16},
+                                              "int8": {"quantized": True}}
 
 
 def quantize(module: nn.Module) -> nn.Module:
@@ -99,20 +115,46 @@ def parse_options(options: dict[str, Any], model: str) -> dict[str, Any]:
     if unknown:
         raise ConfigurationError(f"model {model!r}: unknown char-lstm option(s) {unknown}; valid: {sorted(OPTIONS)}")
     for key, kind in OPTIONS.items():
-        if key in options and not isinstance(options[key], kind):
+        if key in options and key != MAX_COST_OPTION and not isinstance(options[key], kind):
             raise ConfigurationError(f"model {model!r}: option {key!r} must be {kind.__name__}, "
                                      f"got {options[key]!r}")
     dtype_option(options, model)
+    if MAX_COST_OPTION in options:
+        max_cost_option(options, model)
+        if not measured(options):
+            raise ConfigurationError(f"model {model!r}: option {MAX_COST_OPTION!r} bounds the choice of "
+                                     "dtype = \"auto\" (without quantize), and this spec sets its precision")
     return options
+
+
+def measured(options: dict[str, Any]) -> bool:
+    """Whether a spec leaves its precision to measurement: ``dtype = "auto"`` without ``quantize``."""
+    return options.get("dtype") == "auto" and not options.get("quantize", False)
 
 
 def create_backend(spec: ModelSpec, context: LoadContext) -> CharRNNBackend:
     """Backend factory registered as ``char-lstm``."""
     options = parse_options(dict(spec.options), spec.name)
     directory = context.resolve_path(spec)
+    naive_step = options.get("naive_step", False)
     try:
-        return CharRNNBackend.load(directory, quantized=options.get("quantize", False),
-                                    naive_step=options.get("naive_step", False),
-                                    dtype=dtype_option(options, spec.name))
+        if measured(options):
+            return _load_measured(spec, directory, naive_step, max_cost_option(options, spec.name))
+        return CharRNNBackend.load(directory, quantized=options.get("quantize", False), naive_step=naive_step,
+                                   dtype=dtype_option(options, spec.name))
     except (CheckpointError, OSError, ValueError) as exc:
         raise ConfigurationError(f"model {spec.name!r}: cannot load char-lstm checkpoint: {exc}") from exc
+
+
+def _load_measured(spec: ModelSpec, directory: Path, naive_step: bool, max_cost: float) -> CharRNNBackend:
+    """The fastest of :data:`AUTO_CANDIDATES` within ``max_cost`` (``rnnserve.precision_choice``), with the
+    quality costs its model card records."""
+    card = directory / "model_card.json"
+    metrics = (spec.card.metrics if spec.card is not None
+               else json.loads(card.read_text()).get("metrics", {}) if card.is_file() else {})
+    candidates = {p: partial(CharRNNBackend.load, directory, naive_step=naive_step, **kwargs)
+                  for p, kwargs in AUTO_CANDIDATES.items()}
+    identity = checkpoint_identity(directory / "model.safetensors") + (" naive_step" if naive_step else "")
+    backend, choice = choose_precision(candidates, card_costs(metrics), max_cost, identity, model=spec.name)
+    backend.precision_choice = choice.reason
+    return backend

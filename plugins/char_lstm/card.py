@@ -1,7 +1,9 @@
 """Model cards: ``MODEL_CARD.md`` (for people) and ``model_card.json`` (``rnnserve.plugin_api.ModelCard``).
 
 :func:`write_card_for` evaluates a model directory itself (validation and test loss in
-nats and bits per character, the int8-quantized test loss, the test loss of each source of a
+nats and bits per character, the int8 and bfloat16 test losses and their quality costs against
+float32 (``precision_cost_nats_<precision>``, what ``dtype = "auto"`` reads: ``rnnserve.precision_choice``;
+measured on the forward path, which reads the whole split), the test loss of each source of a
 ``rnnserve data english`` corpus, decoding-step latency of the fused step and of the plain
 ``nn.LSTM`` path) and documents the data (and its mix), split, training command, wall time,
 hardware and a few samples from the ``config.json`` training record. What it says about the
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from rnnserve.plugin_api import ModelCard
+from rnnserve.plugin_api import ModelCard, cost_metrics
 
 from .backend import CharRNNBackend
 from .checkpoint import load_model
@@ -150,9 +152,13 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
         for name, path in per_source.items()}
     quantized = CharRNNBackend(model, vocab, quantized=True)
     test_int8 = evaluate_loss(quantized, test_tokens, vocab.bos_id, streams=streams)
+    bfloat16 = CharRNNBackend.load(model_dir, dtype=torch.bfloat16)  # its own copy: the backend converts in place
+    test_bf16 = evaluate_loss(bfloat16, test_tokens, vocab.bos_id, streams=streams)
     metrics = {"val_nats_per_char": round(val, 4), "val_bits_per_char": round(val * NATS_TO_BITS, 4),
                "test_nats_per_char": round(test, 4), "test_bits_per_char": round(test * NATS_TO_BITS, 4),
-               "test_nats_per_char_int8": round(test_int8, 4), **source_losses, **(extra_metrics or {}),
+               "test_nats_per_char_int8": round(test_int8, 4), "test_nats_per_char_bfloat16": round(test_bf16, 4),
+               **cost_metrics(test, {"int8": test_int8, "bfloat16": test_bf16}), **source_losses,
+               **(extra_metrics or {}),
                **_measure(model, backend, quantized)}
     run_state = model_dir.parent / "last" / "trainer_state.json"  # the layout train() writes
     if wall_time_s is None and run_state.exists():
@@ -215,6 +221,14 @@ def _markdown(name: str, card: ModelCard, training: dict, config: dict, samples:
         f"| test, int8 dynamic quantization (`quantize = true`) | {m['test_nats_per_char_int8']:.4f} | "
         f"{m['test_nats_per_char_int8'] * 1.4426950408889634:.4f} |",
     ]
+    if "test_nats_per_char_bfloat16" in m:
+        lines.append(f"| test, bfloat16 (`dtype = \"bfloat16\"`) | {m['test_nats_per_char_bfloat16']:.4f} | "
+                     f"{m['test_nats_per_char_bfloat16'] * 1.4426950408889634:.4f} |")
+    costs = [(p, m[f"precision_cost_nats_{p}"]) for p in ("bfloat16", "int8") if f"precision_cost_nats_{p}" in m]
+    if costs:
+        lines += ["", "Quality cost of each reduced precision (test nats/char added to float32's; `dtype = \"auto\"` "
+                  "serves the fastest precision whose cost is within `max_precision_cost`): "
+                  + ", ".join(f"{p} {cost:+.5f}" for p, cost in costs) + "."]
     if "test_nats_per_char_float32" in m:
         lines.append(f"| test, float32 weights before float16 storage | {m['test_nats_per_char_float32']:.4f} | "
                      f"{m['test_nats_per_char_float32'] * 1.4426950408889634:.4f} |")

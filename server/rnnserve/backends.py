@@ -72,6 +72,11 @@ class Vocabulary(Protocol):
 class BackendBase(ABC):
     """What every backend offers the host besides its kind's own methods."""
 
+    #: How the backend's precision was chosen, when it measured it (``rnnserve.precision_choice``:
+    #: ``PrecisionChoice.reason``); ``GetModel`` shows it as ``precision_choice``. "" when the
+    #: model's options set the precision.
+    precision_choice: str = ""
+
     @abstractmethod
     def parameter_count(self) -> int:
         """Number of trainable parameters."""

@@ -377,10 +377,12 @@ def _write(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     with _client(args) as client:
         models = client.list_models()
-    print(f"{'NAME':<24} {'KIND':<15} {'BACKEND':<18} {'STATE':<8} {'PARAMS':>12}  PLUGIN")
+    print(f"{'NAME':<24} {'KIND':<15} {'BACKEND':<18} {'STATE':<8} {'PARAMS':>12}  {'PRECISION':<9}  PLUGIN")
     for m in models:
         print(f"{m.name:<24} {m.kind:<15} {m.backend:<18} {m.state:<8} {m.parameter_count:>12,}  "
-              f"{m.plugin} {m.plugin_version}" + (f"  ({m.reason})" if m.reason else ""))
+              f"{m.precision or '-':<9}  {m.plugin} {m.plugin_version}" + (f"  ({m.reason})" if m.reason else ""))
+        if m.precision_choice:
+            print(f"{'':<24} precision {m.precision_choice}")
     return 0
 
 

@@ -23,6 +23,11 @@ What is here, by role:
 * precision options: :func:`dtype_option`, :func:`precision_of`, :data:`DTYPES`,
   :data:`PRECISIONS`, :func:`cpu_flags`; int8 layers: :class:`Int8Linear`,
   :func:`quantize_linears` (``rnnserve.int8``);
+* precision chosen by measurement (``dtype = "auto"``, ``rnnserve.precision_choice``):
+  :func:`choose_precision` (returns a :class:`PrecisionChoice` with its :class:`Timing`
+  figures), :func:`language_model_stepper`, :func:`card_costs` and :func:`cost_metrics` (the
+  model-card metrics of quality costs), :func:`max_cost_option`,
+  :data:`MAX_COST_OPTION`, :func:`checkpoint_identity` (new in 1.1);
 * checkpoint manifests: :func:`write_manifest`, :func:`read_manifest`, :func:`verify_manifest`;
 * the RNN family of the study notes (``rnnserve.rnn_family``): :class:`Elman`, :class:`Jordan`,
   :class:`LSTM`, :class:`PeepholeLSTM`, :class:`GRU`, :class:`Bidirectional`, their base
@@ -71,6 +76,17 @@ from rnnserve.model_spec import ModelCard, ModelSpec
 if TYPE_CHECKING:
     from rnnserve.int8 import Int8Linear, quantize_linears
     from rnnserve.precision import DTYPES, PRECISIONS, cpu_flags, dtype_option, precision_of
+    from rnnserve.precision_choice import (
+        MAX_COST_OPTION,
+        PrecisionChoice,
+        Timing,
+        card_costs,
+        checkpoint_identity,
+        choose_precision,
+        cost_metrics,
+        language_model_stepper,
+        max_cost_option,
+    )
     from rnnserve.rnn_family import (
         GRU,
         LSTM,
@@ -86,7 +102,7 @@ if TYPE_CHECKING:
     from rnnserve.step_programs import StepProgram, run_alone, while_true
 
 #: The plugin API this host provides ("MAJOR.MINOR").
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 #: The module attribute through which a plugin states the API version it needs.
 REQUIRED_VERSION_ATTRIBUTE = "PLUGIN_API_VERSION"
 
@@ -95,6 +111,9 @@ _LAZY = {
     **dict.fromkeys(("StepProgram", "run_alone", "while_true"), "rnnserve.step_programs"),
     **dict.fromkeys(("concat_states", "split_state", "select_rows", "state_row", "batch_size"), "rnnserve.state"),
     **dict.fromkeys(("DTYPES", "PRECISIONS", "cpu_flags", "dtype_option", "precision_of"), "rnnserve.precision"),
+    **dict.fromkeys(("MAX_COST_OPTION", "PrecisionChoice", "Timing", "card_costs", "checkpoint_identity",
+                     "choose_precision", "cost_metrics", "language_model_stepper", "max_cost_option"),
+                    "rnnserve.precision_choice"),
     **dict.fromkeys(("Int8Linear", "quantize_linears"), "rnnserve.int8"),
     **dict.fromkeys(("Elman", "Jordan", "LSTM", "PeepholeLSTM", "GRU", "Bidirectional", "Recurrent",
                      "lstm_update", "gru_update"), "rnnserve.rnn_family"),
@@ -127,6 +146,7 @@ __all__ = [
     "DTYPES",
     "GRU",
     "LSTM",
+    "MAX_COST_OPTION",
     "PRECISIONS",
     "REQUIRED_VERSION_ATTRIBUTE",
     "Assistant",
@@ -148,6 +168,7 @@ __all__ = [
     "ModelKind",
     "ModelSpec",
     "PeepholeLSTM",
+    "PrecisionChoice",
     "Recurrent",
     "SessionError",
     "SharedLanguageModel",
@@ -156,18 +177,25 @@ __all__ = [
     "SuggestOptions",
     "Suggestion",
     "SuggestionKind",
+    "Timing",
     "TranslateOptions",
     "TranslationResult",
     "Translator",
     "Vocabulary",
     "api_mismatch",
     "batch_size",
+    "card_costs",
+    "checkpoint_identity",
+    "choose_precision",
     "concat_states",
+    "cost_metrics",
     "cpu_flags",
     "dtype_option",
     "gru_update",
     "hookimpl",
+    "language_model_stepper",
     "lstm_update",
+    "max_cost_option",
     "precision_of",
     "quantize_linears",
     "read_manifest",

@@ -3,18 +3,24 @@
 bfloat16 keeps float32's exponent range with an 8-bit mantissa. On CPUs with AMX or
 AVX512-BF16 (oneDNN uses them) its matrix products run about 3x faster than float32 from
 a batch of a few dozen rows, and weights take half the memory; on CPUs without them it
-is slower than float32. ``"auto"`` picks bfloat16 where the CPU has those instructions and
-float32 elsewhere. Backends keep their logits float32.
+is slower than float32. Backends keep their logits float32.
 
-What each precision promises (README "Precision"): float32 gives exact seeds (a seeded
+``"auto"``: a backend that offers several precisions of a checkpoint measures them where it
+loads and serves the fastest within a quality bound (``rnnserve.precision_choice``; the
+char-lstm backend does, choosing among float32, bfloat16 and int8). For a backend that does
+not measure (:func:`dtype_option`, e.g. the gru-seq2seq translator) it is a guess from the
+CPU flags: bfloat16 where the CPU has those instructions, float32 elsewhere.
+
+What each precision promises (README "Models"): float32 gives exact seeds (a seeded
 sample does not depend on the other sequences in its batch); bfloat16 and int8 give the
 same text for the same request and batch, and logits close to float32's (bounds measured
 in ``tests/test_precision.py``), because their kernels' rounding depends on the batch
 shape and on the CPU.
 
-The CPU-feature decision can be forced, so every path runs on every CPU: set
-``RNNSERVE_NATIVE_BFLOAT16=1`` (or ``0``) to make ``"auto"`` act as on a CPU with (or
-without) native bfloat16. torch's own kernel choice is forced the same way by
+The CPU-feature guess can be forced, so every path runs on every CPU: set
+``RNNSERVE_NATIVE_BFLOAT16=1`` (or ``0``) to make an unmeasured ``"auto"`` act as on a CPU
+with (or without) native bfloat16; a measured one is forced by ``RNNSERVE_PRECISION``
+(``rnnserve.precision_choice``). torch's own kernel choice is forced the same way by
 ``ATEN_CPU_CAPABILITY`` (``default``/``avx2``/``avx512``) and oneDNN's by
 ``ONEDNN_MAX_CPU_ISA`` (e.g. ``AVX2``), read when the process starts.
 """
@@ -73,7 +79,7 @@ def native_bfloat16() -> bool:
 
 
 def resolve(name: str) -> torch.dtype:
-    """The torch dtype of a ``dtype`` option value ("auto": bfloat16 with native support, else float32)."""
+    """The torch dtype of a ``dtype`` option value ("auto", unmeasured: bfloat16 with native support, else float32)."""
     if name == "auto":
         return torch.bfloat16 if native_bfloat16() else torch.float32
     return DTYPES[name]
@@ -83,7 +89,8 @@ def dtype_option(options: Mapping[str, Any], model: str) -> torch.dtype:
     """The validated ``dtype`` of a model spec's options (default float32).
 
     int8 ``quantize`` works from float32 weights, so it excludes any other dtype ("auto"
-    then means float32).
+    then means float32). "auto" alone gives the CPU-flag guess (:func:`resolve`): a backend that
+    measures (``rnnserve.precision_choice``) decides it before calling this.
     """
     name = options.get("dtype", "float32")
     if name not in (*DTYPES, "auto"):
@@ -97,13 +104,19 @@ def dtype_option(options: Mapping[str, Any], model: str) -> torch.dtype:
 
 
 def precision_of(options: Mapping[str, Any], model: str) -> str:
-    """The precision a model spec's options run in: one of :data:`PRECISIONS`."""
+    """The precision a model spec's options run in: one of :data:`PRECISIONS` (for "auto", the
+    unmeasured guess: what a loaded model runs in is ``GetModel``'s ``precision``)."""
     dtype = dtype_option(options, model)
     if options.get("quantize"):
         return "int8"
     return "bfloat16" if dtype == torch.bfloat16 else "float32"
 
 
-def exact_seeds(options: Mapping[str, Any], model: str) -> bool:
-    """Whether a seeded sample is independent of its batch (float32 only, see the module docstring)."""
-    return precision_of(options, model) == "float32"
+#: Precisions whose kernels round differently with the batch shape (no exact seeds).
+REDUCED_PRECISIONS = frozenset({"bfloat16", "float16", "int8"})
+
+
+def exact_seeds(precision: str) -> bool:
+    """Whether a model running in ``precision`` (as loaded: ``GetModel``'s ``precision``, "" for a backend
+    without torch weights) gives a seeded sample independent of its batch (see the module docstring)."""
+    return precision not in REDUCED_PRECISIONS

@@ -79,6 +79,8 @@ class ModelEntry:
     parameter_count: int = 0
     #: "float32", "bfloat16", "int8", ... as read from the loaded weights (:func:`weights_precision`).
     precision: str = ""
+    #: How that precision was chosen when the backend measured it (``BackendBase.precision_choice``).
+    precision_choice: str = ""
     ready: threading.Event = field(default_factory=threading.Event)
     #: The calls waiting on this model; tripped (all failed) when the model hangs.
     guard: RequestGuard = field(default_factory=RequestGuard)
@@ -198,6 +200,7 @@ class ModelRegistry:
             entry.card = spec.card or self._read_card(spec)
             entry.parameter_count = int(backend.parameter_count())
             entry.precision = weights_precision(backend)
+            entry.precision_choice = getattr(backend, "precision_choice", "")
             entry.worker = self._make_worker(spec, backend)
             entry.worker.on_crash = lambda exc, entry=entry: self._on_crash(entry, exc)
             entry.worker.start()

@@ -59,9 +59,9 @@ class TestCharLSTMInt8(TestCharLSTM):
 
 
 class TestCharLSTMAuto(TestCharLSTM):
-    """``dtype = "auto"`` (the shipped model's setting): bfloat16 or float32 by the CPU, or by
-    ``RNNSERVE_NATIVE_BFLOAT16`` (``tests/test_cpu_paths.py`` runs it both ways); compared at
-    bfloat16's precision, with exact seeds checked where it resolves to float32."""
+    """``dtype = "auto"`` (the shipped model's setting): float32 here (the tiny model's card records no
+    quality costs), or what ``RNNSERVE_PRECISION`` forces (``tests/test_cpu_paths.py`` forces int8 and
+    bfloat16); compared at bfloat16's precision, with exact seeds checked where it loads in float32."""
 
     atol = 0.05
     rtol = 0.05

@@ -126,6 +126,9 @@ class ModelInfo:
     #: Precision of the weights as loaded: ``"float32"``, ``"bfloat16"``, ``"int8"``; "" until ready
     #: or when unknown. Seeds reproduce exactly whatever the batch in float32 only.
     precision: str = ""
+    #: How ``precision`` was chosen when measured (``dtype = "auto"``): a one-line reason with the
+    #: timings; "" when the model's options set it.
+    precision_choice: str = ""
 
     @classmethod
     def from_pb(cls, pb: models_pb2.Model) -> ModelInfo:
@@ -141,6 +144,7 @@ class ModelInfo:
             card=ModelCard.from_pb(pb.card),
             stats=ModelStats.from_pb(pb.stats),
             precision=pb.precision,
+            precision_choice=pb.precision_choice,
         )
 
 

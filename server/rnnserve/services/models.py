@@ -35,6 +35,7 @@ def model_pb(entry: ModelEntry) -> models_pb2.Model:
         reason=entry.reason,
         parameter_count=entry.parameter_count,
         precision=entry.precision,
+        precision_choice=entry.precision_choice,
         stats=models_pb2.ModelStats(
             queue_depth=stats.queue_depth,
             active_sequences=stats.active_sequences,

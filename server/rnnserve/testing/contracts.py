@@ -30,7 +30,7 @@ import torch
 from rnnserve.backends import LanguageModel, State
 from rnnserve.config import Limits, ModelSpec, ServerConfig
 from rnnserve.plugins import PluginHost
-from rnnserve.precision import exact_seeds, precision_of
+from rnnserve.precision import exact_seeds
 from rnnserve.state import concat_states, state_row
 from rnnserve.testing.hosts import LocalContext, plugin_host
 from rnnserve.testing.probe import ProbedLanguageModel
@@ -338,10 +338,12 @@ class LanguageModelContract(_Contract):
     def test_seeded_sampling_is_batch_invariant(self, rnnserve_client: Client, rnnserve_server: ServerThread,
                                                 rnnserve_spec: ModelSpec) -> None:
         """Promised in float32 only (``rnnserve.precision.exact_seeds``): reduced-precision kernels
-        round differently for other batch shapes, and how depends on the CPU."""
-        if not exact_seeds(rnnserve_spec.options, rnnserve_spec.name):
-            pytest.skip(f"{precision_of(rnnserve_spec.options, rnnserve_spec.name)} promises the same samples for "
-                        "the same request, not for the same seed in another batch (exact seeds: float32 only)")
+        round differently for other batch shapes, and how depends on the CPU. Decided by the precision
+        the model loaded in (``dtype = "auto"`` is only known then)."""
+        loaded = rnnserve_client.get_model(rnnserve_spec.name).precision
+        if not exact_seeds(loaded):
+            pytest.skip(f"{loaded} promises the same samples for the same request, not for the same seed in "
+                        "another batch (exact seeds: float32 only)")
         name = rnnserve_spec.name
         params = {"max_new_tokens": self.max_new_tokens, "temperature": 1.0}
         alone = [rnnserve_client.generate(name, self.prompt, seed=seed, **params).text for seed in (11, 12, 13)]

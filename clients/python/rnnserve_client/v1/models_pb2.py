@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18rnnserve/v1/models.proto\x12\x0brnnserve.v1\"\xe3\x01\n\tModelCard\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x18\n\x10training_command\x18\x04 \x01(\t\x12\x34\n\x07metrics\x18\x05 \x03(\x0b\x32#.rnnserve.v1.ModelCard.MetricsEntry\x12\x0f\n\x07license\x18\x06 \x01(\t\x12\x13\n\x0blimitations\x18\x07 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe1\x02\n\nModelStats\x12\x13\n\x0bqueue_depth\x18\x01 \x01(\r\x12\x18\n\x10\x61\x63tive_sequences\x18\x02 \x01(\r\x12\x13\n\x0bsteps_total\x18\x03 \x01(\x04\x12\x14\n\x0ctokens_total\x18\x04 \x01(\x04\x12\x16\n\x0erequests_total\x18\x05 \x01(\x04\x12\x16\n\x0erejected_total\x18\x06 \x01(\x04\x12\x17\n\x0fmean_batch_size\x18\x07 \x01(\x01\x12\x46\n\x10\x62\x61\x63kend_counters\x18\x08 \x03(\x0b\x32,.rnnserve.v1.ModelStats.BackendCountersEntry\x12\x18\n\x10lent_steps_total\x18\t \x01(\x04\x12\x16\n\x0emean_lent_rows\x18\n \x01(\x01\x1a\x36\n\x14\x42\x61\x63kendCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xa6\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.rnnserve.v1.ModelKind\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x0e\n\x06plugin\x18\x04 \x01(\t\x12\x16\n\x0eplugin_version\x18\x05 \x01(\t\x12&\n\x05state\x18\x06 \x01(\x0e\x32\x17.rnnserve.v1.ModelState\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x17\n\x0fparameter_count\x18\x08 \x01(\x04\x12$\n\x04\x63\x61rd\x18\t \x01(\x0b\x32\x16.rnnserve.v1.ModelCard\x12&\n\x05stats\x18\n \x01(\x0b\x32\x17.rnnserve.v1.ModelStats\x12\x11\n\tprecision\x18\x0b \x01(\t\"9\n\x11ListModelsRequest\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.rnnserve.v1.ModelKind\"8\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.rnnserve.v1.Model\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*{\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19MODEL_KIND_LANGUAGE_MODEL\x10\x01\x12\x19\n\x15MODEL_KIND_TRANSLATOR\x10\x02\x12\x18\n\x14MODEL_KIND_ASSISTANT\x10\x03*q\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x15\n\x11MODEL_STATE_READY\x10\x02\x12\x16\n\x12MODEL_STATE_FAILED\x10\x03\x32\x95\x01\n\x06Models\x12M\n\nListModels\x12\x1e.rnnserve.v1.ListModelsRequest\x1a\x1f.rnnserve.v1.ListModelsResponse\x12<\n\x08GetModel\x12\x1c.rnnserve.v1.GetModelRequest\x1a\x12.rnnserve.v1.ModelBy\n\x0f\x63om.rnnserve.v1B\x0bModelsProtoP\x01Z&rnnserve/gen/go/rnnserve/v1;rnnservev1\xa2\x02\x03RXX\xaa\x02\x0bRnnserve.V1\xca\x02\x0bRnnserve\\V1\xea\x02\x0cRnnserve::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18rnnserve/v1/models.proto\x12\x0brnnserve.v1\"\xe3\x01\n\tModelCard\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x18\n\x10training_command\x18\x04 \x01(\t\x12\x34\n\x07metrics\x18\x05 \x03(\x0b\x32#.rnnserve.v1.ModelCard.MetricsEntry\x12\x0f\n\x07license\x18\x06 \x01(\t\x12\x13\n\x0blimitations\x18\x07 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe1\x02\n\nModelStats\x12\x13\n\x0bqueue_depth\x18\x01 \x01(\r\x12\x18\n\x10\x61\x63tive_sequences\x18\x02 \x01(\r\x12\x13\n\x0bsteps_total\x18\x03 \x01(\x04\x12\x14\n\x0ctokens_total\x18\x04 \x01(\x04\x12\x16\n\x0erequests_total\x18\x05 \x01(\x04\x12\x16\n\x0erejected_total\x18\x06 \x01(\x04\x12\x17\n\x0fmean_batch_size\x18\x07 \x01(\x01\x12\x46\n\x10\x62\x61\x63kend_counters\x18\x08 \x03(\x0b\x32,.rnnserve.v1.ModelStats.BackendCountersEntry\x12\x18\n\x10lent_steps_total\x18\t \x01(\x04\x12\x16\n\x0emean_lent_rows\x18\n \x01(\x01\x1a\x36\n\x14\x42\x61\x63kendCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xc0\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.rnnserve.v1.ModelKind\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x0e\n\x06plugin\x18\x04 \x01(\t\x12\x16\n\x0eplugin_version\x18\x05 \x01(\t\x12&\n\x05state\x18\x06 \x01(\x0e\x32\x17.rnnserve.v1.ModelState\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x17\n\x0fparameter_count\x18\x08 \x01(\x04\x12$\n\x04\x63\x61rd\x18\t \x01(\x0b\x32\x16.rnnserve.v1.ModelCard\x12&\n\x05stats\x18\n \x01(\x0b\x32\x17.rnnserve.v1.ModelStats\x12\x11\n\tprecision\x18\x0b \x01(\t\x12\x18\n\x10precision_choice\x18\x0c \x01(\t\"9\n\x11ListModelsRequest\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.rnnserve.v1.ModelKind\"8\n\x12ListModelsResponse\x12\"\n\x06models\x18\x01 \x03(\x0b\x32\x12.rnnserve.v1.Model\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*{\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19MODEL_KIND_LANGUAGE_MODEL\x10\x01\x12\x19\n\x15MODEL_KIND_TRANSLATOR\x10\x02\x12\x18\n\x14MODEL_KIND_ASSISTANT\x10\x03*q\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x15\n\x11MODEL_STATE_READY\x10\x02\x12\x16\n\x12MODEL_STATE_FAILED\x10\x03\x32\x95\x01\n\x06Models\x12M\n\nListModels\x12\x1e.rnnserve.v1.ListModelsRequest\x1a\x1f.rnnserve.v1.ListModelsResponse\x12<\n\x08GetModel\x12\x1c.rnnserve.v1.GetModelRequest\x1a\x12.rnnserve.v1.ModelBy\n\x0f\x63om.rnnserve.v1B\x0bModelsProtoP\x01Z&rnnserve/gen/go/rnnserve/v1;rnnservev1\xa2\x02\x03RXX\xaa\x02\x0bRnnserve.V1\xca\x02\x0bRnnserve\\V1\xea\x02\x0cRnnserve::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELCARD_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_MODELSTATS_BACKENDCOUNTERSENTRY']._loaded_options = None
   _globals['_MODELSTATS_BACKENDCOUNTERSENTRY']._serialized_options = b'8\001'
-  _globals['_MODELKIND']._serialized_start=1074
-  _globals['_MODELKIND']._serialized_end=1197
-  _globals['_MODELSTATE']._serialized_start=1199
-  _globals['_MODELSTATE']._serialized_end=1312
+  _globals['_MODELKIND']._serialized_start=1100
+  _globals['_MODELKIND']._serialized_end=1223
+  _globals['_MODELSTATE']._serialized_start=1225
+  _globals['_MODELSTATE']._serialized_end=1338
   _globals['_MODELCARD']._serialized_start=42
   _globals['_MODELCARD']._serialized_end=269
   _globals['_MODELCARD_METRICSENTRY']._serialized_start=223
@@ -49,13 +49,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELSTATS_BACKENDCOUNTERSENTRY']._serialized_start=571
   _globals['_MODELSTATS_BACKENDCOUNTERSENTRY']._serialized_end=625
   _globals['_MODEL']._serialized_start=628
-  _globals['_MODEL']._serialized_end=922
-  _globals['_LISTMODELSREQUEST']._serialized_start=924
-  _globals['_LISTMODELSREQUEST']._serialized_end=981
-  _globals['_LISTMODELSRESPONSE']._serialized_start=983
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1039
-  _globals['_GETMODELREQUEST']._serialized_start=1041
-  _globals['_GETMODELREQUEST']._serialized_end=1072
-  _globals['_MODELS']._serialized_start=1315
-  _globals['_MODELS']._serialized_end=1464
+  _globals['_MODEL']._serialized_end=948
+  _globals['_LISTMODELSREQUEST']._serialized_start=950
+  _globals['_LISTMODELSREQUEST']._serialized_end=1007
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1009
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1065
+  _globals['_GETMODELREQUEST']._serialized_start=1067
+  _globals['_GETMODELREQUEST']._serialized_end=1098
+  _globals['_MODELS']._serialized_start=1341
+  _globals['_MODELS']._serialized_end=1490
 # @@protoc_insertion_point(module_scope)

@@ -86,7 +86,7 @@ class ModelStats(_message.Message):
     def __init__(self, queue_depth: _Optional[int] = ..., active_sequences: _Optional[int] = ..., steps_total: _Optional[int] = ..., tokens_total: _Optional[int] = ..., requests_total: _Optional[int] = ..., rejected_total: _Optional[int] = ..., mean_batch_size: _Optional[float] = ..., backend_counters: _Optional[_Mapping[str, float]] = ..., lent_steps_total: _Optional[int] = ..., mean_lent_rows: _Optional[float] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "kind", "backend", "plugin", "plugin_version", "state", "reason", "parameter_count", "card", "stats", "precision")
+    __slots__ = ("name", "kind", "backend", "plugin", "plugin_version", "state", "reason", "parameter_count", "card", "stats", "precision", "precision_choice")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +98,7 @@ class Model(_message.Message):
     CARD_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_CHOICE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: ModelKind
     backend: str
@@ -109,7 +110,8 @@ class Model(_message.Message):
     card: ModelCard
     stats: ModelStats
     precision: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., backend: _Optional[str] = ..., plugin: _Optional[str] = ..., plugin_version: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., reason: _Optional[str] = ..., parameter_count: _Optional[int] = ..., card: _Optional[_Union[ModelCard, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., precision: _Optional[str] = ...) -> None: ...
+    precision_choice: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., backend: _Optional[str] = ..., plugin: _Optional[str] = ..., plugin_version: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., reason: _Optional[str] = ..., parameter_count: _Optional[int] = ..., card: _Optional[_Union[ModelCard, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., precision: _Optional[str] = ..., precision_choice: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("kind",)

@@ -45,6 +45,7 @@ function modelView(model, openCards) {
       `plugin ${model.plugin} ${model.plugin_version}`, `${number(model.parameter_count)} parameters`,
       model.precision].filter(Boolean).join(" · ")),
     model.reason ? el("p", { class: "reason" }, model.reason) : null,
+    model.precision_choice ? el("p", { class: "muted" }, `Precision ${model.precision_choice}`) : null,
     model.card?.description ? el("p", {}, model.card.description) : null,
     el("h3", {}, "Counters"),
     pairs(counters, "pairs counters"),
