@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from benchmarks.common import QUICK_DATA, parse_args, percentile, shipped_config, shipped_specs, table
+from benchmarks.common import QUICK_DATA, parse_args, percentile, print_machine, shipped_config, shipped_specs, table
 from benchmarks.server_process import serve
 from rnnserve_client import AsyncClient, Client
 from rnnserve_client.client import Session
@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(parser, argv, quick={"data": QUICK_DATA, "model": "austen-writing-assistant", "chars": 60,
                                            "doc_chars": 300, "keystrokes": 4,
                                            "sessions": "2", "pace_ms": 0.0, "session_keystrokes": 4, "skip": 0})
+    print_machine()
     if args.data is None:
         parser.error("--data is required (or --quick, which types the committed test slice)")
     assistants = args.model.split(",")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import QUICK_DATA, config_toml, parse_args, shipped_models, table
+from benchmarks.common import QUICK_DATA, config_toml, parse_args, print_machine, shipped_models, table
 from benchmarks.server_process import serve
 from rnnserve.backends import LanguageModel, SuggestionKind, SuggestOptions
 from rnnserve.config import ModelSpec
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the in-process agreement runs")
     args = parse_args(parser, argv, quick={"data": QUICK_DATA, "chars": 280, "positions": 8, "windows": "16,32,64",
                                            "doc_chars": 4000, "repeats": 1, "server_threads": "1"})
+    print_machine()
     if args.data is None:
         parser.error("--data is required (or --quick, which uses the committed test slice)")
     test = (args.data / "test.txt").read_text()

@@ -121,16 +121,21 @@ def shipped_config(*names: str) -> str:
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (all of them where the OS cannot say)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def machine() -> str:
     """This machine in one line, as the test suite's header says it: CPU model, the cores this process
-    may use, the :data:`ISA_FLAGS`, torch's kernels and what ``dtype = "auto"`` becomes, memory, and
-    the load average (a benchmark's figures mean little without it; idle is near 0)."""
+    may use, the :data:`ISA_FLAGS`, torch's kernels and ``dtype = "auto"``'s unmeasured guess (a loaded
+    model's measured choice is ``GetModel``'s ``precision``), memory, and the load average (a
+    benchmark's figures mean little without it; idle is near 0)."""
     import torch
 
     from rnnserve import precision
 
     flags = precision.cpu_flags()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     meminfo = Path("/proc/meminfo")
     memory = ""
     if meminfo.exists():
@@ -138,7 +143,13 @@ def machine() -> str:
         kib = next((int(line.split()[1]) for line in lines if line.startswith("MemTotal")), 0)
         memory = f"; {kib / 2**20:.0f} GiB"
     load = "; load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else ""
-    return (f"cpu: {precision.cpu_model()}, {cores} cores; "
+    return (f"cpu: {precision.cpu_model()}, {usable_cores()} cores; "
             + " ".join(f"{flag}={'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS)
-            + f"; torch {torch.__version__}: kernels {torch.backends.cpu.get_cpu_capability()}, dtype auto -> "
-            f"{precision.precision_of({'dtype': 'auto'}, 'auto')}{memory}{load}")
+            + f"; torch {torch.__version__}: kernels {torch.backends.cpu.get_cpu_capability()}, dtype auto: "
+            f"measured per model (unmeasured guess {precision.precision_of({'dtype': 'auto'}, 'auto')})"
+            f"{memory}{load}")
+
+
+def print_machine() -> None:
+    """Print :func:`machine` as a benchmark's first line (``machine: cpu: ...``), before its work starts."""
+    print(f"machine: {machine()}", flush=True)

@@ -1,20 +1,40 @@
 """Char-LSTM generation throughput and latency through the gRPC server, against baselines.
 
 Starts ``rnnserve serve`` in its own process with the model twice: as rnnserve serves it
-(continuous batching, fused step) and as the **naive baseline** (one request at a time,
-the default per-character ``nn.LSTM`` call, behind the same gRPC API). An asyncio load
-generator opens C concurrent streams (closed loop) and measures aggregate chars/s, time
-to first character and inter-character latency. The **roofline** is the measured fp32
-matrix-product peak of this machine divided by the model's FLOPs per character.
+(float32, continuous batching, fused step) and as the **naive baseline** (one request at a
+time, the default per-character ``nn.LSTM`` call, behind the same gRPC API). An asyncio load
+generator opens C concurrent streams (closed loop) and measures aggregate chars/s, time to
+first character (TTFC) and inter-character latency.
 
-    python -m benchmarks.generation --concurrency 1,8,32,64,128 [--variants int8,bfloat16] [--plot out.png]
+    python -m benchmarks.generation --concurrency 1,8,32,64,128 [--variants default,int8,bfloat16] [--plot out.png]
 
 ``--quick``: seconds, the same path at small sizes (the test suite runs it).
 
 ``--variants`` adds the same model served other ways, each measured on the same load:
-``int8`` (``quantize = true``), ``bfloat16`` (``dtype = "bfloat16"``) and ``every-step``
-(float32 with ``emit_interval_ms = 0``: one message per stream per step, the
-hand-over batching switched off).
+
+* ``default``: the shipped ``austen-char-lstm`` spec exactly as ``rnnserve serve`` with no
+  options loads it (its registered options, e.g. ``dtype = "auto"``, and other keys; no
+  ``torch_threads``, so it excludes ``--torch-threads``); the report says which precision
+  it picked and why (``GetModel``'s ``precision`` and ``precision_choice``);
+* ``int8`` (``quantize = true``), ``bfloat16`` (``dtype = "bfloat16"``);
+* ``every-step``: float32 with ``emit_interval_ms = 0`` (one message per stream per step,
+  the hand-over batching switched off).
+
+The report opens with the machine (CPU model, cores, ISA flags, torch's kernels). Before
+the server starts, it measures this machine's matrix-product peaks: float32, bfloat16
+(``torch.mm``) and int8 (a large ``nn.Linear`` converted by the char-lstm backend's
+``quantize``, the kernels the int8 model runs) on the server's torch threads (``--torch-threads``,
+else torch's default here: what a server started with no ``torch_threads`` uses), and
+float32 on all the machine's cores. A **roofline** is a peak divided by the model's FLOPs per
+character: ``% roofline`` against float32 on the server's threads, ``% machine roofline``
+against float32 on every core, ``% own roofline`` (bfloat16 and int8 rows) against the
+peak of the row's own precision.
+
+After the server has stopped (never while the load generator runs), the **bare step** is
+timed in this process with the server's torch threads: the checkpoint loaded as each row's
+server loaded it (the precision ``GetModel`` reports; the naive row's per-character call),
+``backend.step`` on the batch each concurrency level runs, and its chars/s printed beside
+the served rate (``served / bare``: the share of the step's speed the server delivers).
 """
 
 from __future__ import annotations
@@ -23,13 +43,18 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
-from benchmarks.common import parse_args, percentile, table, toml_value
+from benchmarks.common import parse_args, percentile, print_machine, shipped_specs, table, toml_value, usable_cores
 from benchmarks.server_process import ServerProcess, serve
+from rnnserve.config import Limits
+from rnnserve.plugin_api import LanguageModel
 from rnnserve_client import AsyncClient, Client
 
 PROMPT = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
@@ -70,8 +95,10 @@ async def _stream(client: AsyncClient, model: str, new_tokens: int, seed: int, r
         run.chars += len(chunk.text)
 
 
-async def load(server: ServerProcess, model: str, concurrency: int, new_tokens: int, rounds: int) -> Run:
-    """``concurrency`` closed-loop workers, each running ``rounds`` streams one after another."""
+async def load(server: ServerProcess, model: str, concurrency: int, new_tokens: int, rounds: int,
+               threads: int) -> Run:
+    """``concurrency`` closed-loop workers, each running ``rounds`` streams one after another;
+    the server's CPU use as a share of ``threads`` cores (its torch threads)."""
     run = Run(concurrency)
     async with AsyncClient(server.target, timeout=600) as client:
         before = (await client.get_model(model)).stats
@@ -83,24 +110,53 @@ async def load(server: ServerProcess, model: str, concurrency: int, new_tokens: 
 
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
         run.seconds = time.perf_counter() - t0
-        run.cpu = (server.cpu_seconds() - cpu0) / run.seconds / (torch.get_num_threads() or 1)
+        run.cpu = (server.cpu_seconds() - cpu0) / run.seconds / threads
         after = (await client.get_model(model)).stats
     steps = after.steps_total - before.steps_total
     run.mean_batch = (after.tokens_total - before.tokens_total) / steps if steps else 0.0
     return run
 
 
-def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
-    """Measured fp32 matrix-product peak of this machine (GFLOP/s), best of a few rounds."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+#: The precisions whose matrix-product peak is measured (``GetModel``'s names).
+PRECISIONS = ("float32", "bfloat16", "int8")
+#: How ``CharRNNBackend.load`` loads a checkpoint in each precision.
+LOAD_ARGS: dict[str, dict[str, Any]] = {
+    "float32": {}, "bfloat16": {"dtype": torch.bfloat16}, "int8": {"quantized": True}}
+
+
+def _best_rate(call: Callable[[], object], ops: float, seconds: float) -> float:
+    """Giga-operations per second of ``call`` (``ops`` operations each): the best of three rounds
+    of at least ``seconds`` (and two calls) each, after one warm-up call."""
     best = 0.0
     for _ in range(3):
-        torch.mm(a, b)
-        t = time.perf_counter()
-        for _ in range(repeats):
-            torch.mm(a, b)
-        best = max(best, 2 * size**3 * repeats / (time.perf_counter() - t) / 1e9)
+        call()
+        calls, t = 0, time.perf_counter()
+        while calls < 2 or time.perf_counter() - t < seconds:
+            call()
+            calls += 1
+        best = max(best, ops * calls / (time.perf_counter() - t) / 1e9)
     return best
+
+
+def int8_linear(features: int) -> nn.Module:
+    """A ``features`` x ``features`` ``nn.Linear`` converted by the char-lstm backend's ``quantize``:
+    the int8 kernels the ``quantize = true`` model runs (whatever ``quantize`` builds, it takes
+    a module holding ``nn.Linear`` layers and returns one computing the same function in int8)."""
+    from rnnserve_plugins.char_lstm.backend import quantize
+
+    return quantize(nn.Sequential(nn.Linear(features, features))).eval()
+
+
+@torch.inference_mode()
+def gemm_peak(precision: str, size: int, seconds: float) -> float:
+    """Measured [size, size] x [size, size] matrix-product peak of ``precision`` on torch's
+    current thread count: GFLOP/s (int8: GOP/s)."""
+    if precision == "int8":
+        layer, x = int8_linear(size), torch.randn(size, size)
+        return _best_rate(lambda: layer(x), 2.0 * size**3, seconds)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[precision]
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    return _best_rate(lambda: torch.mm(a, b), 2.0 * size**3, seconds)
 
 
 def flops_per_char(model_dir: Path) -> float:
@@ -113,18 +169,69 @@ def flops_per_char(model_dir: Path) -> float:
     return 2.0 * (recurrent + hidden * config["vocab_size"])
 
 
-#: name -> (model options, other model-spec keys) of each ``--variants`` choice
-VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+@torch.inference_mode()
+def bare_step_rate(backend: LanguageModel, batch: int, seconds: float) -> float:
+    """chars/s of ``backend.step`` alone at ``batch`` rows, the state carried from step to step
+    (no sampling, no scheduler, no gRPC): at least ``seconds`` and ten steps, after three warm-up steps."""
+    tokens = torch.randint(0, backend.vocab.size, (batch,))
+    state = backend.initial_state(batch)
+    for _ in range(3):
+        _, state = backend.step(tokens, state)
+    steps, t = 0, time.perf_counter()
+    while steps < 10 or time.perf_counter() - t < seconds:
+        _, state = backend.step(tokens, state)
+        steps += 1
+    return batch * steps / (time.perf_counter() - t)
+
+
+#: A served model: its options and its other model-spec keys (:data:`SPEC_KEYS`).
+Served = tuple[dict[str, Any], dict[str, Any]]
+#: Each ``--variants`` choice but ``default`` (:func:`shipped_default`).
+VARIANTS: dict[str, Served] = {
     "int8": ({"quantize": True}, {}),
     "bfloat16": ({"dtype": "bfloat16"}, {}),
     "every-step": ({}, {"emit_interval_ms": 0}),
 }
+#: The model-spec keys besides ``options`` that a config's ``[[models]]`` entry can set.
+SPEC_KEYS = ("max_batch_size", "step_timeout_s", "emit_interval_ms")
+
+
+def shipped_default() -> Served:
+    """The options and other keys of the shipped ``austen-char-lstm`` spec, as ``rnnserve serve``
+    with no options loads it."""
+    from rnnserve_plugins.char_lstm.plugin import SHIPPED_MODEL
+
+    spec = shipped_specs()[SHIPPED_MODEL]
+    return dict(spec.options), {key: getattr(spec, key) for key in SPEC_KEYS if getattr(spec, key) is not None}
 
 
 def default_model_dir() -> Path:
     from rnnserve_plugins.char_lstm.plugin import SHIPPED_DIR
 
     return SHIPPED_DIR
+
+
+def bare_steps(model_dir: Path, served: dict[str, tuple[str, bool, list[int]]],
+               seconds: float) -> dict[str, list[float]]:
+    """The bare step's chars/s of each served model (name -> (precision, naive step, batches)) at
+    each of its batches; each (precision, step kind, batch) is loaded and timed once."""
+    from rnnserve_plugins.char_lstm.backend import CharRNNBackend
+
+    backends: dict[tuple[str, bool], CharRNNBackend] = {}
+    rates: dict[tuple[str, bool, int], float] = {}
+    out: dict[str, list[float]] = {}
+    for name, (precision, naive, batches) in served.items():
+        if precision not in LOAD_ARGS:
+            raise SystemExit(f"model {name!r}: the server reports precision {precision!r}; "
+                             f"the bare step knows {', '.join(LOAD_ARGS)}")
+        key = (precision, naive)
+        if key not in backends:
+            backends[key] = CharRNNBackend.load(model_dir, naive_step=naive, **LOAD_ARGS[precision])
+        for batch in batches:
+            if (*key, batch) not in rates:
+                rates[(*key, batch)] = bare_step_rate(backends[key], batch, seconds)
+        out[name] = [rates[(*key, batch)] for batch in batches]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,28 +241,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2, help="streams per worker at each level")
     parser.add_argument("--baseline-concurrency", default="1,64")
-    parser.add_argument("--variants", default="", help=f"also measure these, comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default="",
+                        help=f"also measure these, comma-separated: default, {', '.join(VARIANTS)}")
     parser.add_argument("--plot", type=Path, help="write throughput/latency vs concurrency here (PNG)")
-    parser.add_argument("--torch-threads", type=int, default=None, help="server torch threads (default: per core)")
-    parser.add_argument("--peak-size", type=int, default=1024, help="matrix size of the matmul peak measurement")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="server torch threads (default: torch's, one per core)")
+    parser.add_argument("--peak-size", type=int, default=1024, help="matrix size of the peak measurements")
+    parser.add_argument("--peak-seconds", type=float, default=0.5, help="length of each peak measurement's rounds")
+    parser.add_argument("--bare-seconds", type=float, default=1.0, help="time each bare step at least this long")
     args = parse_args(parser, argv, quick={"concurrency": "1,4", "new_tokens": 16, "rounds": 1,
-                                           "baseline_concurrency": "1", "peak_size": 256})
+                                           "baseline_concurrency": "1", "peak_size": 256, "peak_seconds": 0.02,
+                                           "bare_seconds": 0.05})
+    print_machine()
     model_dir = (args.model_dir or default_model_dir()).resolve()
     levels = [int(c) for c in args.concurrency.split(",")]
     base_levels = [int(c) for c in args.baseline_concurrency.split(",")]
-
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
-    peak = matmul_peak_gflops(args.peak_size, repeats=5 if args.quick else 20)
-    roofline = peak * 1e9 / flops_per_char(model_dir)
-    models: dict[str, tuple[dict[str, object], dict[str, object]]] = {
-        "rnnserve": ({}, {}), "naive": ({"naive_step": True}, {"max_batch_size": 1})}
+    models: dict[str, Served] = {"rnnserve": ({}, {}), "naive": ({"naive_step": True}, {"max_batch_size": 1})}
     for variant in filter(None, args.variants.split(",")):
-        if variant not in VARIANTS:
-            parser.error(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-        models[f"rnnserve {variant}"] = VARIANTS[variant]
-    threads = f"torch_threads = {args.torch_threads}\n" if args.torch_threads else ""
-    config = f"[server]\ndefault_models = false\n{threads}" + "".join(
+        if variant not in ("default", *VARIANTS):
+            parser.error(f"unknown variant {variant!r}; choose from default, {', '.join(VARIANTS)}")
+        if variant == "default" and args.torch_threads:
+            parser.error("the default variant is the server with no options: drop --torch-threads")
+        models[f"rnnserve {variant}"] = shipped_default() if variant == "default" else VARIANTS[variant]
+
+    # The server's torch threads: --torch-threads, else torch's default, the same here as in a
+    # server started from this environment. Peaks and bare steps run on as many.
+    threads = args.torch_threads or torch.get_num_threads()
+    cores = usable_cores()
+    torch.set_num_threads(threads)
+    peaks = {precision: gemm_peak(precision, args.peak_size, args.peak_seconds) for precision in PRECISIONS}
+    if cores != threads:
+        torch.set_num_threads(cores)
+        machine_peak = gemm_peak("float32", args.peak_size, args.peak_seconds)
+        torch.set_num_threads(threads)
+    else:
+        machine_peak = peaks["float32"]
+    flops = flops_per_char(model_dir)
+    roofline = {precision: peak * 1e9 / flops for precision, peak in peaks.items()}
+    machine_roofline = machine_peak * 1e9 / flops
+
+    config = "[server]\ndefault_models = false\n" + (
+        f"torch_threads = {args.torch_threads}\n" if args.torch_threads else "") + "".join(
         f'[[models]]\nname = "{name}"\nbackend = "char-lstm"\npath = "{model_dir}"\n'
         + "".join(f"options.{key} = {toml_value(value)}\n" for key, value in opts.items())
         + "".join(f"{key} = {toml_value(value)}\n" for key, value in keys.items())
@@ -163,27 +289,52 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[Run]] = {}
     with serve(config) as server:
         with Client(server.target) as client:
-            client.generate("rnnserve", PROMPT, max_new_tokens=16)  # warm up
+            for name in models:  # warm up: each model's first call builds its kernels
+                client.generate(name, PROMPT, max_new_tokens=16)
+            infos = {name: client.get_model(name) for name in models}
+        precisions = {name: info.precision for name, info in infos.items()}
+        if "rnnserve default" in models:
+            choice = infos["rnnserve default"].precision_choice
+            print(f"  default: {models['rnnserve default'][0]} runs in {precisions['rnnserve default']}"
+                  + (f" ({choice})" if choice else ""), flush=True)
         for name in models:
             for c in base_levels if name == "naive" else levels:
-                results.setdefault(name, []).append(
-                    asyncio.run(load(server, name, c, args.new_tokens, args.rounds if name != "naive" else 1)))
+                results.setdefault(name, []).append(asyncio.run(
+                    load(server, name, c, args.new_tokens, args.rounds if name != "naive" else 1, threads)))
                 r = results[name][-1]
-                print(f"  {name:<14} c={c:<4} {r.chars_per_s:10,.0f} chars/s", flush=True)
-    naive = {r.concurrency: r.chars_per_s for r in results["naive"]}
-    naive_best = max(naive.values())
-    rows = []
+                print(f"  {name:<18} c={c:<4} {r.chars_per_s:10,.0f} chars/s", flush=True)
+
+    # The server has stopped: the bare steps have the machine to themselves, on its thread count.
+    max_batch = {name: keys.get("max_batch_size") or Limits().max_batch_size for name, (_, keys) in models.items()}
+    bare = bare_steps(model_dir, {name: (precisions[name], bool(models[name][0].get("naive_step")),
+                                         [min(r.concurrency, max_batch[name]) for r in runs])
+                                  for name, runs in results.items()}, args.bare_seconds)
+
+    naive_best = max(r.chars_per_s for r in results["naive"])
+    rows, versus = [], []
     for name, runs in results.items():
-        for r in runs:
+        precision = precisions[name]
+        for r, step in zip(runs, bare[name], strict=True):
             rows.append((name, r.concurrency, r.chars_per_s, percentile(r.ttfc, 50) * 1e3,
                          percentile(r.ttfc, 99) * 1e3, percentile(r.inter_char, 50) * 1e3,
                          percentile(r.inter_char, 99) * 1e3, r.mean_batch, r.cpu * 100,
-                         r.chars_per_s / naive_best, 100 * r.chars_per_s / roofline))
-    print(f"\nmodel {model_dir.name}: {flops_per_char(model_dir) / 1e6:.2f} MFLOP/char; matmul peak {peak:.0f} "
-          f"GFLOP/s on {torch.get_num_threads()} threads -> fp32 roofline {roofline:,.0f} chars/s; "
-          f"prompt {len(PROMPT)} chars, {args.new_tokens} new chars per stream")
+                         r.chars_per_s / naive_best))
+            versus.append((name, r.concurrency, precision, r.chars_per_s, step, r.chars_per_s / step,
+                           100 * r.chars_per_s / roofline["float32"], 100 * r.chars_per_s / machine_roofline,
+                           "-" if precision == "float32" else 100 * r.chars_per_s / roofline[precision]))
+    print(f"\ncheckpoint {model_dir.name}: {flops / 1e6:.2f} MFLOP/char; prompt {len(PROMPT)} chars, "
+          f"{args.new_tokens} new chars per stream; server torch threads {threads} of {cores} cores")
+    print(f"peaks ({args.peak_size}^2 matrix products): float32 {peaks['float32']:,.1f} GFLOP/s on {threads} "
+          f"threads -> fp32 roofline {roofline['float32']:,.0f} chars/s; float32 {machine_peak:,.1f} GFLOP/s on "
+          f"{cores} cores -> machine roofline {machine_roofline:,.0f} chars/s; bfloat16 {peaks['bfloat16']:,.1f} "
+          f"GFLOP/s -> {roofline['bfloat16']:,.0f} chars/s; int8 {peaks['int8']:,.1f} GOP/s -> "
+          f"{roofline['int8']:,.0f} chars/s")
     print(table(["server", "streams", "chars/s", "TTFC p50 ms", "TTFC p99 ms", "inter-char p50 ms",
-                 "inter-char p99 ms", "batch", "CPU %", "x naive", "% roofline"], rows))
+                 "inter-char p99 ms", "batch", "CPU %", "x naive"], rows))
+    print(f"\nserved against the bare step (this process, {threads} torch threads, after the server stopped; "
+          "batch = streams, at most the model's max_batch_size) and the rooflines")
+    print(table(["model", "streams", "precision", "served chars/s", "bare step chars/s", "served / bare",
+                 "% roofline", "% machine roofline", "% own roofline"], versus))
     if args.plot:
         _plot(results, args.plot)
     return 0

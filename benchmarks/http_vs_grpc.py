@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from benchmarks.common import QUICK_DATA, machine, parse_args, percentile, shipped_config, table
+from benchmarks.common import QUICK_DATA, parse_args, percentile, print_machine, shipped_config, table
 from benchmarks.server_process import ServerProcess, serve
 from rnnserve_client import AsyncClient
 
@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(parser, argv, quick={"rounds": 2, "requests": 3, "new_tokens": 16, "unary_concurrency": 2,
                                            "streams": 4, "stream_tokens": 16, "keystrokes": 4, "sessions": 2,
                                            "session_keystrokes": 3, "pace_ms": 20.0})
+    print_machine()
     text = (args.text.read_text() if args.text else
             (QUICK_DATA / "test.txt").read_text() + (QUICK_DATA / "val.txt").read_text())
     from benchmarks.assistant import language_model_of
@@ -343,7 +344,6 @@ def main(argv: list[str] | None = None) -> int:
     config = shipped_config(*dict.fromkeys([LANGUAGE_MODEL, language_model_of(ASSISTANT), ASSISTANT]))
     if args.torch_threads:
         config = config.replace("[server]\n", f"[server]\ntorch_threads = {args.torch_threads}\n", 1)
-    print(f"machine: {machine()}")
     with serve(config, http=True) as server:
         results = asyncio.run(measure(server, args, text))
     # One request at a time, every request reads alone: its greedy text must not depend on the transport.

@@ -17,7 +17,7 @@ import math
 import time
 from pathlib import Path
 
-from benchmarks.common import QUICK_DATA, parse_args, shipped_config
+from benchmarks.common import QUICK_DATA, parse_args, print_machine, shipped_config
 from benchmarks.server_process import serve
 from rnnserve_client import Client
 
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--context", type=int, default=500)
     args = parse_args(parser, argv, quick={"data": QUICK_DATA, "chunk": 100, "context": 50})
+    print_machine()
     if args.data is None:
         parser.error("--data is required (or --quick, which scores the committed test slice)")
     if args.chunk + args.context > 8192:

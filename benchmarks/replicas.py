@@ -24,7 +24,7 @@ import asyncio
 import os
 import time
 
-from benchmarks.common import parse_args, percentile, table
+from benchmarks.common import parse_args, percentile, print_machine, table
 from benchmarks.server_process import ServerProcess, cpu_seconds, serve
 from benchmarks.translation import FALLBACK, default_model_dir
 from rnnserve_client import AsyncClient
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="torch threads in all (default: cores)")
     parser.add_argument("--new-tokens", type=int, default=64, help="characters generated per call (generate)")
     args = parse_args(parser, argv, quick={"concurrency": "2", "calls": 6, "cores": 2, "new_tokens": 16})
+    print_machine()
     levels = [int(c) for c in args.concurrency.split(",")]
     rows, baseline = [], {}
     for workers in [1, *(int(w) for w in args.workers.split(",") if int(w) > 1)]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.assistant import language_model_of
-from benchmarks.common import config_toml, parse_args, percentile, shipped_models, table
+from benchmarks.common import config_toml, parse_args, percentile, print_machine, shipped_models, table
 from benchmarks.server_process import ServerProcess, serve
 from rnnserve.config import ServerConfig, load_config
 from rnnserve_client import AsyncClient, Client, errors
@@ -313,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assistant", default="writing-assistant", help="writing assistant to use")
     parser.add_argument("--seed", type=int, default=1)
     args = parse_args(parser, argv, quick={"minutes": 0.1, "concurrency": 4})
+    print_machine()
     if args.config:
         config = load_config(args.config)
     elif args.quick:  # only the models the traffic uses: a faster start

@@ -27,7 +27,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from benchmarks.common import parse_args, percentile, table
+from benchmarks.common import parse_args, percentile, print_machine, table
 from benchmarks.server_process import serve
 from rnnserve_client import AsyncClient
 
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score the test split of DATA (rnnserve data en-de) through the server")
     parser.add_argument("--beams", default="1,5", help="beam sizes to measure")
     args = parse_args(parser, argv, quick={"concurrency": "1,4", "calls": 8, "beams": "1,3"})
+    print_machine()
     model_dir = (args.model_dir or default_model_dir()).resolve()
     sentences = args.sentences.read_text().splitlines() if args.sentences else FALLBACK
     levels = [int(c) for c in args.concurrency.split(",")]

@@ -20,10 +20,13 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def run(capsys: pytest.CaptureFixture[str], main, *args: str) -> str:  # type: ignore[no-untyped-def]
-    """Run a benchmark's ``main(["--quick", *args])``; its stdout (the report) after checking it succeeded."""
+    """Run a benchmark's ``main(["--quick", *args])``; its stdout (the report) after checking it succeeded
+    and that the report opens with the machine it ran on (CPU model, cores, ISA flags, kernels, load)."""
     status = main(["--quick", *args])
     out = capsys.readouterr().out
     assert status == 0, out
+    assert re.match(r"machine: cpu: .+, \d+ cores; avx2=(yes|no) .*amx_int8=(yes|no); torch .+: kernels .+; "
+                    r".*load average", out), out
     return out
 
 
@@ -51,13 +54,37 @@ def number(cell: str) -> float:
 
 
 def test_generation(capsys: pytest.CaptureFixture[str]) -> None:
-    out = run(capsys, generation.main)
+    out = run(capsys, generation.main, "--variants", "default,int8")
     rows = table(out, "server")
-    assert [(r[0], r[1]) for r in rows] == [("rnnserve", "1"), ("rnnserve", "4"), ("naive", "1")]
+    expected = [("rnnserve", "1"), ("rnnserve", "4"), ("naive", "1"), ("rnnserve default", "1"),
+                ("rnnserve default", "4"), ("rnnserve int8", "1"), ("rnnserve int8", "4")]
+    assert [(r[0], r[1]) for r in rows] == expected
     for row in rows:
         chars_per_s, batch = number(row[2]), number(row[7])
         assert chars_per_s > 0 and batch >= 1, row
-    assert re.search(r"fp32 roofline [\d,]+ chars/s; prompt 200 chars, 16 new chars per stream", out), out
+    assert re.search(r"prompt 200 chars, 16 new chars per stream; server torch threads \d+ of \d+ cores", out), out
+    assert re.search(r"peaks \(256\^2 matrix products\): float32 [\d,.]+ GFLOP/s on \d+ threads -> fp32 roofline "
+                     r"[\d,]+ chars/s; float32 [\d,.]+ GFLOP/s on \d+ cores -> machine roofline [\d,]+ chars/s; "
+                     r"bfloat16 [\d,.]+ GFLOP/s -> [\d,]+ chars/s; int8 [\d,.]+ GOP/s -> [\d,]+ chars/s", out), out
+    # The default variant is the shipped spec as `rnnserve serve` loads it; the report names its precision.
+    default = re.search(r"^  default: (\{.*?\}) runs in (\w+)( \(.+\))?$", out, re.M)
+    assert default and default.group(1) == str(generation.shipped_default()[0]), out
+    versus = table(out, "model")
+    assert [(r[0], r[1]) for r in versus] == expected
+    precisions = {"rnnserve": "float32", "naive": "float32", "rnnserve default": default.group(2),
+                  "rnnserve int8": "int8"}
+    for row, served in zip(versus, rows, strict=True):
+        name, _, precision, chars_per_s, bare, ratio, roofline, machine_roofline, own = row
+        assert precision == precisions[name], row
+        assert number(chars_per_s) == number(served[2]) and number(bare) > 0, row  # the same run, side by side
+        assert number(ratio) == pytest.approx(number(chars_per_s) / number(bare), rel=0.01, abs=0.01), row
+        assert number(roofline) > 0 and number(machine_roofline) > 0, row
+        assert (own == "-") if precision == "float32" else number(own) > 0, row
+
+
+def test_generation_default_is_the_server_with_no_options() -> None:
+    with pytest.raises(SystemExit):  # --torch-threads would write the torch_threads the default server lacks
+        generation.main(["--quick", "--variants", "default", "--torch-threads", "1"])
 
 
 def test_translation_with_bleu_through_the_server(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -149,7 +176,6 @@ def test_assistant_window(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_http_vs_grpc(capsys: pytest.CaptureFixture[str]) -> None:
     out = run(capsys, http_vs_grpc.main)
-    assert re.search(r"^machine: cpu: .+, \d+ cores; avx2=.+; torch .+: kernels .+; load average", out, re.M), out
     rows = table(out, "work")
     generation, sessions = http_vs_grpc.GENERATION, http_vs_grpc.SESSIONS
     expected = [(work, name, str(samples), unit) for work, names, samples, unit in (
