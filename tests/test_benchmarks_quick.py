@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import assistant, assistant_window, generation, http_vs_grpc, lm_eval, replicas, soak, translation
+from benchmarks import (
+    assistant,
+    assistant_window,
+    generation,
+    http_vs_grpc,
+    int8,
+    lm_eval,
+    replicas,
+    soak,
+    translation,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -138,6 +148,15 @@ def test_lm_eval(capsys: pytest.CaptureFixture[str]) -> None:
     assert int(found.group(1)) == len((lm_eval.QUICK_DATA / "test.txt").read_text())
     assert 0.5 < float(found.group(3)) < 2.5, out  # the card says ~1.67 on all of Persuasion
     assert "test_bits_per_char=" in out  # the model card, read through GetModel
+
+
+def test_int8(capsys: pytest.CaptureFixture[str]) -> None:
+    """The supported int8 step against float32 and the deprecated path it replaced: every row, close logits."""
+    rows = table(run(capsys, int8.main), "step")
+    assert [(r[0], r[1]) for r in rows] == [(name, batch) for batch in ("1", "4")
+                                          for name in ("float32", "int8", "int8 (deprecated)")]
+    assert all(float(r[3].replace(",", "")) > 0 for r in rows)
+    assert all(float(r[4]) < 0.5 for r in rows)  # logits within a few tenths of float32's
 
 
 def test_replicas(capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,6 +25,8 @@ from tests.conformance.tiny_models import tiny_char_lstm
 #: ms a step of each fake candidate takes (on a fake clock) at batch 1 and at batch 64: int8 is the fastest, bfloat16
 #: the fastest at batch 64 only (geometric mean of ms per char: int8 0.25, float32 0.5, bfloat16 0.71).
 SLEEP_MS = {"float32": (1.0, 16.0), "bfloat16": (4.0, 8.0), "int8": (0.5, 8.0)}
+#: ms a prompt read of each takes: int8 reads slowly (its recurrence over a prompt is not int8).
+READ_MS = {"float32": 8.0, "bfloat16": 8.0, "int8": 256.0}
 
 
 @pytest.fixture(autouse=True)
@@ -63,8 +65,15 @@ class Fakes:
             FakeClock.now += SLEEP_MS[built][batch != 1] / 1000
         return step
 
-    def choose(self, costs: dict[str, float], max_cost: float = 0.01, checkpoint: str = "ckpt") -> tuple:
-        return pc.choose_precision(self.candidates(), costs, max_cost, checkpoint, model="m", stepper=self.stepper)
+    def reader(self, built: str, chars: int) -> pc.Stepper:
+        def read() -> None:
+            FakeClock.now += READ_MS[built] / 1000
+        return read
+
+    def choose(self, costs: dict[str, float], max_cost: float = 0.01, checkpoint: str = "ckpt",
+               reads: bool = False) -> tuple:
+        return pc.choose_precision(self.candidates(), costs, max_cost, checkpoint, model="m", stepper=self.stepper,
+                                   reader=self.reader if reads else None)
 
 
 def test_the_fastest_eligible_candidate_wins_by_the_geometric_mean(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,6 +85,14 @@ def test_the_fastest_eligible_candidate_wins_by_the_geometric_mean(monkeypatch: 
         < choice.timings["bfloat16"].us_per_char
     assert choice.reason.startswith("int8: fastest within max_precision_cost 0.01 nats/char, measured")
     assert "\n" not in choice.reason
+
+
+def test_prompt_reading_counts_when_the_backend_times_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """int8 decodes fastest but reads prompts 32x slower: with reads in the mean, float32 wins."""
+    built, choice = Fakes(monkeypatch).choose({"int8": 0.001, "bfloat16": 0.001}, reads=True)
+    assert built == "float32"
+    assert choice.timings["int8"].read_ms == pytest.approx(READ_MS["int8"])
+    assert f"read {pc.READ_CHARS} chars" in choice.reason
 
 
 def test_a_candidate_over_the_bound_or_without_a_cost_is_refused_unbuilt(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,14 +1,15 @@
 """Model cards: ``MODEL_CARD.md`` (for people) and ``model_card.json`` (``rnnserve.plugin_api.ModelCard``).
 
-:func:`write_card_for` evaluates a model directory itself (validation and test loss in
-nats and bits per character, the int8 and bfloat16 test losses and their quality costs against
-float32 (``precision_cost_nats_<precision>``, what ``dtype = "auto"`` reads: ``rnnserve.precision_choice``;
-measured on the forward path, which reads the whole split), the test loss of each source of a
-``rnnserve data english`` corpus, decoding-step latency of the fused step and of the plain
-``nn.LSTM`` path) and documents the data (and its mix), split, training command, wall time,
-hardware and a few samples from the ``config.json`` training record. What it says about the
-text (samples, limitations, licence) follows the corpus the manifest describes: Austen's
-novels or modern English.
+:func:`write_card_for` evaluates a model directory itself: validation and test loss in nats
+and bits per character; the int8 and bfloat16 test losses and their quality costs against
+float32 (``precision_cost_nats_<precision>``, what ``dtype = "auto"`` reads:
+``rnnserve.precision_choice``; int8 is measured on the decoding path, one fused int8 step per
+character, the path that generates text); the test loss of each source of a ``rnnserve data
+english`` corpus; decoding-step latency of the fused step and of the plain ``nn.LSTM`` path.
+It documents the data (and its mix), split, training command, wall time, hardware and a few
+samples from the ``config.json`` training record. What it says about the text (samples,
+limitations, licence) follows the corpus the manifest describes: Austen's novels or modern
+English.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def write_card_for(model_dir: Path, data_dir: Path, *, wall_time_s: float | None
         model, encode_documents(vocab, path.read_text()), vocab.bos_id, streams=streams) * NATS_TO_BITS, 4)
         for name, path in per_source.items()}
     quantized = CharRNNBackend(model, vocab, quantized=True)
-    test_int8 = evaluate_loss(quantized, test_tokens, vocab.bos_id, streams=streams)
+    test_int8 = evaluate_loss(quantized, test_tokens, vocab.bos_id, streams=streams, stepwise=True)
     bfloat16 = CharRNNBackend.load(model_dir, dtype=torch.bfloat16)  # its own copy: the backend converts in place
     test_bf16 = evaluate_loss(bfloat16, test_tokens, vocab.bos_id, streams=streams)
     metrics = {"val_nats_per_char": round(val, 4), "val_bits_per_char": round(val * NATS_TO_BITS, 4),
@@ -218,20 +219,20 @@ def _markdown(name: str, card: ModelCard, training: dict, config: dict, samples:
         "| split | nats/char | bits/char |", "|---|---|---|",
         f"| validation | {m['val_nats_per_char']:.4f} | {m['val_bits_per_char']:.4f} |",
         f"| {corpus.test_label} | {m['test_nats_per_char']:.4f} | {m['test_bits_per_char']:.4f} |",
-        f"| test, int8 dynamic quantization (`quantize = true`) | {m['test_nats_per_char_int8']:.4f} | "
+        f"| test, int8 (`quantize = true`; decoding path, int8 steps) | {m['test_nats_per_char_int8']:.4f} | "
         f"{m['test_nats_per_char_int8'] * 1.4426950408889634:.4f} |",
     ]
     if "test_nats_per_char_bfloat16" in m:
         lines.append(f"| test, bfloat16 (`dtype = \"bfloat16\"`) | {m['test_nats_per_char_bfloat16']:.4f} | "
                      f"{m['test_nats_per_char_bfloat16'] * 1.4426950408889634:.4f} |")
+    if "test_nats_per_char_float32" in m:
+        lines.append(f"| test, float32 weights before float16 storage | {m['test_nats_per_char_float32']:.4f} | "
+                     f"{m['test_nats_per_char_float32'] * 1.4426950408889634:.4f} |")
     costs = [(p, m[f"precision_cost_nats_{p}"]) for p in ("bfloat16", "int8") if f"precision_cost_nats_{p}" in m]
     if costs:
         lines += ["", "Quality cost of each reduced precision (test nats/char added to float32's; `dtype = \"auto\"` "
                   "serves the fastest precision whose cost is within `max_precision_cost`): "
                   + ", ".join(f"{p} {cost:+.5f}" for p, cost in costs) + "."]
-    if "test_nats_per_char_float32" in m:
-        lines.append(f"| test, float32 weights before float16 storage | {m['test_nats_per_char_float32']:.4f} | "
-                     f"{m['test_nats_per_char_float32'] * 1.4426950408889634:.4f} |")
     sources = [key.removeprefix("test_").removesuffix("_bits_per_char") for key in m
                if key.startswith("test_") and key.endswith("_bits_per_char") and key != "test_bits_per_char"]
     if sources:

@@ -30,9 +30,13 @@ NATS_TO_BITS = 1.0 / math.log(2.0)
 
 @torch.inference_mode()
 def evaluate_loss(model: LanguageModel | nn.Module, tokens: torch.Tensor, bos_id: int, streams: int = 32,
-                  burn_in: int = 512, chunk: int = 512) -> float:
+                  burn_in: int = 512, chunk: int = 512, stepwise: bool = False) -> float:
     """Mean nats/char of ``tokens`` [N] under ``model`` (a backend or a ``CharRNN``: ``forward`` and
     ``initial_state``). A module is put in eval mode for the measurement and restored afterwards.
+
+    ``stepwise``: read through a backend's decoding ``step``, one character per call, instead
+    of its whole-block ``forward``: the loss of the path that generates text, where the two
+    differ (int8 decodes in int8 but reads prompts with float32 recurrence).
     """
     was_training = isinstance(model, nn.Module) and model.training
     if isinstance(model, nn.Module):
@@ -63,13 +67,26 @@ def evaluate_loss(model: LanguageModel | nn.Module, tokens: torch.Tensor, bos_id
     total = 0.0
     for t in range(0, width, chunk):
         window = x[:, t: t + chunk]
-        logits, state = read_documents(model.forward, window, state, window == bos_id)
+        forward = _stepwise(model) if stepwise else model.forward
+        logits, state = read_documents(forward, window, state, window == bos_id)
         total += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
                                              y[:, t: t + chunk].reshape(-1), ignore_index=-100,
                                              reduction="sum").item()
     if was_training:
         model.train()
     return total / max(1, scored)
+
+
+def _stepwise(backend: LanguageModel) -> Callable[[torch.Tensor, tuple[torch.Tensor, ...]],
+                                                  tuple[torch.Tensor, tuple[torch.Tensor, ...]]]:
+    """A ``forward`` ([B, T] tokens, state -> logits [B, T, V], state) made of T ``backend.step`` calls."""
+    def forward(window: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple]:
+        logits = []
+        for t in range(window.shape[1]):
+            step_logits, state = backend.step(window[:, t], state)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1), state
+    return forward
 
 
 StepFn = Callable[[torch.Tensor, tuple[torch.Tensor, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]]

@@ -16,12 +16,14 @@ serves the **fastest candidate whose quality cost is within the bound**:
   so those stay eligible, while a precision that really damages a model (a broken
   quantization costs tenths of a nat) is refused. 0 admits float32 only.
 * **Fastest**: the smallest geometric mean of the time per character at batch 1 (one
-  stream: latency) and at batch :data:`LARGE_BATCH` (many streams: throughput),
-  ``sqrt(t_1 * t_64 / 64)`` (:attr:`Timing.us_per_char`). Neither end dominates: a
-  precision twice as fast at one batch and twice as slow at the other ties.
+  stream: latency), at batch :data:`LARGE_BATCH` (many streams: throughput) and, for a
+  language model, reading a prompt of :data:`READ_CHARS` characters (time to first
+  character: prompt reading may run other kernels than decoding, e.g. int8 decodes with
+  int8 matrix products but reads with float32 recurrence) (:attr:`Timing.us_per_char`).
+  No one figure dominates: a precision twice as fast at one and twice as slow at another ties.
 * **Timing**: each eligible candidate runs decoding steps on this machine, with the torch
   thread count the server runs with: :data:`WARMUP_STEPS` untimed, then the candidates
-  take turns one step each (load from other processes affects them alike) for at least
+  take turns one step (or one prompt read) each (load from other processes affects them alike) for at least
   :data:`MIN_ROUNDS` rounds and until :data:`ROUND_BUDGET_S` has passed (at most
   :data:`MAX_ROUNDS`); the median step counts. For a 3 M-parameter LSTM on two cores it
   takes well under a second, bfloat16 without native support (~0.1 s a batch-64 step)
@@ -81,6 +83,10 @@ DEFAULT_MAX_COST = 0.01
 COST_METRIC = "precision_cost_nats_{}"
 #: The many-streams batch timed besides batch 1.
 LARGE_BATCH = 64
+#: Characters of the prompt read timed besides the decoding steps (a language model's).
+READ_CHARS = 64
+#: Bumped when the timings measured change meaning (part of the cache key).
+TIMINGS_VERSION = 2
 WARMUP_STEPS = 2
 MIN_ROUNDS = 4
 MAX_ROUNDS = 40
@@ -97,21 +103,27 @@ _cache_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Timing:
-    """Median wall time of one decoding step of a candidate, at batch 1 and at ``large_batch``."""
+    """Median wall times of a candidate: one decoding step at batch 1 and at ``large_batch``, and
+    (where timed) one read of a ``read_chars``-character prompt at batch 1."""
 
     batch1_ms: float
     large_ms: float
     large_batch: int
+    read_ms: float | None = None
+    read_chars: int = READ_CHARS
 
     @property
     def us_per_char(self) -> float:
-        """Geometric mean of the time per character at batch 1 and at the large batch, in µs: what
-        "fastest" minimises."""
-        return 1000.0 * math.sqrt(self.batch1_ms * self.large_ms / self.large_batch)
+        """Geometric mean of the time per character of each figure, in µs: what "fastest" minimises."""
+        per_char = [self.batch1_ms, self.large_ms / self.large_batch]
+        if self.read_ms is not None:
+            per_char.append(self.read_ms / self.read_chars)
+        return 1000.0 * math.prod(per_char) ** (1 / len(per_char))
 
     def describe(self) -> str:
+        read = "" if self.read_ms is None else f", read {self.read_chars} chars {self.read_ms:.3f} ms"
         return (f"{self.us_per_char:.1f} us/char (batch 1 {self.batch1_ms:.3f} ms, "
-                f"batch {self.large_batch} {self.large_ms:.3f} ms a step)")
+                f"batch {self.large_batch} {self.large_ms:.3f} ms a step{read})")
 
 
 @dataclass(frozen=True)
@@ -185,7 +197,8 @@ def machine() -> dict[str, object]:
 
 def cache_key(checkpoint: str, large_batch: int = LARGE_BATCH) -> str:
     """The cache key of ``checkpoint`` (:func:`checkpoint_identity`) timed on this machine."""
-    described = json.dumps({**machine(), "checkpoint": checkpoint, "large_batch": large_batch}, sort_keys=True)
+    described = json.dumps({**machine(), "checkpoint": checkpoint, "large_batch": large_batch,
+                            "timings_version": TIMINGS_VERSION}, sort_keys=True)
     return hashlib.sha256(described.encode()).hexdigest()[:32]
 
 
@@ -249,12 +262,16 @@ def _time_rounds(steppers: Mapping[str, Stepper]) -> dict[str, float]:
 
 
 def time_candidates(built: Mapping[str, Built], stepper: Callable[[Built, int], Stepper],
-                    large_batch: int = LARGE_BATCH) -> dict[str, Timing]:
-    """Time a decoding step of each built candidate at batch 1 and at ``large_batch``."""
+                    large_batch: int = LARGE_BATCH, reader: Callable[[Built, int], Stepper] | None = None
+                    ) -> dict[str, Timing]:
+    """Time a decoding step of each built candidate at batch 1 and at ``large_batch``, and with a
+    ``reader`` one read of a :data:`READ_CHARS`-character prompt."""
     with _measuring:
         small = _time_rounds({p: stepper(b, 1) for p, b in built.items()})
         large = _time_rounds({p: stepper(b, large_batch) for p, b in built.items()})
-    return {p: Timing(round(small[p], 4), round(large[p], 4), large_batch) for p in built}
+        read = _time_rounds({p: reader(b, READ_CHARS) for p, b in built.items()}) if reader else {}
+    return {p: Timing(round(small[p], 4), round(large[p], 4), large_batch,
+                      round(read[p], 4) if p in read else None) for p in built}
 
 
 def language_model_stepper(lm: LanguageModel, batch: int) -> Stepper:
@@ -270,9 +287,21 @@ def language_model_stepper(lm: LanguageModel, batch: int) -> Stepper:
     return step
 
 
+def language_model_reader(lm: LanguageModel, chars: int) -> Stepper:
+    """One ``lm.forward`` per call over fixed tokens [1, chars] (seeded) from the initial state: a prompt read."""
+    tokens = torch.randint(0, lm.vocab.size, (1, chars), generator=torch.Generator().manual_seed(1))
+
+    def read() -> None:
+        with torch.inference_mode():
+            lm.forward(tokens, lm.initial_state(1))
+
+    return read
+
+
 def choose_precision(candidates: Mapping[str, Callable[[], Built]], costs: Mapping[str, float], max_cost: float,
                      checkpoint: str, *, model: str,
                      stepper: Callable[[Built, int], Stepper] = language_model_stepper,
+                     reader: Callable[[Built, int], Stepper] | None = language_model_reader,
                      large_batch: int = LARGE_BATCH) -> tuple[Built, PrecisionChoice]:
     """Build the fastest candidate within ``max_cost`` (see the module docstring) and say why.
 
@@ -286,6 +315,8 @@ def choose_precision(candidates: Mapping[str, Callable[[], Built]], costs: Mappi
         model: the model's name, for the log.
         stepper: ``stepper(built, batch)`` -> a function running one decoding step at ``batch``
             per call (default: :func:`language_model_stepper`).
+        reader: ``reader(built, chars)`` -> a function reading a prompt of ``chars`` per call
+            (default: :func:`language_model_reader`); None: prompt reading is not timed.
     Returns:
         the chosen precision's built model, and the choice.
     """
@@ -313,7 +344,7 @@ def choose_precision(candidates: Mapping[str, Callable[[], Built]], costs: Mappi
     how = "cached"
     if not set(eligible) <= set(timings):
         built = {p: candidates[p]() for p in eligible}
-        timings = time_candidates(built, stepper, large_batch)
+        timings = time_candidates(built, stepper, large_batch, reader)
         store_timings(key, timings, checkpoint)
         how = "measured"
     fastest = min(eligible, key=lambda p: timings[p].us_per_char)

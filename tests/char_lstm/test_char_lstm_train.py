@@ -126,6 +126,24 @@ def test_evaluation_reads_each_document_alone():
     assert both == pytest.approx(apart, rel=1e-5)
 
 
+def test_stepwise_evaluation_scores_the_decoding_path():
+    """stepwise=True reads through the backend's fused step: float32 scores what forward scores, and the
+    int8 backend's decoding path (int8 steps) scores close to it but not identically."""
+    from rnnserve_plugins.char_lstm.backend import CharRNNBackend
+    from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig
+    from rnnserve_plugins.char_lstm.vocab import CharVocab
+
+    torch.manual_seed(2)
+    model = CharRNN(CharRNNConfig(vocab_size=9, embedding_dim=6, hidden_size=16, num_layers=2, dropout=0.0)).eval()
+    vocab = CharVocab.build("abcdefg")  # 2 specials + 7 characters = 9
+    tokens = torch.randint(1, 9, (300,))
+    exact = evaluate_loss(model, tokens, 0, streams=3, burn_in=20)
+    assert evaluate_loss(CharRNNBackend(model, vocab), tokens, 0, streams=3, burn_in=20,
+                         stepwise=True) == pytest.approx(exact, rel=1e-5)
+    int8 = evaluate_loss(CharRNNBackend(model, vocab, quantized=True), tokens, 0, streams=3, burn_in=20, stepwise=True)
+    assert int8 != exact and int8 == pytest.approx(exact, rel=0.01)
+
+
 def test_a_time_limited_run_resumes_from_its_snapshot_on_another_machine(tmp_path):
     """--time-limit-min stops after a checkpoint; with OUT gone (a fresh machine), the committed
     float16 snapshot resumes the run at its step (warm: no optimizer state in it)."""
