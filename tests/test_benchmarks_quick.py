@@ -151,12 +151,15 @@ def test_lm_eval(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_int8(capsys: pytest.CaptureFixture[str]) -> None:
-    """The supported int8 step against float32 and the deprecated path it replaced: every row, close logits."""
-    rows = table(run(capsys, int8.main), "step")
-    assert [(r[0], r[1]) for r in rows] == [(name, batch) for batch in ("1", "4")
-                                          for name in ("float32", "int8", "int8 (deprecated)")]
+    """Both int8 implementations against float32: every row, logits close to float32's, reads timed."""
+    out = run(capsys, int8.main)
+    names = ("float32", "int8 fbgemm", "int8 onednn")
+    rows = table(out, "step")
+    assert [(r[0], r[1]) for r in rows] == [(name, batch) for batch in ("1", "4") for name in names]
     assert all(float(r[3].replace(",", "")) > 0 for r in rows)
     assert all(float(r[4]) < 0.5 for r in rows)  # logits within a few tenths of float32's
+    reads = table(out, "read")
+    assert [(r[0], r[1]) for r in reads] == [(name, batch) for batch in ("1", "4") for name in names]
 
 
 def test_replicas(capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,3 +59,23 @@ def test_quantize_linears_swaps_every_linear_of_a_copy_without_deprecation_warni
     x = torch.randn(2, 8)
     with torch.no_grad():
         assert (quantized[:3](x) - model[:3](x)).abs().max() < 0.05
+
+
+def test_int8_copy_uses_the_kernels_asked_for(monkeypatch: pytest.MonkeyPatch):
+    from rnnserve.errors import ConfigurationError
+    from rnnserve.int8 import int8_copy, int8_kernels
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.LSTM(16, 16))
+    monkeypatch.setenv("RNNSERVE_INT8_KERNELS", "onednn")
+    onednn = int8_copy(model, (nn.LSTM,))
+    assert isinstance(onednn[0], Int8Linear) and type(onednn[1]) is nn.LSTM
+    monkeypatch.setenv("RNNSERVE_INT8_KERNELS", "fbgemm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the deprecation warnings are silenced where they are expected
+        fbgemm = int8_copy(model, (nn.LSTM,))
+    assert "quantized" in type(fbgemm[0]).__module__ and "quantized" in type(fbgemm[1]).__module__
+    monkeypatch.setenv("RNNSERVE_INT8_KERNELS", "tpu")
+    with pytest.raises(ConfigurationError, match="RNNSERVE_INT8_KERNELS must be one of"):
+        int8_kernels()
+    monkeypatch.delenv("RNNSERVE_INT8_KERNELS")
+    assert int8_kernels() == "fbgemm"  # this torch has the engine

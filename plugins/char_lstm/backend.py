@@ -1,14 +1,19 @@
 """The ``char-lstm`` backend: a :class:`rnnserve.plugin_api.LanguageModel` over a checkpoint directory.
 
 ``forward`` (prefill, scoring) runs :class:`~.model.CharRNN` over the whole block in one
-call; ``step`` (decoding) runs the :class:`~.model.FusedStep` copy of the weights, one
-matmul per layer. Spec option ``quantize = true`` swaps every ``nn.Linear`` for an
-:class:`rnnserve.plugin_api.Int8Linear` (int8 weights, per-row dynamic int8 activations):
-the fused step's layers and the output layer, so decoding runs in int8; the whole-sequence
-recurrence (prompt reading, scoring) stays float32, with an int8 output layer. ``dtype = "bfloat16"``
-(``rnnserve.precision``) keeps weights, state and arithmetic in bfloat16: with AMX a
-batch-64 step and prompt reading run 2.4x and 3.9x faster than float32, at a test loss
-within 0.0001 nats/char of float32.
+call, or the fused step over its positions where that is faster (short blocks; int8 with
+many rows: see ``CharRNNBackend.forward``); ``step`` (decoding) runs the
+:class:`~.model.FusedStep` copy of the weights, one matmul per layer.
+
+Spec option ``quantize = true`` serves an int8 copy (``rnnserve.int8.int8_copy``): with
+fbgemm, every ``nn.Linear``, ``nn.LSTM`` and ``nn.GRU`` (the fused step and the
+whole-sequence recurrence; ``rnn`` and ``peephole-lstm`` cells read whole sequences in
+float32); with the onednn kernels, every ``nn.Linear`` (the fused step's layers and the
+output layer, so decoding runs in int8; whole sequences are read with float32 recurrence).
+
+``dtype = "bfloat16"`` (``rnnserve.precision``) keeps weights, state and arithmetic in
+bfloat16: with AMX a batch-64 step and prompt reading run 2.4x and 3.9x faster than float32,
+at a test loss within 0.0001 nats/char of float32.
 
 ``dtype = "auto"`` (without ``quantize``) chooses among float32, bfloat16 and int8 by
 measurement (``rnnserve.precision_choice``): the fastest step on this machine among those
@@ -37,8 +42,8 @@ from rnnserve.plugin_api import (
     checkpoint_identity,
     choose_precision,
     dtype_option,
+    int8_copy,
     max_cost_option,
-    quantize_linears,
 )
 
 from .checkpoint import CheckpointError, load_model
@@ -56,8 +61,20 @@ AUTO_CANDIDATES: dict[str, dict[str, Any]] = {"float32": {}, "bfloat16": {"dtype
 
 
 def quantize(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` with int8 Linear layers (:func:`rnnserve.plugin_api.quantize_linears`)."""
-    return quantize_linears(module)
+    """An int8 copy of ``module`` (:func:`rnnserve.plugin_api.int8_copy`: its Linear layers, and with
+    fbgemm its LSTM and GRU too)."""
+    return int8_copy(module, (nn.LSTM, nn.GRU))
+
+
+#: Blocks of at most this many positions are read by the fused step, one position at a time,
+#: unless the whole-sequence recurrence is fbgemm's int8: oneDNN's whole-sequence LSTM (float32,
+#: bfloat16) costs ~4 ms a call before its first position, against ~0.2-0.4 ms a position for
+#: the fused step (2 x 512, one thread, AMD EPYC, 2026-12-06: a 1-character read 7.4 -> 0.46 ms).
+LOOP_MAX_CHARS = 8
+#: int8 reads blocks of this many rows or more with its fused int8 step whatever their length:
+#: 64 prompts of 200 characters take 374 ms against 585 ms for fbgemm's int8 LSTM (476 ms
+#: against 957 ms with the onednn kernels' float32 recurrence); 16 rows are even.
+INT8_LOOP_MIN_ROWS = 32
 
 
 class CharRNNBackend(LanguageModel):
@@ -78,6 +95,8 @@ class CharRNNBackend(LanguageModel):
         self._model: nn.Module = quantize(model) if quantized else model
         self._step: nn.Module | None = None if naive_step else (
             quantize(model.fused_step()) if quantized else model.fused_step())
+        int8_sequences = "quantized" in type(getattr(self._model, "rnn", None)).__module__  # fbgemm's LSTM/GRU
+        self._loop_max_chars = 0 if int8_sequences else LOOP_MAX_CHARS
 
     @classmethod
     def load(cls, directory: Path, *, quantized: bool = False, naive_step: bool = False,
@@ -94,8 +113,19 @@ class CharRNNBackend(LanguageModel):
         return self._initial(batch_size)
 
     def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """tokens [B, T] int64 -> logits [B, T, V] float32 and the state after the block (in the model's dtype)."""
-        logits, state = self._model(tokens, state)
+        """tokens [B, T] int64 -> logits [B, T, V] float32 and the state after the block (in the model's dtype).
+
+        Short blocks (at most :data:`LOOP_MAX_CHARS` positions: an assistant's keystroke; not
+        where fbgemm's int8 LSTM reads whole sequences) and, in int8, blocks of
+        :data:`INT8_LOOP_MIN_ROWS` rows or more are read by the fused step one position at a
+        time (``FusedStep.read``); the rest by the whole-sequence kernel.
+        """
+        rows, chars = tokens.shape
+        if self._step is not None and (chars <= self._loop_max_chars
+                                       or (self.quantized and rows >= INT8_LOOP_MIN_ROWS)):
+            logits, state = self._step.read(tokens, state)
+        else:
+            logits, state = self._model(tokens, state)
         return logits.float(), state
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:

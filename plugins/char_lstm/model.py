@@ -174,3 +174,22 @@ class FusedStep(nn.Module):
             cs.append(c)
         new_state = (torch.stack(hs), torch.stack(cs)) if self.has_cell_state else (torch.stack(hs),)
         return self.head(x), new_state
+
+    def read(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Read [B, T] int64 tokens from ``state`` with these layers, one time step at a time per
+        layer (layer by layer, so the output layer runs once over all positions); returns logits
+        [B, T, V] and the state after them: what ``CharRNN.forward`` computes, in this module's
+        arithmetic (an int8 copy reads prompts in int8)."""
+        x = self.embedding[tokens]
+        hs, cs = [], []
+        for k, layer in enumerate(self.layers):
+            h, c = state[0][k], state[1][k] if self.has_cell_state else None
+            outputs = []
+            for t in range(x.shape[1]):
+                h, c = layer(x[:, t], h, c)
+                outputs.append(h)
+            x = torch.stack(outputs, dim=1)
+            hs.append(h)
+            cs.append(c)
+        new_state = (torch.stack(hs), torch.stack(cs)) if self.has_cell_state else (torch.stack(hs),)
+        return self.head(x), new_state

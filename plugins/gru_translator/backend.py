@@ -12,10 +12,9 @@ the k-th hypothesis of a text of several sentences is its sentences' k-th hypoth
 (characters the subword model drops) translates to the empty string without touching the
 model.
 
-Spec option ``quantize = true`` serves a copy whose every ``nn.Linear`` is an
-:class:`rnnserve.plugin_api.Int8Linear` (int8 weights, per-row dynamic int8 activations): the
-output projection over the subword vocabulary, which dominates decoding time, the attention
-and bridge layers; the GRUs stay float32.
+Spec option ``quantize = true`` serves an int8 copy (``rnnserve.int8.int8_copy``): every
+``nn.Linear`` (the output projection over the subword vocabulary dominates decoding time),
+and with fbgemm the encoder's ``nn.GRU`` and the decoder's ``nn.GRUCell`` too.
 ``dtype = "bfloat16"`` (``rnnserve.precision``) serves a bfloat16 copy; log-probabilities
 stay float32.
 """
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from rnnserve.plugin_api import (
     ConfigurationError,
@@ -38,7 +38,7 @@ from rnnserve.plugin_api import (
     TranslationResult,
     Translator,
     dtype_option,
-    quantize_linears,
+    int8_copy,
 )
 
 from .beam import Hyp, beam_search, greedy_search
@@ -53,8 +53,9 @@ MAX_SOURCES_PER_BATCH = 64
 
 
 def quantize(model: Seq2Seq) -> Seq2Seq:
-    """A copy of ``model`` with int8 Linear layers (:func:`rnnserve.plugin_api.quantize_linears`)."""
-    return quantize_linears(model)  # type: ignore[return-value]
+    """An int8 copy of ``model`` (:func:`rnnserve.plugin_api.int8_copy`: its Linear layers, and with
+    fbgemm its GRU and GRUCell too)."""
+    return int8_copy(model, (nn.GRU, nn.GRUCell))  # type: ignore[return-value]
 
 
 def max_target_length(source_pieces: int, options: TranslateOptions) -> int:

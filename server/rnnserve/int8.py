@@ -1,31 +1,48 @@
-"""int8 inference for ``nn.Linear`` layers on plain tensors: the supported path since torch
-deprecated ``torch.ao.quantization`` (quantized tensor types, ``quantize_dynamic``).
+"""int8 weights for inference: the kernels a backend's ``quantize = true`` runs, measured.
+
+Two implementations of dynamic int8 quantization (int8 weights, activations quantized per
+call, int32 accumulation), chosen by :func:`int8_copy`:
+
+* **fbgemm** (``torch.ao.quantization.quantize_dynamic``): ``nn.Linear`` and the recurrent
+  modules (``nn.LSTM``, ``nn.GRU``, ``nn.GRUCell``: int8 over whole sequences too), one
+  activation scale per tensor. torch 2.13 announces ``torch.ao.quantization`` and its
+  quantized tensor types as deprecated (pytorch/ao#2259, pytorch#184982); it is still the
+  fastest int8 on both CPU classes measured, so it is what runs where torch has it.
+* **onednn** (:class:`Int8Linear`, plain tensors, no deprecated API): every ``nn.Linear``
+  swapped for one with int8 per-channel weights and per-row dynamic int8 activations,
+  ``torch._int_mm`` (oneDNN); recurrent modules stay float. Per-row scales halve the
+  logit error and make a row's result independent of its batch neighbours (exact int32
+  sums), but it is slower: decoding steps 0.64-0.84x fbgemm's speed on an AMD EPYC with
+  AVX-512 VNNI, 0.29-0.49x with oneDNN held to AVX2 (where its s8 x s8 products also
+  lose precision), and whole prompts read with float32 recurrence
+  (``python -m benchmarks.int8``, README "int8"). It runs where torch lacks fbgemm.
+
+``RNNSERVE_INT8_KERNELS=fbgemm|onednn`` forces one (tests, measurements).
 
 :class:`Int8Linear` holds a weight [N, K] as int8 with one scale per output channel
 (symmetric, ``max |w_n| / 127``). Each call quantizes its input [M, K] per row the same way
-(dynamic quantization: the scale follows the data, so no calibration is needed), multiplies
-int8 x int8 with int32 accumulation (``torch._int_mm``: oneDNN's VNNI / AMX kernels where
-the CPU has them, AVX2 elsewhere) and rescales to float32:
+and rescales the int32 product to float32:
 
     y[m, n] = (sum_k xq[m, k] * wq[n, k]) * sx[m] * sw[n] + b[n]
-
-Per-row activation scales lose less than ``quantize_dynamic``'s one scale per tensor: a
-row's rounding does not depend on the other rows of its batch, only on itself.
-
-:func:`quantize_linears` swaps every ``nn.Linear`` of a module (a copy) for an
-``Int8Linear``; recurrent kernels (``nn.LSTM``/``nn.GRU`` over whole sequences) stay in
-their float dtype. Measured against the deprecated path: ``python -m benchmarks.int8``.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import warnings
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
+from rnnserve.errors import ConfigurationError
+
 #: The precision name :func:`rnnserve.registry.weights_precision` reports for a module holding these.
 PRECISION = "int8"
+#: Forces :func:`int8_copy`'s kernels: "fbgemm" or "onednn".
+KERNELS_ENV = "RNNSERVE_INT8_KERNELS"
+KERNELS = ("fbgemm", "onednn")
 _QMAX = 127.0
 #: Smallest scale: an all-zero row quantizes to zeros instead of dividing by zero.
 _TINY = 1e-12
@@ -80,3 +97,25 @@ def quantize_linears(module: nn.Module) -> nn.Module:
             if isinstance(child, nn.Linear):
                 setattr(parent, attr, Int8Linear.from_linear(child))
     return module
+
+
+def int8_kernels() -> str:
+    """The int8 implementation :func:`int8_copy` uses here: ``RNNSERVE_INT8_KERNELS`` if set, else
+    "fbgemm" where this torch has its engine, else "onednn"."""
+    forced = os.environ.get(KERNELS_ENV, "").strip()
+    if forced:
+        if forced not in KERNELS:
+            raise ConfigurationError(f"{KERNELS_ENV} must be one of {list(KERNELS)}, got {forced!r}")
+        return forced
+    engines = torch.backends.quantized.supported_engines
+    return "fbgemm" if hasattr(torch.ao, "quantization") and {"fbgemm", "x86"} & set(engines) else "onednn"
+
+
+def int8_copy(module: nn.Module, recurrent: Iterable[type[nn.Module]] = ()) -> nn.Module:
+    """A copy of ``module`` computing in int8 with :func:`int8_kernels`: every ``nn.Linear``, and with
+    fbgemm the ``recurrent`` module types too (e.g. ``nn.LSTM``); the input stays float32."""
+    if int8_kernels() == "onednn":
+        return quantize_linears(module)
+    with warnings.catch_warnings():  # torch.ao.quantization announces its deprecation (module docstring)
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(module, {nn.Linear, *recurrent}, dtype=torch.qint8)

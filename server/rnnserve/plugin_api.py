@@ -21,8 +21,8 @@ What is here, by role:
   status code): :class:`InvalidArgument`, :class:`LimitExceeded`, :class:`SessionError`,
   :class:`ConfigurationError`;
 * precision options: :func:`dtype_option`, :func:`precision_of`, :data:`DTYPES`,
-  :data:`PRECISIONS`, :func:`cpu_flags`; int8 layers: :class:`Int8Linear`,
-  :func:`quantize_linears` (``rnnserve.int8``);
+  :data:`PRECISIONS`, :func:`cpu_flags`; int8: :func:`int8_copy` (the kernels ``quantize = true``
+  runs), :class:`Int8Linear`, :func:`quantize_linears` (``rnnserve.int8``);
 * precision chosen by measurement (``dtype = "auto"``, ``rnnserve.precision_choice``):
   :func:`choose_precision` (returns a :class:`PrecisionChoice` with its :class:`Timing`
   figures), :func:`language_model_stepper`, :func:`card_costs` and :func:`cost_metrics` (the
@@ -74,7 +74,7 @@ from rnnserve.manifest import read_manifest, verify_manifest, write_manifest
 from rnnserve.model_spec import ModelCard, ModelSpec
 
 if TYPE_CHECKING:
-    from rnnserve.int8 import Int8Linear, quantize_linears
+    from rnnserve.int8 import Int8Linear, int8_copy, quantize_linears
     from rnnserve.precision import DTYPES, PRECISIONS, cpu_flags, dtype_option, precision_of
     from rnnserve.precision_choice import (
         MAX_COST_OPTION,
@@ -114,7 +114,7 @@ _LAZY = {
     **dict.fromkeys(("MAX_COST_OPTION", "PrecisionChoice", "Timing", "card_costs", "checkpoint_identity",
                      "choose_precision", "cost_metrics", "language_model_stepper", "max_cost_option"),
                     "rnnserve.precision_choice"),
-    **dict.fromkeys(("Int8Linear", "quantize_linears"), "rnnserve.int8"),
+    **dict.fromkeys(("Int8Linear", "int8_copy", "quantize_linears"), "rnnserve.int8"),
     **dict.fromkeys(("Elman", "Jordan", "LSTM", "PeepholeLSTM", "GRU", "Bidirectional", "Recurrent",
                      "lstm_update", "gru_update"), "rnnserve.rnn_family"),
 }
@@ -193,6 +193,7 @@ __all__ = [
     "dtype_option",
     "gru_update",
     "hookimpl",
+    "int8_copy",
     "language_model_stepper",
     "lstm_update",
     "max_cost_option",

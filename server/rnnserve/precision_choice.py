@@ -31,10 +31,10 @@ serves the **fastest candidate whose quality cost is within the bound**:
 * **Cache**: the timings are kept per machine and checkpoint in
   ``precision-choices.json`` under ``$RNNSERVE_CACHE_DIR``, else
   ``$XDG_CACHE_HOME/rnnserve``, else ``~/.cache/rnnserve`` (:func:`cache_dir`), keyed by
-  the CPU model, its flags, torch's version, kernel level and thread count, oneDNN's ISA
-  limit, the large batch and the checkpoint's identity (:func:`checkpoint_identity`: a
-  hash of its weights file). A hit builds only the chosen precision and says "cached"; the
-  choice itself is made again from the cached timings, so a changed bound needs no new
+  the CPU model, its flags, torch's version, kernel level and thread count, the int8
+  kernels, oneDNN's ISA limit, the large batch and the checkpoint's identity
+  (:func:`checkpoint_identity`: a hash of its weights file). A hit builds only the chosen
+  precision and says "cached"; the choice itself is made again from the cached timings, so a changed bound needs no new
   measurement (a newly eligible candidate without cached timings does). A corrupt or
   unwritable cache never fails a load: it is logged as a warning and the timing runs.
 * **Forcing**: ``RNNSERVE_PRECISION=float32|bfloat16|int8`` makes every ``"auto"`` take
@@ -188,8 +188,11 @@ def cache_dir() -> Path:
 
 
 def machine() -> dict[str, object]:
-    """What decides the timings besides the checkpoint: CPU, its flags, torch and its thread count."""
-    return {"cpu": cpu_model(),
+    """What decides the timings besides the checkpoint: CPU, its flags, torch, its thread count and
+    the int8 kernels (``rnnserve.int8``)."""
+    from rnnserve.int8 import int8_kernels
+
+    return {"cpu": cpu_model(), "int8_kernels": int8_kernels(),
             "flags": hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:16],
             "torch": torch.__version__, "kernels": torch.backends.cpu.get_cpu_capability(),
             "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""), "threads": torch.get_num_threads()}

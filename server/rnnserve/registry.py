@@ -404,16 +404,22 @@ class ModelRegistry:
         return entry
 
 
+#: Where torch's dynamically quantized modules (int8 weights) live.
+_QUANTIZED_MODULES = ("torch.ao.nn.quantized", "torch.nn.quantized")
+
+
 def weights_precision(backend: object) -> str:
     """The precision a loaded backend's weights run in, read from its torch modules.
 
-    "int8" when any module says so (``Int8Linear.precision``, ``rnnserve.int8``); otherwise the
-    dtype holding most of the floating-point weights ("float32", "bfloat16", ...). Modules are found among the
+    "int8" when any module is int8 (torch's dynamically quantized modules, or one whose
+    ``precision`` says so: ``rnnserve.int8.Int8Linear``); otherwise the dtype holding most of
+    the floating-point weights ("float32", "bfloat16", ...). Modules are found among the
     backend's attributes and theirs, a few levels deep (an assistant's language model
     included); "" when there are none.
     """
     modules = list(_torch_modules(backend))
-    if any(getattr(m, "precision", None) == "int8" for module in modules for m in module.modules()):
+    if any(getattr(m, "precision", None) == "int8" or type(m).__module__.startswith(_QUANTIZED_MODULES)
+           for module in modules for m in module.modules()):
         return "int8"
     sizes: Counter[torch.dtype] = Counter()
     for module in modules:

@@ -155,3 +155,29 @@ def test_two_shipped_assistants_one_per_language_model():
     assert by_name["austen-writing-assistant"].options == {"language_model": "austen-char-lstm-int8"}
     assert modern in by_name["writing-assistant"].card.description
     assert "Austen" in by_name["austen-writing-assistant"].card.limitations
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole-lstm"])
+def test_reads_through_the_fused_step_match_the_whole_sequence_kernel(cell: str) -> None:
+    """Short blocks, and int8 blocks of many rows, are read position by position by the fused step
+    (faster there); what they compute is what the whole-sequence kernel computes."""
+    from rnnserve_plugins.char_lstm import backend as module
+
+    torch.manual_seed(3)
+    model = CharRNN(CharRNNConfig(vocab_size=9, cell=cell, embedding_dim=6, hidden_size=16, num_layers=2,
+                                  dropout=0.0)).eval()
+    exact = CharRNNBackend(model, CharVocab.build("abcdefg"))
+    quantized = CharRNNBackend(model, CharVocab.build("abcdefg"), quantized=True)
+    with torch.inference_mode():
+        for rows, chars in ((1, 1), (3, module.LOOP_MAX_CHARS), (module.INT8_LOOP_MIN_ROWS, 20)):
+            tokens = torch.randint(2, 9, (rows, chars))
+            state = tuple(torch.randn_like(s) for s in model.initial_state(rows))
+            want, want_state = model(tokens, state)
+            for backend, tolerance in ((exact, 1e-5), (quantized, 0.1)):
+                got, got_state = backend.forward(tokens, state)
+                torch.testing.assert_close(got, want, atol=tolerance, rtol=0)
+                for g, w in zip(got_state, want_state, strict=True):
+                    torch.testing.assert_close(g, w, atol=tolerance, rtol=0)
+            loop, _ = quantized._step.read(tokens, state)  # the int8 rows-many block took this path
+            if rows >= module.INT8_LOOP_MIN_ROWS:
+                torch.testing.assert_close(quantized.forward(tokens, state)[0], loop.float())

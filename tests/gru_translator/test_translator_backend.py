@@ -15,6 +15,7 @@ from rnnserve.config import ModelSpec, ServerConfig
 from rnnserve.errors import ConfigurationError
 from rnnserve.int8 import Int8Linear
 from rnnserve.plugins import load_plugins
+from rnnserve.registry import weights_precision
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client
 from rnnserve_plugins.gru_translator.backend import GruTranslator, max_target_length
@@ -91,13 +92,19 @@ def test_greedy_when_beam_size_is_one_and_no_attention_unless_asked(model_dir):
     assert all(len(r.hypotheses) == 1 for r in beam1)
 
 
-def test_quantized_backend_and_option_validation(model_dir):
+@pytest.mark.parametrize("kernels", ["fbgemm", "onednn"])
+def test_quantized_backend_and_option_validation(model_dir, kernels, monkeypatch):
+    monkeypatch.setenv("RNNSERVE_INT8_KERNELS", kernels)
     factory = factories()["gru-seq2seq"]
     exact = factory(ModelSpec("tiny", "gru-seq2seq", path="tiny"), Context(model_dir))
     quantized = factory(ModelSpec("tiny", "gru-seq2seq", path="tiny", options={"quantize": True}), Context(model_dir))
     assert quantized.quantized and quantized.parameter_count() == exact.parameter_count()
-    assert isinstance(quantized.model.decoder.output, Int8Linear)  # int8 output projection
-    assert isinstance(quantized.model.decoder.cells[0], torch.nn.GRUCell)  # the recurrence stays float32
+    assert weights_precision(quantized) == "int8"
+    output, cell = quantized.model.decoder.output, quantized.model.decoder.cells[0]
+    if kernels == "onednn":  # int8 Linear layers on plain tensors; the recurrence stays float32
+        assert isinstance(output, Int8Linear) and type(cell) is torch.nn.GRUCell
+    else:  # torch's dynamic quantization, the GRU cell included
+        assert "quantized" in type(output).__module__ and "quantized" in type(cell).__module__
     options = replace(exact.default_options, beam_size=3, n_best=2)
     results = quantized.translate(TEXTS, options)
     assert [len(r.hypotheses) for r in results] == [2, 2, 2, 2]
