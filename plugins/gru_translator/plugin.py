@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rnnserve.plugin_api import BackendFactory, Command, ModelSpec, hookimpl
 
-PLUGIN_API_VERSION = "1.0"
+PLUGIN_API_VERSION = "1.1"  # int8_copy
 
 BACKEND = "gru-seq2seq"
 SHIPPED_MODEL = "en-de-gru"

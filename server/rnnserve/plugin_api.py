@@ -21,13 +21,13 @@ What is here, by role:
   status code): :class:`InvalidArgument`, :class:`LimitExceeded`, :class:`SessionError`,
   :class:`ConfigurationError`;
 * precision options: :func:`dtype_option`, :func:`precision_of`, :data:`DTYPES`,
-  :data:`PRECISIONS`, :func:`cpu_flags`; int8: :func:`int8_copy` (the kernels ``quantize = true``
-  runs), :class:`Int8Linear`, :func:`quantize_linears` (``rnnserve.int8``);
+  :data:`PRECISIONS`, :func:`cpu_flags`; int8 (new in 1.1): :func:`int8_copy` (the kernels
+  ``quantize = true`` runs), :class:`Int8Linear`, :func:`quantize_linears` (``rnnserve.int8``);
 * precision chosen by measurement (``dtype = "auto"``, ``rnnserve.precision_choice``):
   :func:`choose_precision` (returns a :class:`PrecisionChoice` with its :class:`Timing`
-  figures), :func:`language_model_stepper`, :func:`card_costs` and :func:`cost_metrics` (the
-  model-card metrics of quality costs), :func:`max_cost_option`,
-  :data:`MAX_COST_OPTION`, :func:`checkpoint_identity` (new in 1.1);
+  figures), :func:`language_model_stepper`, :func:`language_model_reader`,
+  :func:`card_costs` and :func:`cost_metrics` (the model-card metrics of quality costs),
+  :func:`max_cost_option`, :data:`MAX_COST_OPTION`, :func:`checkpoint_identity` (new in 1.1);
 * checkpoint manifests: :func:`write_manifest`, :func:`read_manifest`, :func:`verify_manifest`;
 * the RNN family of the study notes (``rnnserve.rnn_family``): :class:`Elman`, :class:`Jordan`,
   :class:`LSTM`, :class:`PeepholeLSTM`, :class:`GRU`, :class:`Bidirectional`, their base
@@ -84,6 +84,7 @@ if TYPE_CHECKING:
         checkpoint_identity,
         choose_precision,
         cost_metrics,
+        language_model_reader,
         language_model_stepper,
         max_cost_option,
     )
@@ -112,7 +113,8 @@ _LAZY = {
     **dict.fromkeys(("concat_states", "split_state", "select_rows", "state_row", "batch_size"), "rnnserve.state"),
     **dict.fromkeys(("DTYPES", "PRECISIONS", "cpu_flags", "dtype_option", "precision_of"), "rnnserve.precision"),
     **dict.fromkeys(("MAX_COST_OPTION", "PrecisionChoice", "Timing", "card_costs", "checkpoint_identity",
-                     "choose_precision", "cost_metrics", "language_model_stepper", "max_cost_option"),
+                     "choose_precision", "cost_metrics", "language_model_reader", "language_model_stepper",
+                     "max_cost_option"),
                     "rnnserve.precision_choice"),
     **dict.fromkeys(("Int8Linear", "int8_copy", "quantize_linears"), "rnnserve.int8"),
     **dict.fromkeys(("Elman", "Jordan", "LSTM", "PeepholeLSTM", "GRU", "Bidirectional", "Recurrent",
@@ -194,6 +196,7 @@ __all__ = [
     "gru_update",
     "hookimpl",
     "int8_copy",
+    "language_model_reader",
     "language_model_stepper",
     "lstm_update",
     "max_cost_option",

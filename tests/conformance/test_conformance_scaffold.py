@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rnnserve.cli import main
+from rnnserve.plugin_api import API_VERSION
 
 
 def test_new_plugin_is_installable_discovered_and_passes_its_conformance_tests(
@@ -27,7 +28,7 @@ def test_new_plugin_is_installable_discovered_and_passes_its_conformance_tests(
     env = {**os.environ, "PYTHONPATH": str(site), "RNNSERVE_PLUGINS": "demo-lm"}
     listed = subprocess.run([sys.executable, "-m", "rnnserve.cli", "plugins"], env=env, capture_output=True,
                             text=True, timeout=120, check=True).stdout
-    assert "demo-lm (rnnserve-demo-lm 0.1.0, needs plugin API 1.0): loaded" in listed
+    assert f"demo-lm (rnnserve-demo-lm 0.1.0, needs plugin API {API_VERSION}): loaded" in listed  # the scaffold's
     assert "hooks: register_backends, register_models" in listed and "models: demo-lm" in listed
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=root, env=env,
                            capture_output=True, text=True, timeout=300)
