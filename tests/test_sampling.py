@@ -103,3 +103,15 @@ def test_selecting_rows_keeps_their_streams() -> None:
     rest = _draws(bank, 80)
     assert torch.equal(torch.cat([first[[3, 1]], rest], dim=1), full[[3, 1]])
     assert ((full >= 0) & (full < 1)).all()
+
+
+def test_skipping_the_unused_filters_picks_the_same_tokens() -> None:
+    """top_k=None (no row limits it) and some_greedy=False (no greedy row) only skip work."""
+    generator = torch.Generator().manual_seed(7)
+    for _ in range(50):
+        logits = torch.randn(16, 40, generator=generator) * 3
+        temperature = torch.rand(16, generator=generator) + 0.2
+        top_p = torch.where(torch.rand(16, generator=generator) < 0.5, torch.ones(16), torch.full((16,), 0.9))
+        uniforms = torch.rand(16, generator=generator, dtype=torch.float64)
+        full = sample(logits, temperature, torch.zeros(16, dtype=torch.long), top_p, uniforms)
+        assert torch.equal(sample(logits, temperature, None, top_p, uniforms, some_greedy=False), full)

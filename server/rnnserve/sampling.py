@@ -101,9 +101,11 @@ def apply_repetition_penalty(logits: torch.Tensor, penalty: torch.Tensor, seen: 
 def sample(
     logits: torch.Tensor,
     temperature: torch.Tensor,
-    top_k: torch.Tensor,
+    top_k: torch.Tensor | None,
     top_p: torch.Tensor,
     uniforms: torch.Tensor,
+    *,
+    some_greedy: bool = True,
 ) -> torch.Tensor:
     """Choose one token per row.
 
@@ -113,24 +115,28 @@ def sample(
 
     Args:
         logits: [batch, vocab] float32 (after any penalty).
-        temperature, top_p, uniforms: [batch] float; top_k: [batch] int64.
+        temperature, top_p, uniforms: [batch] float; top_k: [batch] int64, or None when no
+            row keeps fewer than all tokens (its masking is skipped: the same tokens, fewer
+            tensor operations per step).
+        some_greedy: False promises that no row has temperature 0 (its checks are skipped).
     Returns:
         [batch] int64 token ids.
     """
     greedy = temperature <= 0
-    if bool(greedy.all()):
+    if some_greedy and bool(greedy.all()):
         return logits.argmax(dim=-1)
-    temp = torch.where(greedy, torch.ones_like(temperature), temperature)
+    temp = torch.where(greedy, torch.ones_like(temperature), temperature) if some_greedy else temperature
     # Finite, and 0 at each row's best: a tiny temperature or penalty (1e-40 is in range)
     # sends logits / temperature to +-inf, and inf - inf would make the softmax NaN.
     finfo = torch.finfo(logits.dtype)
     finite = torch.nan_to_num(logits, nan=finfo.min, posinf=finfo.max, neginf=finfo.min)
     scaled = (finite - finite.amax(dim=-1, keepdim=True)) / temp[:, None]
     sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)
-    vocab = logits.shape[-1]
-    ranks = torch.arange(vocab).expand_as(sorted_logits)
-    k = torch.where(top_k > 0, top_k.clamp(max=vocab), torch.full_like(top_k, vocab))
-    sorted_logits = sorted_logits.masked_fill(ranks >= k[:, None], float("-inf"))
+    if top_k is not None:
+        vocab = logits.shape[-1]
+        ranks = torch.arange(vocab).expand_as(sorted_logits)
+        k = torch.where(top_k > 0, top_k.clamp(max=vocab), torch.full_like(top_k, vocab))
+        sorted_logits = sorted_logits.masked_fill(ranks >= k[:, None], float("-inf"))
     probs = torch.softmax(sorted_logits, dim=-1)
     cumulative = probs.cumsum(dim=-1)
     # Drop a token when the tokens ranked above it already reach top_p (the first is always kept).
@@ -141,7 +147,7 @@ def sample(
     last_kept = (probs > 0).sum(dim=-1, keepdim=True) - 1
     picked = torch.minimum(torch.searchsorted(cdf, targets, right=True), last_kept)
     sampled = order.gather(1, picked).squeeze(1)
-    return torch.where(greedy, logits.argmax(dim=-1), sampled)
+    return torch.where(greedy, logits.argmax(dim=-1), sampled) if some_greedy else sampled
 
 
 def seen_mask(token_sets: Sequence[set[int]], vocab: int) -> torch.Tensor:

@@ -231,10 +231,11 @@ class _BatchParams:
     """The sampling parameters of a batch's rows as tensors, built once per batch membership."""
 
     temperature: torch.Tensor  # [batch] float32
-    top_k: torch.Tensor  # [batch] int64
+    top_k: torch.Tensor | None  # [batch] int64, None when no row limits it
     top_p: torch.Tensor  # [batch] float32
     penalty: torch.Tensor | None  # [batch] float32, None when no row uses a penalty
     greedy: bool  # every row has temperature 0
+    some_greedy: bool  # some row has temperature 0
     logprobs: bool  # some row wants logprobs
 
     @classmethod
@@ -243,10 +244,11 @@ class _BatchParams:
         penalised = any(p.repetition_penalty != 1.0 for p in params)
         return cls(
             temperature=torch.tensor([p.temperature for p in params]),
-            top_k=torch.tensor([p.top_k for p in params], dtype=torch.long),
+            top_k=torch.tensor([p.top_k for p in params], dtype=torch.long) if any(p.top_k for p in params) else None,
             top_p=torch.tensor([p.top_p for p in params]),
             penalty=torch.tensor([p.repetition_penalty for p in params]) if penalised else None,
             greedy=all(p.temperature <= 0 for p in params),
+            some_greedy=any(p.temperature <= 0 for p in params),
             logprobs=any(p.logprobs for p in params),
         )
 
@@ -768,7 +770,8 @@ class LanguageModelScheduler(ModelThread):
         if batch.greedy:
             tokens = logits.argmax(dim=-1)
         else:
-            tokens = sample(logits, batch.temperature, batch.top_k, batch.top_p, rows.uniforms.draw())
+            tokens = sample(logits, batch.temperature, batch.top_k, batch.top_p, rows.uniforms.draw(),
+                            some_greedy=batch.some_greedy)
         if batch.penalty is not None:
             rows.seen[torch.arange(len(tokens)), tokens] = True
         logprobs = torch.log_softmax(raw, dim=-1).gather(1, tokens[:, None]).squeeze(1) if batch.logprobs else None
