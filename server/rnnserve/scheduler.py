@@ -378,9 +378,22 @@ PROGRAM_START_BUDGET_S = 0.05
 #: suggestions) reaches its caller before they take the interpreter lock for their Python.
 IDLE_AFTER_S = 0.001
 
-#: One scheduler iteration's intake: a job, new step programs, admitted requests, new idle step programs.
+#: A step program to start (``run_steps`` / ``run_steps_idle``): its factory and the future of its result.
 _Program = tuple[Callable[[], StepProgram[Any]], Future[Any]]
-_Work = tuple[tuple[Callable[[], Any], Future[Any]] | None, list[_Program], list[RequestHandle], list[_Program]]
+
+
+@dataclass
+class _Work:
+    """One scheduler iteration's intake, taken from the queues under the lock."""
+
+    #: A job to run on the model's thread (scoring, ``call``), with its future; None: none waiting.
+    job: tuple[Callable[[], Any], Future[Any]] | None
+    #: New step programs (``run_steps``).
+    programs: list[_Program]
+    #: Waiting requests that fit in the batch.
+    admitted: list[RequestHandle]
+    #: New idle step programs (``run_steps_idle``).
+    idle_programs: list[_Program]
 
 
 class LanguageModelScheduler(ModelThread):
@@ -508,13 +521,13 @@ class LanguageModelScheduler(ModelThread):
         programs, idle = list(self._programs), list(self._idle_programs)
         self._programs.clear()
         self._idle_programs.clear()
-        return (self._jobs.popleft() if self._jobs else None), programs, self._take_admissible(), idle
+        return _Work(self._jobs.popleft() if self._jobs else None, programs, self._take_admissible(), idle)
 
     def _process(self, work: _Work) -> None:
         """One iteration: a job, admissions (prefill), drop cancelled, one batched step, one
         batched step of the lent step programs."""
-        job, programs, admitted, idle_programs = work
-        for make, future in idle_programs:
+        job, programs, admitted = work.job, work.programs, work.admitted
+        for make, future in work.idle_programs:
             self._lent.add_idle(make, future)
         busy = bool(job or programs or admitted or self._active or self._lent.busy or self._prefilling)
         if job is not None:
@@ -563,9 +576,8 @@ class LanguageModelScheduler(ModelThread):
         self._fail(waiting, exc)
 
     def _fail_work(self, work: _Work, exc: RnnserveError) -> None:
-        job, programs, admitted, idle = work
-        self._abandon_programs(([job] if job is not None else []) + programs, idle, exc)
-        self._fail(admitted, exc)
+        self._abandon_programs(([work.job] if work.job is not None else []) + work.programs, work.idle_programs, exc)
+        self._fail(work.admitted, exc)
 
     def _abandon_programs(self, calls: list[tuple[Any, Future[Any]]], idle: list[_Program],
                           exc: RnnserveError) -> None:
