@@ -13,7 +13,8 @@ import torch
 
 from rnnserve.model_thread import SchedulerStats
 from rnnserve.scheduler import LanguageModelScheduler
-from rnnserve.step_programs import StepBatcher, StepProgram, run_alone, while_true
+from rnnserve.step_batcher import StepBatcher
+from rnnserve.step_programs import StepProgram, run_alone, while_true
 from rnnserve.testing.waiting import wait_until, wait_until_async
 from rnnserve.workers import SerialWorker
 from tests.support.toy_plugin import TinyGRULM

@@ -51,7 +51,8 @@ from rnnserve.errors import RnnserveError
 from rnnserve.model_thread import ModelThread, settle, waiting_on_another_model
 from rnnserve.sampling import SamplingParams, UniformBank, apply_repetition_penalty, sample, seen_mask
 from rnnserve.state import concat_states, select_rows
-from rnnserve.step_programs import StepBatcher, StepProgram, run_alone
+from rnnserve.step_batcher import StepBatcher
+from rnnserve.step_programs import StepProgram, run_alone
 from rnnserve.stopping import StopMatcher
 
 log = logging.getLogger("rnnserve.scheduler")
