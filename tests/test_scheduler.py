@@ -7,8 +7,9 @@ import asyncio
 
 import pytest
 
+from rnnserve.generation_requests import Event, FinishReason, RequestHandle
 from rnnserve.sampling import SamplingParams
-from rnnserve.scheduler import Event, FinishReason, LanguageModelScheduler, RequestHandle
+from rnnserve.scheduler import LanguageModelScheduler
 from tests.support.toy_plugin import TinyGRULM
 
 PROMPTS = ["the qu", "a", "", "the quick brown fox jumps", "over the", "the qu"]

@@ -27,33 +27,36 @@ at the next hand-over; the few tokens sampled after it are dropped.
 
 Because an RNN's whole context is its fixed-size state, joining and leaving the batch is
 a gather/scatter of a few KB per sequence.
+
+The pieces it works with live beside it: a request, its samples and the events they send
+(``generation_requests``), the batch's rows and the prompts being read (``decoding_batch``),
+the step programs lent to the model (``step_batcher``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
-import math
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 
 from rnnserve.backends import LanguageModel, State
+from rnnserve.decoding_batch import BatchParams, PrefillRead, Rows
 from rnnserve.errors import RnnserveError
+from rnnserve.generation_requests import Event, FinishReason, RequestHandle, Sample
 from rnnserve.model_thread import ModelThread, settle, waiting_on_another_model
 from rnnserve.sampling import SamplingParams, UniformBank, apply_repetition_penalty, sample, seen_mask
 from rnnserve.state import concat_states, select_rows
 from rnnserve.step_batcher import StepBatcher
 from rnnserve.step_programs import StepProgram, run_alone
-from rnnserve.stopping import StopMatcher
 
 log = logging.getLogger("rnnserve.scheduler")
 T = TypeVar("T")
@@ -62,282 +65,6 @@ T = TypeVar("T")
 #: is far below what a reader notices and lets a step's tokens travel in one message per
 #: stream every few steps instead of one per step.
 DEFAULT_EMIT_INTERVAL_S = 0.020
-
-
-class FinishReason(enum.Enum):
-    LENGTH = "length"
-    STOP_SEQUENCE = "stop_sequence"
-    END_OF_TEXT = "end_of_text"
-    CANCELLED = "cancelled"
-
-
-@dataclass
-class Event:
-    """New output of one sample; ``finish_reason`` is set on its last event."""
-
-    index: int
-    seed: int
-    text: str = ""
-    logprobs: list[tuple[str, float]] = field(default_factory=list)
-    finish_reason: FinishReason | None = None
-    generated_tokens: int = 0
-    stop_sequence: str = ""
-
-    def extend(self, later: Event) -> Event:
-        """Append a later event of the same sample (its text, logprobs and finish fields)."""
-        self.text += later.text
-        self.logprobs.extend(later.logprobs)
-        self.finish_reason = later.finish_reason
-        self.generated_tokens = later.generated_tokens
-        self.stop_sequence = later.stop_sequence
-        return self
-
-
-class RequestHandle:
-    """A submitted generation, as the servicer sees it: an async stream of event batches."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, prompt_ids: list[int], params: SamplingParams,
-                 seed: int, wake: Callable[[], None]) -> None:
-        self.loop = loop
-        self.prompt_ids = prompt_ids
-        self.params = params
-        self.seed = seed
-        self.cancelled = False
-        self.submitted_at = time.perf_counter()
-        self.admitted_at: float | None = None
-        self.prefill_seconds = 0.0
-        self.finished_at: float | None = None
-        self._queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
-        self._open = params.n
-        self._wake = wake
-
-    def cancel(self) -> None:
-        """Stop this request's compute at the scheduler's next step (thread-safe, idempotent)."""
-        if not self.cancelled:
-            self.cancelled = True
-            self._wake()
-
-    def deliver(self, items: list[Event | BaseException]) -> None:
-        """Called on the event loop with a step's output for this request."""
-        for item in items:
-            self._queue.put_nowait(item)
-
-    async def events(self) -> AsyncIterator[list[Event]]:
-        """Batches of events, as they are available, until every sample has finished.
-
-        Raises the backend's exception if the model failed while serving this request.
-        """
-        while self._open > 0:
-            items = [await self._queue.get()]
-            while not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            events = []
-            for item in items:
-                if isinstance(item, BaseException):
-                    raise item
-                if item.finish_reason is not None:
-                    self._open -= 1
-                events.append(item)
-            yield events
-
-
-class _Sequence:
-    """One sample being decoded: its stop matcher, held-back logprobs and output bookkeeping."""
-
-    def __init__(self, handle: RequestHandle, index: int, token_text: list[str], eos_id: int | None) -> None:
-        self.handle = handle
-        self.params = handle.params
-        self.index = index
-        self.seed = handle.seed + index
-        self.generated = 0
-        self.done = False
-        self._token_text = token_text
-        self._eos_id = eos_id
-        self._stops = StopMatcher(self.params.stop)
-        self._plain = not self._stops.stops and not self.params.logprobs
-        self._held: deque[tuple[str, float]] = deque()
-        self._held_emitted = 0
-
-    def accept(self, tokens: list[int], logprobs: list[float] | None) -> Event | None:
-        """Take the tokens sampled for this sample since the last hand-over, in order.
-
-        Returns the event to emit, if any. Tokens after the sample's end (end of text, a
-        stop sequence, max_new_tokens) are dropped.
-        """
-        if self._plain:
-            return self._accept_plain(tokens)
-        merged = None
-        for i, token in enumerate(tokens):
-            event = self._accept_one(token, logprobs[i] if logprobs is not None else math.nan)
-            if event is not None:
-                merged = event if merged is None else merged.extend(event)
-            if self.done:
-                break
-        return merged
-
-    def _accept_plain(self, tokens: list[int]) -> Event | None:
-        """``accept`` without stop sequences or logprobs: one join, no per-token state."""
-        taken = tokens[: self.params.max_new_tokens - self.generated]
-        if self._eos_id is not None and self._eos_id in taken:
-            end = taken.index(self._eos_id)
-            self.generated += end + 1
-            return self.finish(FinishReason.END_OF_TEXT, "".join([self._token_text[t] for t in taken[:end]]))
-        text = "".join([self._token_text[t] for t in taken])
-        self.generated += len(taken)
-        if self.generated >= self.params.max_new_tokens:
-            return self.finish(FinishReason.LENGTH, text)
-        return Event(self.index, self.seed, text) if text else None
-
-    def _accept_one(self, token: int, logprob: float) -> Event | None:
-        self.generated += 1
-        if token == self._eos_id:
-            return self.finish(FinishReason.END_OF_TEXT)
-        text = self._token_text[token]
-        if self.params.logprobs:
-            self._held.append((text, logprob))
-        emit, stop = self._stops.feed(text)
-        if stop is not None:
-            event = self.finish(FinishReason.STOP_SEQUENCE, emit, release_all=False)
-            event.stop_sequence = stop
-            return event
-        if self.generated >= self.params.max_new_tokens:
-            return self.finish(FinishReason.LENGTH, emit)
-        if not emit:
-            return None
-        return Event(self.index, self.seed, emit, self._release(len(emit)))
-
-    def finish(self, reason: FinishReason, text: str = "", release_all: bool = True) -> Event:
-        self.done = True
-        if release_all:
-            text += self._stops.flush()
-        released = self._release(len(text))
-        if release_all:
-            released.extend(self._held)
-        self._held.clear()
-        return Event(self.index, self.seed, text, released, reason, self.generated)
-
-    def _release(self, chars: int) -> list[tuple[str, float]]:
-        """Logprobs of the held tokens whose text is now fully emitted."""
-        out = []
-        self._held_emitted += chars
-        while self._held and len(self._held[0][0]) <= self._held_emitted:
-            text, lp = self._held.popleft()
-            self._held_emitted -= len(text)
-            out.append((text, lp))
-        return out
-
-
-@dataclass(frozen=True)
-class _BatchParams:
-    """The sampling parameters of a batch's rows as tensors, built once per batch membership."""
-
-    temperature: torch.Tensor  # [batch] float32
-    top_k: torch.Tensor | None  # [batch] int64, None when no row limits it
-    top_p: torch.Tensor  # [batch] float32
-    penalty: torch.Tensor | None  # [batch] float32, None when no row uses a penalty
-    greedy: bool  # every row has temperature 0
-    some_greedy: bool  # some row has temperature 0
-    logprobs: bool  # some row wants logprobs
-
-    @classmethod
-    def of(cls, seqs: list[_Sequence]) -> _BatchParams:
-        params = [s.params for s in seqs]
-        penalised = any(p.repetition_penalty != 1.0 for p in params)
-        return cls(
-            temperature=torch.tensor([p.temperature for p in params]),
-            top_k=torch.tensor([p.top_k for p in params], dtype=torch.long) if any(p.top_k for p in params) else None,
-            top_p=torch.tensor([p.top_p for p in params]),
-            penalty=torch.tensor([p.repetition_penalty for p in params]) if penalised else None,
-            greedy=all(p.temperature <= 0 for p in params),
-            some_greedy=any(p.temperature <= 0 for p in params),
-            logprobs=any(p.logprobs for p in params),
-        )
-
-
-@dataclass
-class _Rows:
-    """The decoding batch's per-row tensors, kept aligned with its sequences.
-
-    ``state``: the model state (batch dim per ``state_batch_dims``); ``tokens`` [B] int64,
-    each row's last sampled token (the next step's input); ``remaining`` [B] int64, tokens
-    each row may still generate; ``seen`` [B, V] bool, tokens each row has read or
-    generated (kept up to date while some row uses a repetition penalty); ``uniforms``,
-    each row's random stream.
-    """
-
-    state: State
-    tokens: torch.Tensor
-    remaining: torch.Tensor
-    seen: torch.Tensor
-    uniforms: UniformBank
-
-    def select(self, index: torch.Tensor, batch_dims: tuple[int, ...]) -> _Rows:
-        return _Rows(select_rows(self.state, batch_dims, index), self.tokens[index], self.remaining[index],
-                     self.seen[index], self.uniforms.select(index))
-
-    @staticmethod
-    def concat(parts: list[_Rows], batch_dims: tuple[int, ...]) -> _Rows:
-        return _Rows(concat_states([p.state for p in parts], batch_dims), torch.cat([p.tokens for p in parts]),
-                     torch.cat([p.remaining for p in parts]), torch.cat([p.seen for p in parts]),
-                     UniformBank.concat([p.uniforms for p in parts]))
-
-
-class _PrefillRead:
-    """Prompts being read together, one bounded ``forward`` at a time (see ``advance``).
-
-    Sorted by length, the rows read up to the end of the shortest remaining prompt, which
-    then leaves with its state; no padding is ever read, and each ``advance`` reads at most
-    ``budget`` tokens (rows x positions).
-    """
-
-    def __init__(self, model: LanguageModel, prompts: list[list[int]]) -> None:
-        self.model = model
-        self.order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        self.lengths = [len(prompts[i]) for i in self.order]
-        self.tokens = torch.zeros(len(self.order), self.lengths[-1], dtype=torch.long)
-        for row, i in enumerate(self.order):
-            self.tokens[row, : self.lengths[row]] = torch.tensor(prompts[i])
-        self.results: list[tuple[torch.Tensor, State] | None] = [None] * len(prompts)
-        self.state = model.initial_state(len(self.order))
-        self.first = 0  # rows before it have left
-        self.pos = 0  # tokens every remaining row has read
-        #: Indexes of the prompts whose requests have joined the decoding batch.
-        self.joined: set[int] = set()
-
-    @property
-    def done(self) -> bool:
-        return self.first >= len(self.order)
-
-    def advance(self, budget: int) -> None:
-        """Read at most ``budget`` more tokens (at least one position of every remaining row)."""
-        rows = len(self.order) - self.first
-        end = self.lengths[self.first]
-        stop = min(end, self.pos + max(1, budget // rows))
-        logits, self.state = self.model.forward(self.tokens[self.first:, self.pos:stop], self.state)
-        self.pos = stop
-        if stop < end:
-            return
-        done = self.first
-        while done < len(self.order) and self.lengths[done] == end:
-            self.results[self.order[done]] = (logits[done - self.first, -1],
-                                              select_rows(self.state, self.model.state_batch_dims,
-                                                          torch.tensor([done - self.first])))
-            done += 1
-        self.state = select_rows(self.state, self.model.state_batch_dims,
-                                 torch.arange(done - self.first, len(self.order) - self.first))
-        self.first = done
-
-    def take_finished(self) -> list[tuple[int, torch.Tensor, State]]:
-        """(prompt index, next-token logits [vocab], state with batch 1) of the prompts read to
-        their end since the last call: a short prompt need not wait for the group's longest."""
-        finished = [(i, *r) for i, r in enumerate(self.results) if r is not None]
-        for i, _, _ in finished:
-            self.results[i] = None
-        return finished
-
-    def waiting(self, handles: list[RequestHandle]) -> list[RequestHandle]:
-        """Those of the group's ``handles`` that have not joined the batch yet."""
-        return [h for i, h in enumerate(handles) if i not in self.joined]
 
 
 @dataclass
@@ -415,17 +142,17 @@ class LanguageModelScheduler(ModelThread):
         self._programs: deque[tuple[Callable[[], StepProgram[Any]], Future[Any]]] = deque()
         self._idle_programs: deque[_Program] = deque()
         self._lent = StepBatcher(model, self.stats, max_rows=max_batch_size, max_idle=max_batch_size)
-        self._active: list[_Sequence] = []
-        self._rows: _Rows | None = None  # aligned with self._active; None when it is empty
-        self._batch_params: _BatchParams | None = None  # of self._active; rebuilt when it changes
+        self._active: list[Sample] = []
+        self._rows: Rows | None = None  # aligned with self._active; None when it is empty
+        self._batch_params: BatchParams | None = None  # of self._active; rebuilt when it changes
         self._pending: list[torch.Tensor] = []  # tokens [B] of each step since the last hand-over
         self._pending_logprobs: list[torch.Tensor] = []  # their logprobs [B], when some row wants them
         self._last_emit = 0.0
         self._last_arrival = 0.0  # time.monotonic() of the newest submit
         self._last_busy = 0.0  # time.monotonic() when work other than idle programs last ran
-        #: Groups of admitted requests whose prompts are being read (see _PrefillRead), oldest
+        #: Groups of admitted requests whose prompts are being read (see PrefillRead), oldest
         #: first, each with when its admission began.
-        self._prefilling: list[tuple[list[RequestHandle], _PrefillRead, float]] = []
+        self._prefilling: list[tuple[list[RequestHandle], PrefillRead, float]] = []
 
     # -- event-loop side -------------------------------------------------------------
 
@@ -646,11 +373,11 @@ class LanguageModelScheduler(ModelThread):
             else:
                 live.append(handle)
         if live:
-            reader = _PrefillRead(self.model, [[self.vocab.bos_id, *h.prompt_ids] for h in live])
+            reader = PrefillRead(self.model, [[self.vocab.bos_id, *h.prompt_ids] for h in live])
             self._prefilling.append((live, reader, now))
 
     def _cancel_unread(self, handle: RequestHandle) -> None:
-        self._emit([(handle, _Sequence(handle, i, self._token_text, self.vocab.eos_id)
+        self._emit([(handle, Sample(handle, i, self._token_text, self.vocab.eos_id)
                      .finish(FinishReason.CANCELLED)) for i in range(handle.params.n)])
 
     def _read_prompts(self) -> None:
@@ -663,7 +390,7 @@ class LanguageModelScheduler(ModelThread):
             if not self._read_group(*group, budget):
                 self._prefilling.append(group)
 
-    def _read_group(self, live: list[RequestHandle], reader: _PrefillRead, now: float, budget: int) -> bool:
+    def _read_group(self, live: list[RequestHandle], reader: PrefillRead, now: float, budget: int) -> bool:
         """Read ``budget`` more tokens of a group's prompts; once all are read, fork each into its
         n samples, sample and send their first tokens, and join the batch. Whether it is done."""
         if all(h.cancelled for h in reader.waiting(live)):  # nobody waits for the rest of the read
@@ -681,16 +408,16 @@ class LanguageModelScheduler(ModelThread):
             for handle, last, state in ((live[i], last, state) for i, last, state in finished):
                 handle.prefill_seconds = elapsed
                 n = handle.params.n
-                seqs += [_Sequence(handle, i, self._token_text, self.vocab.eos_id) for i in range(n)]
+                seqs += [Sample(handle, i, self._token_text, self.vocab.eos_id) for i in range(n)]
                 logits.append(last.expand(n, -1))
                 states.append(tuple(torch.cat([t] * n, dim=d) for t, d in zip(state, dims, strict=True)))
-            rows = _Rows(
+            rows = Rows(
                 state=concat_states(states, dims),
                 tokens=torch.empty(len(seqs), dtype=torch.long),
                 remaining=torch.tensor([s.params.max_new_tokens - 1 for s in seqs]),
                 seen=seen_mask([set(s.handle.prompt_ids) for s in seqs], self.vocab.size),
                 uniforms=UniformBank.seeded([s.seed for s in seqs]))
-            rows.tokens, first_logprobs = self._sample(torch.cat(logits), rows, _BatchParams.of(seqs))
+            rows.tokens, first_logprobs = self._sample(torch.cat(logits), rows, BatchParams.of(seqs))
         except Exception as exc:
             log.exception("model %s failed during prefill", self.name)
             self._fail(reader.waiting(live), exc)
@@ -707,13 +434,13 @@ class LanguageModelScheduler(ModelThread):
             self._join([seqs[i] for i in keep], rows.select(torch.tensor(keep), dims))
         return reader.done
 
-    def _join(self, seqs: list[_Sequence], rows: _Rows) -> None:
+    def _join(self, seqs: list[Sample], rows: Rows) -> None:
         if self._rows is None:
             self._active, self._rows = seqs, rows
         else:
             self._emit_pending()  # the pending tokens are per row of the batch as it was
             self._active = self._active + seqs
-            self._rows = _Rows.concat([self._rows, rows], self.model.state_batch_dims)
+            self._rows = Rows.concat([self._rows, rows], self.model.state_batch_dims)
         self._batch_params = None
         self.stats.active_sequences = len(self._active)
 
@@ -752,7 +479,7 @@ class LanguageModelScheduler(ModelThread):
             self.stats.batch_rows_total += len(self._active)
             self.stats.tokens_total += len(self._active)
             if self._batch_params is None:
-                self._batch_params = _BatchParams.of(self._active)
+                self._batch_params = BatchParams.of(self._active)
             rows.tokens, logprobs = self._sample(logits, rows, self._batch_params)
             self._pending.append(rows.tokens)
             if logprobs is not None:
@@ -772,7 +499,7 @@ class LanguageModelScheduler(ModelThread):
                 s.done = True
         self._compact()
 
-    def _sample(self, logits: torch.Tensor, rows: _Rows, batch: _BatchParams
+    def _sample(self, logits: torch.Tensor, rows: Rows, batch: BatchParams
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One token per row of ``logits`` [B, V]: tokens [B] int64 and, if some row wants them,
         their logprobs [B] float32 (under the unpenalised distribution)."""

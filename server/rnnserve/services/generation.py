@@ -12,8 +12,9 @@ from rnnserve import validation
 from rnnserve.backends import ModelKind, Vocabulary
 from rnnserve.config import Limits
 from rnnserve.errors import LimitExceeded, grpc_errors
+from rnnserve.generation_requests import Event, FinishReason, RequestHandle
 from rnnserve.registry import ModelRegistry
-from rnnserve.scheduler import Event, FinishReason, LanguageModelScheduler, RequestHandle
+from rnnserve.scheduler import LanguageModelScheduler
 from rnnserve.watchdog import RequestGuard
 from rnnserve_client.v1 import generation_pb2, generation_pb2_grpc
 
