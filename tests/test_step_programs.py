@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import torch
 
+from rnnserve.assistant_worker import SerialWorker
 from rnnserve.model_thread import SchedulerStats
 from rnnserve.scheduler import LanguageModelScheduler
 from rnnserve.step_batcher import StepBatcher
 from rnnserve.step_programs import StepProgram, run_alone, while_true
 from rnnserve.testing.waiting import wait_until, wait_until_async
-from rnnserve.workers import SerialWorker
 from tests.support.toy_plugin import TinyGRULM
 
 

@@ -44,7 +44,7 @@ def test_merged_batches_stay_within_max_translation_beams() -> None:
     longer make one call twice as long, which the watchdog times as one step. A document
     counts as its sentences."""
     from rnnserve.backends import TranslateOptions
-    from rnnserve.workers import TranslationScheduler, _TranslationJob
+    from rnnserve.translation_scheduler import TranslationScheduler, _TranslationJob
     from tests.support.toy_plugin import ToyTranslator
 
     scheduler = TranslationScheduler("tr", ToyTranslator(), max_batch_texts=128, max_queue=16, max_beams=16)

@@ -3,7 +3,7 @@
 The admission interceptor (``admission.py``) puts each call's request id in
 :data:`request_id_var` before the servicer runs; a context variable follows the call's
 asyncio task, and work a worker thread does for the call runs in a copy of the call's
-context (``workers.py``), so every log line written about the call carries its id.
+context (``assistant_worker.py``), so every log line written about the call carries its id.
 :class:`RequestIdFilter` copies it onto each record as ``record.request_id`` ("-" outside
 a call) and :func:`configure_logging` installs it with the text or JSON format. Under
 ``rnnserve serve --workers N`` every replica's lines also name the replica (1..N, from

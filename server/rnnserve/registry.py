@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rnnserve.assistant_worker import SerialWorker
 from rnnserve.backends import Assistant, Backend, LanguageModel, ModelKind, SharedLanguageModel, Translator
 from rnnserve.config import ModelCard, ModelSpec, ServerConfig
 from rnnserve.errors import ModelFailed, ModelHung, ModelNotFound, ModelUnavailable, redact_paths
@@ -40,8 +41,8 @@ from rnnserve.manifest import MANIFEST_FILE, ManifestError, verify_manifest
 from rnnserve.model_thread import SchedulerStats
 from rnnserve.plugins import PluginHost, PluginInfo
 from rnnserve.scheduler import DEFAULT_EMIT_INTERVAL_S, LanguageModelScheduler
+from rnnserve.translation_scheduler import TranslationScheduler
 from rnnserve.watchdog import RequestGuard, Watchdog
-from rnnserve.workers import SerialWorker, TranslationScheduler
 from rnnserve_client.v1 import assistant_pb2, generation_pb2, translation_pb2
 
 log = logging.getLogger("rnnserve.registry")

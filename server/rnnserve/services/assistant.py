@@ -12,12 +12,12 @@ import grpc
 from grpc import aio
 
 from rnnserve import validation
+from rnnserve.assistant_worker import SerialWorker
 from rnnserve.backends import Assistant, AssistantSession, ModelKind, Suggestion, SuggestionKind
 from rnnserve.config import Limits
 from rnnserve.errors import InvalidArgument, Overloaded, RnnserveError, SessionError, grpc_errors
 from rnnserve.registry import ModelRegistry
 from rnnserve.watchdog import RequestGuard
-from rnnserve.workers import SerialWorker
 from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from rnnserve.backends import Hypothesis, ModelKind, Translator
 from rnnserve.config import Limits
 from rnnserve.errors import grpc_errors
 from rnnserve.registry import ModelRegistry
-from rnnserve.workers import TranslationScheduler
+from rnnserve.translation_scheduler import TranslationScheduler
 from rnnserve_client.v1 import translation_pb2, translation_pb2_grpc
 
 
