@@ -62,11 +62,7 @@ SERVICE_KINDS = {
     assistant_pb2.DESCRIPTOR.services_by_name["Assistant"].full_name: ModelKind.ASSISTANT,
 }
 MODELS_SERVICE = models_pb2.DESCRIPTOR.services_by_name["Models"].full_name
-__all__ = ["EXEMPT_PREFIXES", "AdmissionInterceptor", "App", "DrainInterceptor", "create_server", "serve"]
-
-
-#: The admission interceptor used to be only a drain counter; the old name still works.
-DrainInterceptor = AdmissionInterceptor
+__all__ = ["EXEMPT_PREFIXES", "AdmissionInterceptor", "App", "create_server", "serve"]
 
 
 @dataclass
