@@ -12,10 +12,10 @@ call, int32 accumulation), chosen by :func:`int8_copy`:
   swapped for one with int8 per-channel weights and per-row dynamic int8 activations,
   ``torch._int_mm`` (oneDNN); recurrent modules stay float. Per-row scales halve the
   logit error and make a row's result independent of its batch neighbours (exact int32
-  sums), but it is slower: decoding steps 0.64-0.84x fbgemm's speed on an AMD EPYC with
-  AVX-512 VNNI, 0.29-0.49x with oneDNN held to AVX2 (where its s8 x s8 products also
+  sums), but it is slower: decoding steps 0.67-0.88x fbgemm's speed on an AMD EPYC with
+  AVX-512 VNNI, 0.43-0.62x with oneDNN held to AVX2 (where its s8 x s8 products also
   lose precision), and whole prompts read with float32 recurrence
-  (``python -m benchmarks.int8``, README "int8"). It runs where torch lacks fbgemm.
+  (``python -m benchmarks.int8``, README "int8 kernels"). It runs where torch lacks fbgemm.
 
 ``RNNSERVE_INT8_KERNELS=fbgemm|onednn`` forces one (tests, measurements).
 
