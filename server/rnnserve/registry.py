@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -63,6 +64,7 @@ class ModelState:
 
 
 Worker = LanguageModelScheduler | TranslationScheduler | SerialWorker
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -184,9 +186,8 @@ class ModelRegistry:
         entry.ready.wait(timeout)
         if entry.state != ModelState.READY or not isinstance(entry.backend, LanguageModel):
             raise ValueError(f"language model {name!r} is not ready ({entry.state}: {entry.reason})")
-        assert isinstance(entry.worker, LanguageModelScheduler)
-        return SharedLanguageModel(name, entry.backend, entry.worker.call, entry.worker.run_steps,
-                                   entry.worker.run_steps_idle)
+        scheduler = _narrow(entry.worker, LanguageModelScheduler, entry)
+        return SharedLanguageModel(name, entry.backend, scheduler.call, scheduler.run_steps, scheduler.run_steps_idle)
 
     def _load(self, entry: ModelEntry) -> None:
         spec = entry.spec
@@ -403,6 +404,32 @@ class ModelRegistry:
             what = "failed" if entry.hung else "failed to load"
             raise ModelFailed(f"model {name!r} {what}: {entry.reason}")
         return entry
+
+    # -- typed lookups: what each service needs of a READY model of its kind ----------
+
+    def ready_language_model(self, name: str) -> tuple[LanguageModelScheduler, RequestGuard]:
+        """The READY language model ``name``: its scheduler and the guard of its calls."""
+        entry = self.get(name, ModelKind.LANGUAGE_MODEL)
+        return _narrow(entry.worker, LanguageModelScheduler, entry), entry.guard
+
+    def ready_translator(self, name: str) -> tuple[Translator, TranslationScheduler, RequestGuard]:
+        """The READY translator ``name``: its backend, its scheduler and the guard of its calls."""
+        entry = self.get(name, ModelKind.TRANSLATOR)
+        return (_narrow(entry.backend, Translator, entry), _narrow(entry.worker, TranslationScheduler, entry),
+                entry.guard)
+
+    def ready_assistant(self, name: str) -> tuple[Assistant, SerialWorker, RequestGuard]:
+        """The READY assistant ``name``: its backend, its worker and the guard of its calls."""
+        entry = self.get(name, ModelKind.ASSISTANT)
+        return _narrow(entry.backend, Assistant, entry), _narrow(entry.worker, SerialWorker, entry), entry.guard
+
+
+def _narrow(value: object, kind: type[_T], entry: ModelEntry) -> _T:
+    """``value`` as the ``kind`` the registry made it for ``entry``'s model kind (a mismatch is the
+    registry's bug, never a client's: it surfaces as INTERNAL)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"model {entry.name!r} ({entry.kind}): expected {kind.__name__}, found {type(value).__name__}")
+    return value
 
 
 #: Where torch's dynamically quantized modules (int8 weights) live.

@@ -12,12 +12,10 @@ import grpc
 from grpc import aio
 
 from rnnserve import validation
-from rnnserve.assistant_worker import SerialWorker
-from rnnserve.backends import Assistant, AssistantSession, ModelKind, Suggestion, SuggestionKind
+from rnnserve.backends import Assistant, AssistantSession, Suggestion, SuggestionKind
 from rnnserve.config import Limits
 from rnnserve.errors import InvalidArgument, Overloaded, RnnserveError, SessionError, grpc_errors
 from rnnserve.registry import ModelRegistry
-from rnnserve.watchdog import RequestGuard
 from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc
 
 T = TypeVar("T")
@@ -51,15 +49,12 @@ class AssistantService(assistant_pb2_grpc.AssistantServicer):
     def _assistant(self, model: str) -> tuple[Assistant, Callable[[Callable[[], T]], Awaitable[T]]]:
         """The backend, and ``run(fn)``: fn on the model's worker, failed at once if the model hangs."""
         validation.check_model_name(model)
-        entry = self.registry.get(model, ModelKind.ASSISTANT)
-        assert isinstance(entry.backend, Assistant) and isinstance(entry.worker, SerialWorker)
-        worker: SerialWorker = entry.worker
-        guard: RequestGuard = entry.guard
+        assistant, worker, guard = self.registry.ready_assistant(model)
 
         async def run(fn: Callable[[], T]) -> T:
             return await guard.watch(worker.run(fn))
 
-        return entry.backend, run
+        return assistant, run
 
     @grpc_errors
     async def Suggest(self, request: assistant_pb2.SuggestRequest,

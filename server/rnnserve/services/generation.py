@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from grpc import aio
 
 from rnnserve import validation
-from rnnserve.backends import ModelKind, Vocabulary
+from rnnserve.backends import Vocabulary
 from rnnserve.config import Limits
 from rnnserve.errors import LimitExceeded, grpc_errors
 from rnnserve.generation_requests import Event, FinishReason, RequestHandle
@@ -36,9 +36,7 @@ class GenerationService(generation_pb2_grpc.GenerationServicer):
         self.limits = limits
 
     def _scheduler(self, model: str) -> tuple[LanguageModelScheduler, RequestGuard]:
-        entry = self.registry.get(model, ModelKind.LANGUAGE_MODEL)
-        assert isinstance(entry.worker, LanguageModelScheduler)
-        return entry.worker, entry.guard
+        return self.registry.ready_language_model(model)
 
     def _submit(self, request: generation_pb2.GenerateRequest,
                 context: aio.ServicerContext) -> tuple[RequestHandle, list[str], RequestGuard]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from grpc import aio
 
 from rnnserve import validation
-from rnnserve.backends import Hypothesis, ModelKind, Translator
+from rnnserve.backends import Hypothesis
 from rnnserve.config import Limits
 from rnnserve.errors import grpc_errors
 from rnnserve.registry import ModelRegistry
-from rnnserve.translation_scheduler import TranslationScheduler
 from rnnserve_client.v1 import translation_pb2, translation_pb2_grpc
 
 
@@ -32,11 +31,9 @@ class TranslationService(translation_pb2_grpc.TranslationServicer):
     async def Translate(self, request: translation_pb2.TranslateRequest,
                         context: aio.ServicerContext) -> translation_pb2.TranslateResponse:
         validation.check_model_name(request.model)
-        entry = self.registry.get(request.model, ModelKind.TRANSLATOR)
-        assert isinstance(entry.backend, Translator) and isinstance(entry.worker, TranslationScheduler)
-        call = validation.translate_call(request, self.limits, entry.backend.default_options,
-                                         entry.backend.sentences)
-        results = await entry.guard.watch(entry.worker.translate(list(request.texts), call.options, call.units))
+        translator, scheduler, guard = self.registry.ready_translator(request.model)
+        call = validation.translate_call(request, self.limits, translator.default_options, translator.sentences)
+        results = await guard.watch(scheduler.translate(list(request.texts), call.options, call.units))
         return translation_pb2.TranslateResponse(model=request.model, translations=[
             translation_pb2.TranslationResult(
                 hypotheses=[_hypothesis_pb(h, r.source_tokens) for h in r.hypotheses],
