@@ -43,9 +43,9 @@ import torch
 from benchmarks.common import QUICK_DATA, config_toml, parse_args, print_machine, shipped_models, table
 from benchmarks.server_process import serve
 from rnnserve.backends import LanguageModel, SuggestionKind, SuggestOptions
-from rnnserve.config import ModelSpec
-from rnnserve.plugins import load_plugins
-from rnnserve.step_programs import run_alone
+from rnnserve.host.plugins import load_plugins
+from rnnserve.ops.config import ModelSpec
+from rnnserve.runtime.step_programs import run_alone
 from rnnserve.testing.hosts import LocalContext
 from rnnserve_client import Client
 from rnnserve_plugins.writing_assistant.backend import WINDOW_CHARS, WritingAssistant, create_backend

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnserve.config import Limits, ServerConfig
-from rnnserve.model_spec import ModelSpec
+from rnnserve.host.model_spec import ModelSpec
+from rnnserve.ops.config import Limits, ServerConfig
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -96,7 +96,7 @@ def config_toml(config: ServerConfig) -> str:
 @functools.cache
 def shipped_specs() -> dict[str, ModelSpec]:
     """The models the installed plugins ship, by name (the plugins are loaded once per process)."""
-    from rnnserve.plugins import load_plugins
+    from rnnserve.host.plugins import load_plugins
 
     return {spec.name: spec for spec in load_plugins().models}
 
@@ -133,7 +133,7 @@ def machine() -> str:
     benchmark's figures mean little without it; idle is near 0)."""
     import torch
 
-    from rnnserve import precision
+    from rnnserve.host import precision
 
     flags = precision.cpu_flags()
     meminfo = Path("/proc/meminfo")

@@ -53,7 +53,7 @@ from torch import nn
 
 from benchmarks.common import parse_args, percentile, print_machine, shipped_specs, table, toml_value, usable_cores
 from benchmarks.server_process import ServerProcess, serve
-from rnnserve.config import Limits
+from rnnserve.ops.config import Limits
 from rnnserve.plugin_api import LanguageModel
 from rnnserve_client import AsyncClient, Client
 

@@ -3,7 +3,7 @@
 * ``float32``: the char-lstm backend as ``dtype = "float32"`` loads it, the reference;
 * ``int8 fbgemm``: ``quantize = true`` with torch's dynamic quantization (deprecated API,
   what runs where torch has it);
-* ``int8 onednn``: ``quantize = true`` with ``rnnserve.int8.Int8Linear`` (``torch._int_mm``
+* ``int8 onednn``: ``quantize = true`` with ``rnnserve.host.int8.Int8Linear`` (``torch._int_mm``
   on plain tensors, no deprecated API; recurrence over whole sequences in float32).
 
 For each: milliseconds per decoding step at each batch size (best of a few rounds) with its
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import parse_args, print_machine, table
-from rnnserve.int8 import KERNELS_ENV
+from rnnserve.host.int8 import KERNELS_ENV
 from rnnserve_plugins.char_lstm.backend import CharRNNBackend
 from rnnserve_plugins.char_lstm.plugin import SHIPPED_DIR
 

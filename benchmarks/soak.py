@@ -37,7 +37,7 @@ from typing import Any
 from benchmarks.assistant import language_model_of
 from benchmarks.common import config_toml, parse_args, percentile, print_machine, shipped_models, table
 from benchmarks.server_process import ServerProcess, serve
-from rnnserve.config import ServerConfig, load_config
+from rnnserve.ops.config import ServerConfig, load_config
 from rnnserve_client import AsyncClient, Client, errors
 
 PARAGRAPH = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be "

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from rnnserve import precision
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost, load_plugins
+from rnnserve.host import precision
+from rnnserve.host.plugins import PluginHost, load_plugins
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client
 from tests.support import toy_plugin
@@ -21,7 +21,7 @@ from tests.support import toy_plugin
 # Test guard: rnnserve's own tests load only these plugins, whatever else a developer has
 # installed (an exported RNNSERVE_PLUGINS still wins).
 os.environ.setdefault("RNNSERVE_PLUGINS", "char-lstm,writing-assistant,gru-seq2seq,jordan-lm")
-# Hermetic precision choices (rnnserve.precision_choice): one cache for the session, shared by
+# Hermetic precision choices (rnnserve.host.precision_choice): one cache for the session, shared by
 # the servers it starts (a shipped model measures once), never the developer's own.
 os.environ["RNNSERVE_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnserve-test-cache-")
 atexit.register(shutil.rmtree, os.environ["RNNSERVE_CACHE_DIR"], ignore_errors=True)

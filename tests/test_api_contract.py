@@ -26,9 +26,9 @@ from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost, load_plugins
-from rnnserve.services.generation import token_texts
+from rnnserve.edge.services.generation import token_texts
+from rnnserve.host.plugins import PluginHost, load_plugins
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors
 from rnnserve_client._channel import service_config

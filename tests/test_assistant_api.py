@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client, errors
 
@@ -49,7 +49,7 @@ def test_a_session_stream_that_never_opens_is_ended_and_frees_its_slot(
 
     import grpc
 
-    from rnnserve.services import assistant as assistant_service
+    from rnnserve.edge.services import assistant as assistant_service
     from rnnserve_client.v1 import assistant_pb2_grpc
 
     monkeypatch.setattr(assistant_service, "OPEN_TIMEOUT_S", 0.5)

@@ -111,9 +111,9 @@ def test_a_port_in_use_is_a_one_line_error(toy_host) -> None:  # type: ignore[no
     import asyncio
     import socket
 
-    from rnnserve.app import create_server
-    from rnnserve.config import ServerConfig
-    from rnnserve.errors import ConfigurationError
+    from rnnserve.edge.app import create_server
+    from rnnserve.edge.errors import ConfigurationError
+    from rnnserve.ops.config import ServerConfig
 
     async def build(address: str, config: ServerConfig) -> None:
         create_server(address, config, toy_host)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnserve.config import load_config
-from rnnserve.errors import ConfigurationError
+from rnnserve.edge.errors import ConfigurationError
+from rnnserve.ops.config import load_config
 
 
 def test_config_file_sets_server_limits_and_models(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnserve import precision
-from rnnserve.precision_choice import PRECISION_ENV
+from rnnserve.host import precision
+from rnnserve.host.precision_choice import PRECISION_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFORMANCE = "tests/conformance/test_conformance_char_lstm.py"

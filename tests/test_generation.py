@@ -218,7 +218,7 @@ def test_concurrent_streams_are_all_served(client: Client) -> None:
 
 
 def test_threads_do_not_leak_between_servers(toy_host) -> None:  # type: ignore[no-untyped-def]
-    from rnnserve.config import ServerConfig
+    from rnnserve.ops.config import ServerConfig
     from rnnserve.testing.server import running_server
 
     before = {t.name for t in threading.enumerate()}

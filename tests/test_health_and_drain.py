@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve.testing.waiting import wait_for_health, wait_until
 from rnnserve_client import Client, errors

@@ -1,4 +1,4 @@
-"""rnnserve.int8: int8 Linear layers on plain tensors (torch._int_mm), no deprecated quantization API."""
+"""rnnserve.host.int8: int8 Linear layers on plain tensors (torch._int_mm), no deprecated quantization API."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnserve.int8 import Int8Linear, quantize_linears, quantize_rows
+from rnnserve.host.int8 import Int8Linear, quantize_linears, quantize_rows
 
 
 def test_quantize_rows_round_trips_within_half_a_step_and_keeps_zero_rows():
@@ -62,8 +62,8 @@ def test_quantize_linears_swaps_every_linear_of_a_copy_without_deprecation_warni
 
 
 def test_int8_copy_uses_the_kernels_asked_for(monkeypatch: pytest.MonkeyPatch):
-    from rnnserve.errors import ConfigurationError
-    from rnnserve.int8 import int8_copy, int8_kernels
+    from rnnserve.edge.errors import ConfigurationError
+    from rnnserve.host.int8 import int8_copy, int8_kernels
 
     model = nn.Sequential(nn.Linear(8, 16), nn.LSTM(16, 16))
     monkeypatch.setenv("RNNSERVE_INT8_KERNELS", "onednn")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import urllib.request
 
-from rnnserve.config import ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client
 

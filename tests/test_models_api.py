@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client, errors
 

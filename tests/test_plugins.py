@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.plugins import load_plugins
+from rnnserve.host.plugins import load_plugins
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client
 

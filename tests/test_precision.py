@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnserve import precision
-from rnnserve.errors import ConfigurationError
+from rnnserve.edge.errors import ConfigurationError
+from rnnserve.host import precision
 from rnnserve_plugins.char_lstm.backend import CharRNNBackend
 from rnnserve_plugins.char_lstm.plugin import SHIPPED_DIR
 

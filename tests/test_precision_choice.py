@@ -1,4 +1,4 @@
-"""``dtype = "auto"`` by measurement (``rnnserve.precision_choice``): the chooser's rule, its
+"""``dtype = "auto"`` by measurement (``rnnserve.host.precision_choice``): the chooser's rule, its
 cache, forcing, the char-lstm option, and ``GetModel`` showing the choice on a real server."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from rnnserve import precision_choice as pc
-from rnnserve.config import ServerConfig
-from rnnserve.errors import ConfigurationError
-from rnnserve.registry import weights_precision
+from rnnserve.edge.errors import ConfigurationError
+from rnnserve.host import precision_choice as pc
+from rnnserve.host.weights_precision import weights_precision
+from rnnserve.ops.config import ServerConfig
 from rnnserve.testing.hosts import LocalContext, plugin_host
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client

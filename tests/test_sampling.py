@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnserve.sampling import UniformBank, apply_repetition_penalty, sample, seen_mask
+from rnnserve.runtime.sampling import UniformBank, apply_repetition_penalty, sample, seen_mask
 
 
 def _row_params(n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from rnnserve.generation_requests import Event, FinishReason, RequestHandle
-from rnnserve.sampling import SamplingParams
-from rnnserve.scheduler import LanguageModelScheduler
+from rnnserve.runtime.generation_requests import Event, FinishReason, RequestHandle
+from rnnserve.runtime.language_model_scheduler import LanguageModelScheduler
+from rnnserve.runtime.sampling import SamplingParams
 from tests.support.toy_plugin import TinyGRULM
 
 PROMPTS = ["the qu", "a", "", "the quick brown fox jumps", "over the", "the qu"]
@@ -109,7 +109,7 @@ def test_a_burst_reaching_an_idle_scheduler_is_gathered_into_one_prefill(monkeyp
     import threading
     import time
 
-    from rnnserve import scheduler as module
+    from rnnserve.runtime import prompt_reading as module
 
     monkeypatch.setattr(module, "BURST_GAP_S", 0.05)
     monkeypatch.setattr(module, "BURST_WAIT_S", 5.0)

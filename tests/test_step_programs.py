@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import torch
 
-from rnnserve.assistant_worker import SerialWorker
-from rnnserve.model_thread import SchedulerStats
-from rnnserve.scheduler import LanguageModelScheduler
-from rnnserve.step_batcher import StepBatcher
-from rnnserve.step_programs import StepProgram, run_alone, while_true
+from rnnserve.runtime.assistant_worker import SerialWorker
+from rnnserve.runtime.language_model_scheduler import LanguageModelScheduler
+from rnnserve.runtime.model_thread import SchedulerStats
+from rnnserve.runtime.step_batcher import StepBatcher
+from rnnserve.runtime.step_programs import StepProgram, run_alone, while_true
 from rnnserve.testing.waiting import wait_until, wait_until_async
 from tests.support.toy_plugin import TinyGRULM
 
@@ -247,7 +247,7 @@ def test_a_model_thread_that_dies_fails_what_waits_reports_and_refuses_more() ->
     """Before: the thread ended silently, the model stayed READY and every later call waited
     forever. Now the queued work fails, ``on_crash`` reports the error (the registry marks the
     model FAILED) and new work is refused at once."""
-    from rnnserve.errors import ModelFailed
+    from rnnserve.edge.errors import ModelFailed
 
     worker = _BuggyThread("buggy", max_queue=8)
     crashes: list[BaseException] = []
@@ -279,7 +279,7 @@ def test_a_stuck_step_releases_the_threads_waiting_on_the_model() -> None:
     """The watchdog's abandon_hung: while the model's thread is stuck in a step, a search
     waiting on that step and one queued behind it fail at once (an assistant's worker thread
     would otherwise wait forever); when the step returns, the thread ends quietly."""
-    from rnnserve.errors import ModelHung, ModelUnavailable
+    from rnnserve.edge.errors import ModelHung, ModelUnavailable
 
     stuck, entered = threading.Event(), threading.Event()
 

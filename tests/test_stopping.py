@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rnnserve.stopping import StopMatcher
+from rnnserve.runtime.stopping import StopMatcher
 
 
 def _run(stops: tuple[str, ...], pieces: list[str]) -> tuple[str, str | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnserve import torch_runtime
+from rnnserve.host import torch_runtime
 
 
 @pytest.mark.parametrize(("env", "default"), [(torch_runtime.ONEDNN_CACHE_ENV, torch_runtime.DEFAULT_ONEDNN_CACHE),

@@ -44,7 +44,7 @@ def test_merged_batches_stay_within_max_translation_beams() -> None:
     longer make one call twice as long, which the watchdog times as one step. A document
     counts as its sentences."""
     from rnnserve.backends import TranslateOptions
-    from rnnserve.translation_scheduler import TranslationScheduler, _TranslationJob
+    from rnnserve.runtime.translation_scheduler import TranslationScheduler, _TranslationJob
     from tests.support.toy_plugin import ToyTranslator
 
     scheduler = TranslationScheduler("tr", ToyTranslator(), max_batch_texts=128, max_queue=16, max_beams=16)
@@ -63,9 +63,9 @@ def test_limits_count_the_sentences_a_translator_decodes() -> None:
     """A document is held to max_document_chars, each of its sentences to max_text_chars, and
     its sentences x beam_size to max_translation_beams."""
     from rnnserve.backends import TranslateOptions
-    from rnnserve.config import Limits
-    from rnnserve.errors import LimitExceeded
-    from rnnserve.validation import translate_call
+    from rnnserve.edge.errors import LimitExceeded
+    from rnnserve.edge.validation import translate_call
+    from rnnserve.ops.config import Limits
     from rnnserve_client.v1 import translation_pb2
 
     limits = Limits(max_text_chars=20, max_document_chars=200, max_translation_beams=12)

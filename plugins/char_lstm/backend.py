@@ -5,18 +5,18 @@ call, or the fused step over its positions where that is faster (short blocks; i
 many rows: see ``CharRNNBackend.forward``); ``step`` (decoding) runs the
 :class:`~.model.FusedStep` copy of the weights, one matmul per layer.
 
-Spec option ``quantize = true`` serves an int8 copy (``rnnserve.int8.int8_copy``): with
+Spec option ``quantize = true`` serves an int8 copy (``rnnserve.host.int8.int8_copy``): with
 fbgemm, every ``nn.Linear``, ``nn.LSTM`` and ``nn.GRU`` (the fused step and the
 whole-sequence recurrence; ``rnn`` and ``peephole-lstm`` cells read whole sequences in
 float32); with the onednn kernels, every ``nn.Linear`` (the fused step's layers and the
 output layer, so decoding runs in int8; whole sequences are read with float32 recurrence).
 
-``dtype = "bfloat16"`` (``rnnserve.precision``) keeps weights, state and arithmetic in
+``dtype = "bfloat16"`` (``rnnserve.host.precision``) keeps weights, state and arithmetic in
 bfloat16: with AMX a batch-64 step and prompt reading run 2.4x and 3.9x faster than float32,
 at a test loss within 0.0001 nats/char of float32.
 
 ``dtype = "auto"`` (without ``quantize``) chooses among float32, bfloat16 and int8 by
-measurement (``rnnserve.precision_choice``): the fastest step on this machine among those
+measurement (``rnnserve.host.precision_choice``): the fastest step on this machine among those
 whose quality cost, recorded in the model card (``precision_cost_nats_<precision>``,
 written by ``card.py``), is within ``max_precision_cost`` nats/char (default 0.01).
 """
@@ -177,7 +177,7 @@ def create_backend(spec: ModelSpec, context: LoadContext) -> CharRNNBackend:
 
 
 def _load_measured(spec: ModelSpec, directory: Path, naive_step: bool, max_cost: float) -> CharRNNBackend:
-    """The fastest of :data:`AUTO_CANDIDATES` within ``max_cost`` (``rnnserve.precision_choice``), with the
+    """The fastest of :data:`AUTO_CANDIDATES` within ``max_cost`` (``rnnserve.host.precision_choice``), with the
     quality costs its model card records."""
     card = directory / "model_card.json"
     metrics = (spec.card.metrics if spec.card is not None

@@ -3,7 +3,7 @@
 :func:`write_card_for` evaluates a model directory itself: validation and test loss in nats
 and bits per character; the int8 and bfloat16 test losses and their quality costs against
 float32 (``precision_cost_nats_<precision>``, what ``dtype = "auto"`` reads:
-``rnnserve.precision_choice``; int8 is measured on the decoding path, one fused int8 step per
+``rnnserve.host.precision_choice``; int8 is measured on the decoding path, one fused int8 step per
 character, the path that generates text); the test loss of each source of a ``rnnserve data
 english`` corpus; decoding-step latency of the fused step and of the plain ``nn.LSTM`` path.
 It documents the data (and its mix), split, training command, wall time, hardware and a few

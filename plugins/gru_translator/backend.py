@@ -12,10 +12,10 @@ the k-th hypothesis of a text of several sentences is its sentences' k-th hypoth
 (characters the subword model drops) translates to the empty string without touching the
 model.
 
-Spec option ``quantize = true`` serves an int8 copy (``rnnserve.int8.int8_copy``): every
+Spec option ``quantize = true`` serves an int8 copy (``rnnserve.host.int8.int8_copy``): every
 ``nn.Linear`` (the output projection over the subword vocabulary dominates decoding time),
 and with fbgemm the encoder's ``nn.GRU`` and the decoder's ``nn.GRUCell`` too.
-``dtype = "bfloat16"`` (``rnnserve.precision``) serves a bfloat16 copy; log-probabilities
+``dtype = "bfloat16"`` (``rnnserve.host.precision``) serves a bfloat16 copy; log-probabilities
 stay float32.
 """
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # torch loads with the first model, not with a plugin's hook module
     import torch
 
-    from rnnserve.model_spec import ModelSpec
+    from rnnserve.host.model_spec import ModelSpec
 
 #: A recurrent state: a tuple of tensors, each with a batch dimension declared by the
 #: backend in ``LanguageModel.state_batch_dims`` (e.g. an LSTM's (h, c), each
@@ -72,7 +72,7 @@ class Vocabulary(Protocol):
 class BackendBase(ABC):
     """What every backend offers the host besides its kind's own methods."""
 
-    #: How the backend's precision was chosen, when it measured it (``rnnserve.precision_choice``:
+    #: How the backend's precision was chosen, when it measured it (``rnnserve.host.precision_choice``:
     #: ``PrecisionChoice.reason``); ``GetModel`` shows it as ``precision_choice``. "" when the
     #: model's options set the precision.
     precision_choice: str = ""
@@ -261,7 +261,7 @@ class SharedLanguageModel:
 
     ``call(fn)`` runs ``fn`` on the model's scheduler thread between two decoding steps
     and returns its result, keeping the rule that a model's math runs on one thread.
-    ``run_steps(make)`` runs the step program ``make()`` there (``rnnserve.step_programs``:
+    ``run_steps(make)`` runs the step program ``make()`` there (``rnnserve.runtime.step_programs``:
     a generator that yields the model steps it needs), batching its steps with those of
     the other programs running at the same time, and returns its result;
     ``run_steps_idle(make)`` does so only while the model has nothing else to do.

@@ -8,7 +8,7 @@ port, conformance contracts) and :mod:`rnnserve.training` (trainer helpers).
 What is here, by role:
 
 * hooks: :data:`hookimpl` marks a plugin's ``register_backends``, ``register_models`` and
-  ``register_commands`` (see ``rnnserve.hookspecs``);
+  ``register_commands`` (see ``rnnserve.host.hookspecs``);
 * backend contracts: :class:`LanguageModel`, :class:`Translator`, :class:`Assistant` and the
   types their methods take and return; :data:`BackendFactory` and :class:`LoadContext`;
 * models: :class:`ModelSpec` (what a plugin registers) and :class:`ModelCard`;
@@ -16,14 +16,14 @@ What is here, by role:
 * step programs, for backends that borrow another model's batched steps (the writing
   assistant): :data:`StepProgram`, :func:`run_alone`, :func:`while_true`;
 * batched states: :func:`concat_states`, :func:`split_state`, :func:`select_rows`,
-  :func:`state_row`, :func:`batch_size` (``rnnserve.state``);
+  :func:`state_row`, :func:`batch_size` (``rnnserve.runtime.state``);
 * the errors a backend raises for a client's or an operator's mistake (each maps to one
   status code): :class:`InvalidArgument`, :class:`LimitExceeded`, :class:`SessionError`,
   :class:`ConfigurationError`;
 * precision options: :func:`dtype_option`, :func:`precision_of`, :data:`DTYPES`,
   :data:`PRECISIONS`, :func:`cpu_flags`; int8 (new in 1.1): :func:`int8_copy` (the kernels
-  ``quantize = true`` runs), :class:`Int8Linear`, :func:`quantize_linears` (``rnnserve.int8``);
-* precision chosen by measurement (``dtype = "auto"``, ``rnnserve.precision_choice``):
+  ``quantize = true`` runs), :class:`Int8Linear`, :func:`quantize_linears` (``rnnserve.host.int8``);
+* precision chosen by measurement (``dtype = "auto"``, ``rnnserve.host.precision_choice``):
   :func:`choose_precision` (returns a :class:`PrecisionChoice` with its :class:`Timing`
   figures), :func:`language_model_stepper`, :func:`language_model_reader`,
   :func:`card_costs` and :func:`cost_metrics` (the model-card metrics of quality costs),
@@ -68,15 +68,15 @@ from rnnserve.backends import (
     Translator,
     Vocabulary,
 )
-from rnnserve.commands import Command
-from rnnserve.errors import ConfigurationError, InvalidArgument, LimitExceeded, SessionError
-from rnnserve.manifest import read_manifest, verify_manifest, write_manifest
-from rnnserve.model_spec import ModelCard, ModelSpec
+from rnnserve.edge.errors import ConfigurationError, InvalidArgument, LimitExceeded, SessionError
+from rnnserve.host.commands import Command
+from rnnserve.host.manifest import read_manifest, verify_manifest, write_manifest
+from rnnserve.host.model_spec import ModelCard, ModelSpec
 
 if TYPE_CHECKING:
-    from rnnserve.int8 import Int8Linear, int8_copy, quantize_linears
-    from rnnserve.precision import DTYPES, PRECISIONS, cpu_flags, dtype_option, precision_of
-    from rnnserve.precision_choice import (
+    from rnnserve.host.int8 import Int8Linear, int8_copy, quantize_linears
+    from rnnserve.host.precision import DTYPES, PRECISIONS, cpu_flags, dtype_option, precision_of
+    from rnnserve.host.precision_choice import (
         MAX_COST_OPTION,
         PrecisionChoice,
         Timing,
@@ -99,8 +99,8 @@ if TYPE_CHECKING:
         gru_update,
         lstm_update,
     )
-    from rnnserve.state import batch_size, concat_states, select_rows, split_state, state_row
-    from rnnserve.step_programs import StepProgram, run_alone, while_true
+    from rnnserve.runtime.state import batch_size, concat_states, select_rows, split_state, state_row
+    from rnnserve.runtime.step_programs import StepProgram, run_alone, while_true
 
 #: The plugin API this host provides ("MAJOR.MINOR").
 API_VERSION = "1.1"
@@ -109,14 +109,15 @@ REQUIRED_VERSION_ATTRIBUTE = "PLUGIN_API_VERSION"
 
 #: Names that need torch, and the module each loads from on first use.
 _LAZY = {
-    **dict.fromkeys(("StepProgram", "run_alone", "while_true"), "rnnserve.step_programs"),
-    **dict.fromkeys(("concat_states", "split_state", "select_rows", "state_row", "batch_size"), "rnnserve.state"),
-    **dict.fromkeys(("DTYPES", "PRECISIONS", "cpu_flags", "dtype_option", "precision_of"), "rnnserve.precision"),
+    **dict.fromkeys(("StepProgram", "run_alone", "while_true"), "rnnserve.runtime.step_programs"),
+    **dict.fromkeys(("concat_states", "split_state", "select_rows", "state_row", "batch_size"),
+                    "rnnserve.runtime.state"),
+    **dict.fromkeys(("DTYPES", "PRECISIONS", "cpu_flags", "dtype_option", "precision_of"), "rnnserve.host.precision"),
     **dict.fromkeys(("MAX_COST_OPTION", "PrecisionChoice", "Timing", "card_costs", "checkpoint_identity",
                      "choose_precision", "cost_metrics", "language_model_reader", "language_model_stepper",
                      "max_cost_option"),
-                    "rnnserve.precision_choice"),
-    **dict.fromkeys(("Int8Linear", "int8_copy", "quantize_linears"), "rnnserve.int8"),
+                    "rnnserve.host.precision_choice"),
+    **dict.fromkeys(("Int8Linear", "int8_copy", "quantize_linears"), "rnnserve.host.int8"),
     **dict.fromkeys(("Elman", "Jordan", "LSTM", "PeepholeLSTM", "GRU", "Bidirectional", "Recurrent",
                      "lstm_update", "gru_update"), "rnnserve.rnn_family"),
 }

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from rnnserve.config import ServerConfig
+from rnnserve.ops.config import ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from tests.browser.driver import find_browser, start_chromium
 from tests.browser.pages import by_id, choose_model, open_view, wait

@@ -12,8 +12,8 @@ pytest.importorskip("selenium", reason="selenium is not installed (pip install -
 
 from selenium.webdriver.common.keys import Keys
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from tests.browser.conftest import console_errors
 from tests.browser.pages import by_id, choose_model, open_view, texts, wait

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import rnnserve_plugins.char_lstm.plugin as plugin
-from rnnserve.config import ModelSpec
-from rnnserve.errors import ConfigurationError
+from rnnserve.edge.errors import ConfigurationError
+from rnnserve.ops.config import ModelSpec
 from rnnserve_plugins.char_lstm.backend import CharRNNBackend
 from rnnserve_plugins.char_lstm.checkpoint import save_model
 from rnnserve_plugins.char_lstm.model import CharRNN, CharRNNConfig

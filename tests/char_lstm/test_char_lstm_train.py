@@ -61,7 +61,7 @@ def test_lr_schedule_and_streams():
 
 
 def test_model_card_files(tmp_path):
-    from rnnserve.config import ModelCard
+    from rnnserve.ops.config import ModelCard
     from rnnserve_plugins.char_lstm.card import write_card_for
 
     train(SLICE, tmp_path, MODEL, config(max_steps=10, eval_every=10), quiet=True, write_card=False)

@@ -182,7 +182,7 @@ def test_training_learns_how_documents_begin(tmp_path):
     """Every document starts with 'Q', which occurs nowhere else: after <bos> alone the model predicts it,
     and so does a real server's writing assistant and generator at the start of a document (``Suggest("")``,
     a Session after ``reset``, ``Generate("")``), and never in mid-text."""
-    from rnnserve.config import ModelSpec, ServerConfig
+    from rnnserve.ops.config import ModelSpec, ServerConfig
     from rnnserve.testing import plugin_host, running_server
     from rnnserve_client import Client
     from rnnserve_plugins.char_lstm.checkpoint import save_model

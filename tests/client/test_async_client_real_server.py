@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing import plugin_host, running_server
 from rnnserve.testing.server import ServerThread
 from rnnserve.testing.waiting import wait_until_async
@@ -304,6 +304,6 @@ def test_client_round_trips_many_concurrent_calls(server: ServerThread, sync_cli
 
 def _assistant(server: ServerThread) -> Any:
     """The server's Assistant service (it counts open sessions)."""
-    from rnnserve.services.assistant import AssistantService
+    from rnnserve.edge.services.assistant import AssistantService
 
     return next(s for s in server.app.services if isinstance(s, AssistantService))

@@ -22,7 +22,7 @@ import sys
 import torch
 
 from rnnserve import hookimpl
-from rnnserve.config import ModelSpec
+from rnnserve.ops.config import ModelSpec
 from rnnserve.testing import AssistantContract, LanguageModelContract, TranslatorContract
 from tests.support.toy_plugin import TinyGRULM, ToyAssistant, ToySession, ToyTranslator, ToyVocab
 

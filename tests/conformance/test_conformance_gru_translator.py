@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rnnserve.config import ModelSpec
+from rnnserve.ops.config import ModelSpec
 from rnnserve.testing import TranslatorContract
 from tests.conformance.tiny_models import DATA, tiny_gru_translator
 

@@ -3,8 +3,8 @@ discovered through its entry point, its model served by a default server, its co
 
 from __future__ import annotations
 
-from rnnserve.config import ServerConfig
-from rnnserve.plugins import load_plugins
+from rnnserve.host.plugins import load_plugins
+from rnnserve.ops.config import ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client
 

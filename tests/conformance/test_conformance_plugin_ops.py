@@ -9,7 +9,7 @@ import pytest
 
 from rnnserve import hookimpl
 from rnnserve.cli import main
-from rnnserve.plugins import load_plugins
+from rnnserve.host.plugins import load_plugins
 from tests.support import toy_plugin
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rnnserve.config import ModelSpec
+from rnnserve.ops.config import ModelSpec
 from rnnserve.testing import AssistantContract
 from tests.conformance.tiny_models import tiny_char_lstm
 

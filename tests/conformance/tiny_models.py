@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from rnnserve.config import ModelSpec
+from rnnserve.ops.config import ModelSpec
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 #: What the tiny character vocabulary covers: the committed Austen slice.

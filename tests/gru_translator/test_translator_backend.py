@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import rnnserve_plugins.gru_translator.plugin as plugin
-from rnnserve.attention_plot import save_attention_png
 from rnnserve.backends import TranslateOptions
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.errors import ConfigurationError
-from rnnserve.int8 import Int8Linear
-from rnnserve.plugins import load_plugins
-from rnnserve.registry import weights_precision
+from rnnserve.cli.attention_plot import save_attention_png
+from rnnserve.edge.errors import ConfigurationError
+from rnnserve.host.int8 import Int8Linear
+from rnnserve.host.plugins import load_plugins
+from rnnserve.host.weights_precision import weights_precision
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client
 from rnnserve_plugins.gru_translator.backend import GruTranslator, max_target_length

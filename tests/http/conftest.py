@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from rnnserve.config import Limits, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import Limits, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from tests.conftest import TOY_MODELS
 

@@ -14,8 +14,8 @@ import openai
 import pytest
 from websockets.sync.client import connect
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread
 from rnnserve.testing.waiting import wait_until
 from tests.http.conftest import Reply, request, sse_data

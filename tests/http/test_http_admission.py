@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.logs import RequestIdFilter
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
+from rnnserve.ops.logs import RequestIdFilter
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client, errors
@@ -156,7 +156,7 @@ def test_http_calls_reach_the_latency_histogram(toy_host: PluginHost) -> None:
 
 
 def test_http_port_zero_is_off_and_a_busy_port_fails_clearly(http_server: ServerThread, toy_host: PluginHost) -> None:
-    from rnnserve.errors import ConfigurationError
+    from rnnserve.edge.errors import ConfigurationError
 
     with running_server(ServerConfig(models=(), default_models=False), toy_host) as plain:
         assert plain.app.http is None
@@ -166,6 +166,6 @@ def test_http_port_zero_is_off_and_a_busy_port_fails_clearly(http_server: Server
 
 
 async def _create(port: int, host: PluginHost) -> None:
-    from rnnserve.app import create_server
+    from rnnserve.edge.app import create_server
 
     create_server("127.0.0.1:0", ServerConfig(models=(), default_models=False), host, http_port=port)

@@ -114,7 +114,7 @@ def test_session_errors_end_with_an_error_frame_and_close_code(http_server: Serv
 def test_session_socket_needs_the_token(toy_host) -> None:  # type: ignore[no-untyped-def]
     from websockets.exceptions import InvalidStatus
 
-    from rnnserve.config import ModelSpec, ServerConfig
+    from rnnserve.ops.config import ModelSpec, ServerConfig
     from rnnserve.testing.server import running_server
 
     config = ServerConfig(models=(ModelSpec("a", "toy-assistant"),), default_models=False, auth_token="tok")

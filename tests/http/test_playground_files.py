@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.http.playground import PLAYGROUND_DIR
-from rnnserve.plugins import PluginHost
+from rnnserve.edge.http.playground import PLAYGROUND_DIR
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from tests.http.conftest import request
 

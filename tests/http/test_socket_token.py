@@ -10,9 +10,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.http.socket_token import BEARER_PREFIX, SESSION_SUBPROTOCOL, take_socket_token
-from rnnserve.plugins import PluginHost
+from rnnserve.edge.http.socket_token import BEARER_PREFIX, SESSION_SUBPROTOCOL, take_socket_token
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 
 TOKEN = "s3cret/tøken+="

@@ -11,8 +11,8 @@ import httpx2
 import openai
 import pytest
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from tests.reliability.support import Certificates, make_certificates
 

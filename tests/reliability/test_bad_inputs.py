@@ -16,8 +16,8 @@ from typing import Any
 import grpc
 import pytest
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client.v1 import assistant_pb2, generation_pb2, models_pb2, translation_pb2
 from tests.reliability.support import SERVING, health, raw_call, wait_for

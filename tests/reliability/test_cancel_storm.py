@@ -11,8 +11,8 @@ import random
 import grpc
 from grpc import aio
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client
 from rnnserve_client.v1 import assistant_pb2, assistant_pb2_grpc, generation_pb2, generation_pb2_grpc

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnserve.config import Limits, ServerConfig, load_config
-from rnnserve.errors import ConfigurationError
+from rnnserve.edge.errors import ConfigurationError
+from rnnserve.ops.config import Limits, ServerConfig, load_config
 
 
 def test_new_keys_load_with_paths_relative_to_the_config(tmp_path: Path) -> None:

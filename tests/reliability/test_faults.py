@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.logs import JsonFormatter, RequestIdFilter, make_handler, request_id_from, request_id_var
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
+from rnnserve.ops.logs import JsonFormatter, RequestIdFilter, make_handler, request_id_from, request_id_var
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors
 from rnnserve_client.v1 import (

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client.v1 import assistant_pb2, generation_pb2, models_pb2, translation_pb2
 from tests.reliability.support import METHODS, SERVING, health, raw_call, wait_for

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from rnnserve.cli import main
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.manifest import MANIFEST_FILE, ManifestError, verify_manifest, write_manifest
-from rnnserve.plugins import PluginHost
+from rnnserve.host.manifest import MANIFEST_FILE, ManifestError, verify_manifest, write_manifest
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client, errors
 

@@ -13,8 +13,8 @@ import pytest
 from grpc import aio
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client, errors
 from rnnserve_client.v1 import generation_pb2, generation_pb2_grpc

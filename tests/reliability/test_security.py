@@ -18,12 +18,12 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from rnnserve.app import create_server
-from rnnserve.auth import TokenChecker, is_loopback
 from rnnserve.cli import main
-from rnnserve.config import ModelSpec, ServerConfig, load_config
-from rnnserve.errors import ConfigurationError, redact_paths, status_for
-from rnnserve.plugins import PluginHost
+from rnnserve.edge.app import create_server
+from rnnserve.edge.auth import TokenChecker, is_loopback
+from rnnserve.edge.errors import ConfigurationError, redact_paths, status_for
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig, load_config
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client, errors
 from rnnserve_client.v1 import assistant_pb2, generation_pb2, models_pb2, translation_pb2
@@ -296,7 +296,7 @@ def test_no_rpc_loads_models_from_paths_or_urls() -> None:
 def test_client_messages_never_carry_paths_or_tracebacks() -> None:
     code, message = status_for(FileNotFoundError(2, "No such file or directory", "/home/op/models/x/config.json"))
     assert code == grpc.StatusCode.INTERNAL and "/home" not in message and "Traceback" not in message
-    from rnnserve.errors import ModelFailed
+    from rnnserve.edge.errors import ModelFailed
 
     code, message = status_for(ModelFailed("model 'm' failed to load: FileNotFoundError: [Errno 2] No such file "
                                            "or directory: '/home/op/my models/m/config.json'"))

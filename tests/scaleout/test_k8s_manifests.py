@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnserve.config import load_config
+from rnnserve.ops.config import load_config
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 PORT = 50051

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnserve import ray_serve
-from rnnserve.config import Limits, ModelSpec, ServerConfig
+from rnnserve.ops import ray_serve
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client, errors
 from tests.scaleout.conftest import make_tiny_model
@@ -201,7 +201,7 @@ def test_a_proxy_without_rnnserve_services_is_a_clear_error() -> None:
     import grpc
     from grpc_health.v1 import health, health_pb2_grpc
 
-    from rnnserve.errors import ConfigurationError
+    from rnnserve.edge.errors import ConfigurationError
 
     other = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), other)

@@ -19,7 +19,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rnnserve.replicas import client_target
+from rnnserve.ops.replicas import client_target
 from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client, errors
 from tests.scaleout.conftest import start_serve
@@ -139,7 +139,7 @@ def test_two_replicas_balance_survive_a_kill_and_drain(tiny_config: Path) -> Non
 def test_client_health_checking_skips_a_not_serving_replica(tmp_path: Path) -> None:
     """healthCheckConfig works with this grpcio: a replica whose overall health is NOT_SERVING
     (as while it drains) gets no calls from a multi-target client until it is SERVING again."""
-    from rnnserve.config import ModelSpec, ServerConfig
+    from rnnserve.ops.config import ModelSpec, ServerConfig
     from rnnserve.testing.server import running_server
     from tests.scaleout.conftest import make_tiny_model
 
@@ -209,7 +209,7 @@ def test_workers_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_each_replica_gets_its_own_ports() -> None:
-    from rnnserve.replicas import Supervisor
+    from rnnserve.ops.replicas import Supervisor
 
     supervisor = Supervisor(["serve", "--config", "x.toml"], 3, 50051, metrics_port=9100)
     commands = [supervisor._command(r) for r in supervisor.replicas]
@@ -224,7 +224,7 @@ def test_a_replica_names_itself_on_every_log_line(monkeypatch: pytest.MonkeyPatc
     import json
     import logging
 
-    from rnnserve.logs import REPLICA_ENV, make_handler
+    from rnnserve.ops.logs import REPLICA_ENV, make_handler
 
     def line(fmt: str) -> str:
         stream = io.StringIO()
@@ -257,7 +257,7 @@ def _fake_supervisor(tmp_path: Path, modes: list[str]):  # type: ignore[no-untyp
     """A Supervisor whose replicas are FAKE_REPLICA processes, one mode each."""
     import sys
 
-    from rnnserve.replicas import Replica, Supervisor
+    from rnnserve.ops.replicas import Replica, Supervisor
 
     class FakeReplicas(Supervisor):
         def _command(self, replica: Replica) -> list[str]:
@@ -286,7 +286,7 @@ def _starts(tmp_path: Path, index: int) -> int:
 
 def test_a_replica_that_keeps_dying_is_left_stopped_and_the_others_serve_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rnnserve import replicas
+    from rnnserve.ops import replicas
 
     monkeypatch.setattr(replicas, "RESTART_DELAY_S", 0.01)
     monkeypatch.setattr(replicas, "MAX_RESTARTS", 2)
@@ -311,7 +311,7 @@ def test_a_replica_that_keeps_dying_is_left_stopped_and_the_others_serve_on(
 
 def test_a_replica_that_served_a_while_starts_its_count_of_restarts_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rnnserve import replicas
+    from rnnserve.ops import replicas
 
     monkeypatch.setattr(replicas, "RESTART_DELAY_S", 0.01)
     monkeypatch.setattr(replicas, "MAX_RESTARTS", 1)
@@ -330,8 +330,9 @@ def test_a_replica_that_served_a_while_starts_its_count_of_restarts_again(
 
 def test_replicas_share_the_cores_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
 
-    from rnnserve.cli import _cores, _replica_args, build_parser
-    from rnnserve.plugins import load_plugins
+    from rnnserve.cli import build_parser
+    from rnnserve.cli.server_commands import _cores, _replica_args
+    from rnnserve.host.plugins import load_plugins
 
     parser = build_parser(load_plugins(discover=False))
     cores = _cores()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnserve.config import load_config
-from rnnserve.plugins import PluginHost, load_plugins
+from rnnserve.host.plugins import PluginHost, load_plugins
+from rnnserve.ops.config import load_config
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve_client import Client
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from rnnserve.config import ModelSpec, ServerConfig
-from rnnserve.manifest import read_manifest, verify_manifest
-from rnnserve.plugins import PluginHost
+from rnnserve.host.manifest import read_manifest, verify_manifest
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ModelSpec, ServerConfig
 from rnnserve.testing.hosts import plugin_host
 from rnnserve.testing.server import running_server
 from rnnserve_client import Client, errors

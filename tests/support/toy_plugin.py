@@ -28,7 +28,7 @@ from rnnserve.backends import (
     TranslationResult,
     Translator,
 )
-from rnnserve.config import ModelCard, ModelSpec
+from rnnserve.ops.config import ModelCard, ModelSpec
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 3
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,!?\n"

@@ -22,10 +22,10 @@ import pytest
 import torch
 from prometheus_client import generate_latest
 
-from rnnserve import scheduler
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.metrics import Metrics
-from rnnserve.plugins import PluginHost, load_plugins
+from rnnserve.host.plugins import PluginHost, load_plugins
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
+from rnnserve.ops.metrics import Metrics
+from rnnserve.runtime import prompt_reading
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client
@@ -147,7 +147,7 @@ CHUNK = 256  # tokens per chunk: ~0.26 s
 
 @pytest.fixture
 def slow_server(host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerThread]:
-    monkeypatch.setattr(scheduler, "PREFILL_CHUNK_TOKENS", CHUNK)
+    monkeypatch.setattr(prompt_reading, "PREFILL_CHUNK_TOKENS", CHUNK)
     limits = Limits(max_prompt_chars=2048, max_document_chars=4000, max_n=4, max_new_tokens=64,
                     default_max_new_tokens=16, step_timeout_s=STEP_TIMEOUT)
     config = ServerConfig(default_models=False, limits=limits, models=(

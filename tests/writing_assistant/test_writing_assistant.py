@@ -19,9 +19,9 @@ from rnnserve.backends import (
     SuggestionKind,
     SuggestOptions,
 )
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost, load_plugins
-from rnnserve.step_programs import StepProgram, run_alone
+from rnnserve.host.plugins import PluginHost, load_plugins
+from rnnserve.ops.config import Limits, ModelSpec, ServerConfig
+from rnnserve.runtime.step_programs import StepProgram, run_alone
 from rnnserve.testing.hosts import LocalContext
 from rnnserve.testing.server import ServerThread, running_server
 from rnnserve.testing.waiting import wait_until
@@ -395,7 +395,7 @@ def test_suggester_completes_the_typed_word_with_a_raw_state_function() -> None:
 
 
 def _assistant_service(server: ServerThread):  # type: ignore[no-untyped-def]
-    from rnnserve.services.assistant import AssistantService
+    from rnnserve.edge.services.assistant import AssistantService
 
     for service in server.app.services:
         if isinstance(service, AssistantService):

@@ -28,10 +28,11 @@ import pytest
 import torch
 
 from rnnserve.backends import LanguageModel, State
-from rnnserve.config import Limits, ModelSpec, ServerConfig
-from rnnserve.plugins import PluginHost
-from rnnserve.precision import exact_seeds
-from rnnserve.state import concat_states, state_row
+from rnnserve.host.model_spec import ModelSpec
+from rnnserve.host.plugins import PluginHost
+from rnnserve.host.precision import exact_seeds
+from rnnserve.ops.config import Limits, ServerConfig
+from rnnserve.runtime.state import concat_states, state_row
 from rnnserve.testing.hosts import LocalContext, plugin_host
 from rnnserve.testing.probe import ProbedLanguageModel
 from rnnserve.testing.server import ServerThread, running_server
@@ -337,7 +338,7 @@ class LanguageModelContract(_Contract):
 
     def test_seeded_sampling_is_batch_invariant(self, rnnserve_client: Client, rnnserve_server: ServerThread,
                                                 rnnserve_spec: ModelSpec) -> None:
-        """Promised in float32 only (``rnnserve.precision.exact_seeds``): reduced-precision kernels
+        """Promised in float32 only (``rnnserve.host.precision.exact_seeds``): reduced-precision kernels
         round differently for other batch shapes, and how depends on the CPU. Decided by the precision
         the model loaded in (``dtype = "auto"`` is only known then)."""
         loaded = rnnserve_client.get_model(rnnserve_spec.name).precision

@@ -10,19 +10,19 @@ from types import ModuleType
 from typing import Any
 
 from rnnserve.backends import LanguageModel, SharedLanguageModel
-from rnnserve.config import ModelSpec
-from rnnserve.errors import PluginError
-from rnnserve.plugins import ENTRY_POINT_GROUP, PluginHost, load_plugins
-from rnnserve.step_programs import run_alone
+from rnnserve.edge.errors import PluginError
+from rnnserve.host.model_spec import ModelSpec
+from rnnserve.host.plugins import ENTRY_POINT_GROUP, PluginHost, load_plugins
+from rnnserve.runtime.step_programs import run_alone
 
 
 def plugin_host(*plugins: Any) -> PluginHost:
-    """A :class:`~rnnserve.plugins.PluginHost` holding exactly ``plugins``, registered through their hooks.
+    """A :class:`~rnnserve.host.plugins.PluginHost` holding exactly ``plugins``, registered through their hooks.
 
     Each plugin is either the name of an installed entry point of the ``rnnserve`` group
     (loaded the way ``rnnserve serve`` loads it, so this also tests the packaging) or a
     hooks module/object. ``RNNSERVE_PLUGINS`` does not apply: a test gets what it names.
-    Raises :class:`~rnnserve.errors.PluginError` with the reason if a plugin fails to load.
+    Raises :class:`~rnnserve.edge.errors.PluginError` with the reason if a plugin fails to load.
     """
     installed: dict[str, EntryPoint] = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     by_module = {ep.value: ep for ep in installed.values()}

@@ -5,9 +5,9 @@ test class:
 
 * ``rnnserve_plugins`` (class scope): the plugins to load, as entry-point names or hooks
   modules; default ``None``: every installed plugin (``RNNSERVE_PLUGINS`` applies).
-* ``rnnserve_config`` (class scope): the :class:`~rnnserve.config.ServerConfig`; default:
+* ``rnnserve_config`` (class scope): the :class:`~rnnserve.ops.config.ServerConfig`; default:
   serve what the plugins ship.
-* ``rnnserve_host`` (class scope): the :class:`~rnnserve.plugins.PluginHost` built from them.
+* ``rnnserve_host`` (class scope): the :class:`~rnnserve.host.plugins.PluginHost` built from them.
 * ``rnnserve_server`` (class scope): a real server on ``127.0.0.1:0`` in a thread, every
   model loaded (``.target`` is its address, ``.app.registry`` its models).
 * ``rnnserve_client``: a :class:`rnnserve_client.Client` connected to it.
@@ -15,7 +15,7 @@ test class:
 Example ``conftest.py``::
 
     import pytest
-    from rnnserve.config import ModelSpec, ServerConfig
+    from rnnserve.ops.config import ModelSpec, ServerConfig
 
     @pytest.fixture(scope="class")
     def rnnserve_plugins():
@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from rnnserve.config import ServerConfig
-    from rnnserve.plugins import PluginHost
+    from rnnserve.host.plugins import PluginHost
+    from rnnserve.ops.config import ServerConfig
     from rnnserve.testing.server import ServerThread
     from rnnserve_client import Client
 
@@ -56,14 +56,14 @@ def rnnserve_plugins() -> Sequence[Any] | None:
 @pytest.fixture(scope="class")
 def rnnserve_config() -> ServerConfig:
     """The server's configuration; by default it serves the models the plugins ship."""
-    from rnnserve.config import ServerConfig
+    from rnnserve.ops.config import ServerConfig
 
     return ServerConfig()
 
 
 @pytest.fixture(scope="class")
 def rnnserve_host(rnnserve_plugins: Sequence[Any] | None) -> PluginHost:
-    from rnnserve.plugins import load_plugins
+    from rnnserve.host.plugins import load_plugins
     from rnnserve.testing.hosts import plugin_host
 
     return load_plugins() if rnnserve_plugins is None else plugin_host(*rnnserve_plugins)

@@ -14,9 +14,9 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from rnnserve.app import App, create_server
-from rnnserve.config import ServerConfig
-from rnnserve.plugins import PluginHost
+from rnnserve.edge.app import App, create_server
+from rnnserve.host.plugins import PluginHost
+from rnnserve.ops.config import ServerConfig
 
 T = TypeVar("T")
 
