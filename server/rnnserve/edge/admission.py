@@ -154,83 +154,93 @@ class AdmissionInterceptor(aio.ServerInterceptor):
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        """The method's handler, wrapped so that the call is admitted, counted, timed and its
+        errors turned into statuses (health passes untouched)."""
         handler = await continuation(details)
-        method = details.method
-        if handler is None or method.startswith(HEALTH_PREFIX):
+        if handler is None or details.method.startswith(HEALTH_PREFIX):
             return handler
-        metadata = details.invocation_metadata
-        request_id = request_id_from(_metadata_value(metadata, REQUEST_ID_KEY))
-        authorized = self.authorized(metadata)
-        exempt = method.startswith(EXEMPT_PREFIXES)
-        admission = self
-
-        async def begin(context: aio.ServicerContext) -> float:
-            request_id_var.set(request_id)
-            retry_after_ms_var.set(admission.retry_after_ms)
-            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-            refusal = admission.refusal(authorized, exempt)
-            if refusal is not None:
-                log.debug("%s refused: %s", method, refusal.code.name)
-                await abort(context, refusal)
-            if not exempt:
-                admission.enter()
-            return time.perf_counter()
-
-        def end(context: aio.ServicerContext, started: float) -> None:
-            if not exempt:
-                admission.leave()
-            if admission.observe is not None or log.isEnabledFor(logging.DEBUG):
-                code = context.code() or grpc.StatusCode.OK
-                name, seconds = getattr(code, "name", str(code)), time.perf_counter() - started
-                if admission.observe is not None:
-                    admission.observe(method, name, seconds)
-                log.debug("%s %s %.1f ms", method, name, seconds * 1e3)
-
-        def arguments(request: Any) -> Any:
-            if handler.request_streaming:
-                return _checked(request)
-            if isinstance(request, Undecodable):
-                raise request.error()
-            return request
-
+        call = _AdmittedCall(self, handler, details)
+        deserializer = _lenient(handler.request_deserializer, details.method)
         if handler.response_streaming:
-            behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
-
-            async def streaming(request: Any, context: aio.ServicerContext) -> Any:
-                started = await begin(context)
-                try:
-                    result = behavior(arguments(request), context)
-                    if inspect.isawaitable(result):  # a servicer that writes with context.write()
-                        await result
-                    else:
-                        async for response in result:
-                            yield response
-                except (aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:
-                    await abort(context, exc)
-                finally:
-                    end(context, started)
-
             make = grpc.stream_stream_rpc_method_handler if handler.request_streaming \
                 else grpc.unary_stream_rpc_method_handler
-            return make(streaming, request_deserializer=_lenient(handler.request_deserializer, method),
+            return make(call.streaming, request_deserializer=deserializer,
                         response_serializer=handler.response_serializer)
-
-        behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
-
-        async def unary(request: Any, context: aio.ServicerContext) -> Any:
-            started = await begin(context)
-            try:
-                return await behavior(arguments(request), context)
-            except (aio.AbortError, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                await abort(context, exc)
-            finally:
-                end(context, started)
-
         make = grpc.stream_unary_rpc_method_handler if handler.request_streaming \
             else grpc.unary_unary_rpc_method_handler
-        return make(unary, request_deserializer=_lenient(handler.request_deserializer, method),
-                    response_serializer=handler.response_serializer)
+        return make(call.unary, request_deserializer=deserializer, response_serializer=handler.response_serializer)
+
+
+class _AdmittedCall:
+    """One call through :class:`AdmissionInterceptor`: its request id and credentials, read
+    from its metadata, and the servicer's handler wrapped with admission (``begin``) and
+    accounting (``end``)."""
+
+    def __init__(self, admission: AdmissionInterceptor, handler: grpc.RpcMethodHandler,
+                 details: grpc.HandlerCallDetails) -> None:
+        self.admission = admission
+        self.handler = handler
+        self.method = details.method
+        metadata = details.invocation_metadata
+        self.request_id = request_id_from(_metadata_value(metadata, REQUEST_ID_KEY))
+        self.authorized = admission.authorized(metadata)
+        self.exempt = self.method.startswith(EXEMPT_PREFIXES)
+
+    async def begin(self, context: aio.ServicerContext) -> float:
+        """Set the call's request id, refuse it (abort) or count it in; when it began."""
+        request_id_var.set(self.request_id)
+        retry_after_ms_var.set(self.admission.retry_after_ms)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+        refusal = self.admission.refusal(self.authorized, self.exempt)
+        if refusal is not None:
+            log.debug("%s refused: %s", self.method, refusal.code.name)
+            await abort(context, refusal)
+        if not self.exempt:
+            self.admission.enter()
+        return time.perf_counter()
+
+    def end(self, context: aio.ServicerContext, started: float) -> None:
+        if not self.exempt:
+            self.admission.leave()
+        if self.admission.observe is not None or log.isEnabledFor(logging.DEBUG):
+            code = context.code() or grpc.StatusCode.OK
+            name, seconds = getattr(code, "name", str(code)), time.perf_counter() - started
+            if self.admission.observe is not None:
+                self.admission.observe(self.method, name, seconds)
+            log.debug("%s %s %.1f ms", self.method, name, seconds * 1e3)
+
+    def arguments(self, request: Any) -> Any:
+        if self.handler.request_streaming:
+            return _checked(request)
+        if isinstance(request, Undecodable):
+            raise request.error()
+        return request
+
+    async def streaming(self, request: Any, context: aio.ServicerContext) -> Any:
+        behavior = self.handler.stream_stream if self.handler.request_streaming else self.handler.unary_stream
+        started = await self.begin(context)
+        try:
+            result = behavior(self.arguments(request), context)
+            if inspect.isawaitable(result):  # a servicer that writes with context.write()
+                await result
+            else:
+                async for response in result:
+                    yield response
+        except (aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await abort(context, exc)
+        finally:
+            self.end(context, started)
+
+    async def unary(self, request: Any, context: aio.ServicerContext) -> Any:
+        behavior = self.handler.stream_unary if self.handler.request_streaming else self.handler.unary_unary
+        started = await self.begin(context)
+        try:
+            return await behavior(self.arguments(request), context)
+        except (aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await abort(context, exc)
+        finally:
+            self.end(context, started)

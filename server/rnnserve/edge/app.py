@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
@@ -152,18 +153,7 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
             asyncio.run_coroutine_threadsafe(app_ref[0]._refresh_health(), loop)
 
     registry = ModelRegistry(host, config, on_change=on_model_change)
-    metrics_port = None
-    if config.metrics_port is not None:
-        from rnnserve.ops.metrics import Metrics
-
-        metrics = Metrics(registry)
-        drain.observe = metrics.observe
-        try:
-            metrics_port = metrics.serve(config.host, config.metrics_port)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot serve metrics on {config.host}:{config.metrics_port}: "
-                                     f"{exc.strerror or exc}") from exc
-        log.info("metrics on http://%s:%d/metrics", config.host, metrics_port)
+    metrics_port = _serve_metrics(config, registry, drain) if config.metrics_port is not None else None
     generation, translation = GenerationService(registry, limits), TranslationService(registry, limits)
     assistant, models = AssistantService(registry, limits), ModelsService(registry)
     services: list[object] = [generation, translation, assistant, models]
@@ -174,14 +164,7 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:  # grpc.reflection.v1 and v1alpha, serving the protos' comments
         ReflectionService([*SERVICE_KINDS, MODELS_SERVICE, health.SERVICE_NAME]).add_to_server(server)
-    try:
-        port = server.add_secure_port(address, credentials) if credentials is not None \
-            else server.add_insecure_port(address)
-    except RuntimeError:  # grpcio: "Failed to bind to address ..."
-        port = 0
-    if port == 0:
-        raise ConfigurationError(f"cannot listen on {address}: the port is in use, or the address is not one of "
-                                 "this machine's")
+    port = _bind(server, address, credentials)
     http_server = None
     if http_port is not None:
         from rnnserve.edge.http.server import HttpServer, build_app
@@ -194,6 +177,34 @@ def create_server(address: str = "127.0.0.1:0", config: ServerConfig | None = No
               metrics_port=metrics_port, http=http_server)
     app_ref.append(app)
     return app
+
+
+def _serve_metrics(config: ServerConfig, registry: ModelRegistry, admission: AdmissionInterceptor) -> int:
+    """Serve Prometheus metrics on the config's ``metrics_port``, fed by ``admission``; the bound port."""
+    from rnnserve.ops.metrics import Metrics
+
+    metrics = Metrics(registry)
+    admission.observe = metrics.observe
+    try:
+        port = metrics.serve(config.host, config.metrics_port)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot serve metrics on {config.host}:{config.metrics_port}: "
+                                 f"{exc.strerror or exc}") from exc
+    log.info("metrics on http://%s:%d/metrics", config.host, port)
+    return port
+
+
+def _bind(server: aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    """Bind ``server`` to ``address`` (TLS with ``credentials``); the bound port."""
+    try:
+        port = server.add_secure_port(address, credentials) if credentials is not None \
+            else server.add_insecure_port(address)
+    except RuntimeError:  # grpcio: "Failed to bind to address ..."
+        port = 0
+    if port == 0:
+        raise ConfigurationError(f"cannot listen on {address}: the port is in use, or the address is not one of "
+                                 "this machine's")
+    return port
 
 
 async def serve(config: ServerConfig, host: PluginHost | None = None,

@@ -220,8 +220,16 @@ def load_plugins(
             was asked for whatever the developer's environment says).
     """
     pm = make_plugin_manager()
+    infos = _register_plugins(pm, extra, discover, eps, _allowlist() if honour_allowlist else None)
+    backends, models, commands = _collect(pm, infos)
+    return PluginHost(sorted(infos.values(), key=lambda p: p.name), backends, models, commands)
+
+
+def _register_plugins(pm: pluggy.PluginManager, extra: Iterable[tuple[str, Any]], discover: bool,
+                      eps: Iterable[EntryPoint] | None, allow: set[str] | None) -> dict[str, PluginInfo]:
+    """Import the entry points' plugins (unless ``discover`` is off) and ``extra``, and register
+    those whose hooks are right; every plugin's :class:`PluginInfo`, by name."""
     infos: dict[str, PluginInfo] = {}
-    allow = _allowlist() if honour_allowlist else None
     if discover:
         for ep in eps if eps is not None else entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist.name if ep.dist else "unknown"
@@ -244,7 +252,13 @@ def load_plugins(
         pm.check_pending()  # hook_problems already turned away every plugin this would name
     except pluggy.PluginValidationError as exc:
         log.warning("plugin hook validation: %s", exc)
+    return infos
 
+
+def _collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]
+             ) -> tuple[dict[str, tuple[BackendFactory, PluginInfo]], list[ModelSpec], list[Command]]:
+    """Call every registered plugin's hooks: the backends, models and commands they register
+    (a plugin whose hook fails, or registers something wrong, is marked failed)."""
     backends: dict[str, tuple[BackendFactory, PluginInfo]] = {}
     models: list[ModelSpec] = []
     commands: list[Command] = []
@@ -301,4 +315,4 @@ def load_plugins(
 
         call("register_commands", impl, register_command)
 
-    return PluginHost(sorted(infos.values(), key=lambda p: p.name), backends, models, commands)
+    return backends, models, commands

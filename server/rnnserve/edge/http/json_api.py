@@ -78,7 +78,11 @@ async def call_unary(method: Callable[[Any, CallContext], Awaitable[Message]], m
 
 
 def json_routes(services: Servicers, max_bytes: int) -> list[BaseRoute]:
-    """The ``/api/v1`` routes over ``services``; request bodies of at most ``max_bytes``."""
+    """The ``/api/v1`` routes over ``services``; request bodies of at most ``max_bytes``.
+
+    About 60 lines: the three endpoint shapes (unary, server stream, the Session socket) are
+    closures over ``services`` and ``max_bytes``, next to the route table they fill.
+    """
 
     def unary(rpc: JsonRpc) -> Callable[[Request], Awaitable[Response]]:
         method = getattr(getattr(services, rpc.service), rpc.method)
