@@ -1,27 +1,11 @@
-"""Conformance contracts: test classes a plugin author subclasses to check a backend.
-
-Each contract checks what the host relies on, two ways: the backend object directly
-(``make_backend``), and the model served by a real server on a loopback port, called
-through ``rnnserve_client``. Say what to test with class attributes::
-
-    class TestMyLM(LanguageModelContract):
-        plugin = "my-lm"              # entry-point name (tests the packaging), or the hooks module
-        model = "my-lm-small"         # a model the plugin registers through register_models
-        sample_text = "Text the vocabulary covers."
-
-or build the model in a temporary directory by overriding ``make_spec(tmp_path)``. The
-class-scoped fixtures (``rnnserve_host``, ``rnnserve_spec``, ``rnnserve_config``,
-``rnnserve_server``, ``rnnserve_client``, and ``rnnserve_backend`` for language models)
-are available to extra tests you add to the subclass.
-"""
+"""The language-model contract: the step contract checked on the backend itself, serving through a real server."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -31,107 +15,16 @@ from rnnserve.backends import LanguageModel, State
 from rnnserve.host.model_spec import ModelSpec
 from rnnserve.host.plugins import PluginHost
 from rnnserve.host.precision import exact_seeds
-from rnnserve.ops.config import Limits, ServerConfig
 from rnnserve.runtime.state import concat_states, state_row
-from rnnserve.testing.hosts import LocalContext, plugin_host
+from rnnserve.testing.contracts.base import Contract
+from rnnserve.testing.hosts import LocalContext
 from rnnserve.testing.probe import ProbedLanguageModel
-from rnnserve.testing.server import ServerThread, running_server
+from rnnserve.testing.server import ServerThread
 from rnnserve.testing.waiting import wait_until
 from rnnserve_client import Client, errors
 
-SUGGESTION_KINDS = ("word", "next_words", "phrase")
 
-
-class _Contract:
-    """What every contract needs: the plugin under test, one model spec, and a served copy."""
-
-    #: The plugin under test: its entry-point name in the ``rnnserve`` group, or its hooks module.
-    plugin: ClassVar[Any] = None
-    #: Other plugins the model needs (e.g. the plugin of a language model an assistant borrows).
-    supporting_plugins: ClassVar[Sequence[Any]] = ()
-    #: The model to test: one the plugin registers through ``register_models`` ...
-    model: ClassVar[str | None] = None
-    #: ... or a spec given here, or one built by :meth:`make_spec`.
-    spec: ClassVar[ModelSpec | None] = None
-    #: The served copy's limits (the bad-input tests go past them).
-    limits: ClassVar[Limits] = Limits()
-    #: Seconds each client call may take.
-    timeout: ClassVar[float] = 60.0
-
-    # -- what an author may override ------------------------------------------------------
-
-    def make_spec(self, tmp_path: Path) -> ModelSpec:
-        """The model to test, e.g. a tiny checkpoint written into ``tmp_path`` (a class-wide temp dir)."""
-        raise TypeError(f"{type(self).__name__}: say which model to test: set `model = 'name'` (a model the "
-                        "plugin registers), `spec = ModelSpec(...)`, or override `make_spec(self, tmp_path)`")
-
-    def supporting_models(self, tmp_path: Path) -> Sequence[ModelSpec]:
-        """Other models the server must host (e.g. the language model an assistant borrows)."""
-        return ()
-
-    def make_host(self) -> PluginHost:
-        """The plugins to serve with: ``plugin`` and ``supporting_plugins``, loaded through their hooks."""
-        if self.plugin is None:
-            raise TypeError(f"{type(self).__name__}: set `plugin` to the plugin under test (its entry-point "
-                            "name, e.g. plugin = 'my-lm', or its hooks module)")
-        return plugin_host(self.plugin, *self.supporting_plugins)
-
-    def serving_host(self, host: PluginHost, spec: ModelSpec) -> PluginHost:
-        """The host the server gets (the language-model contract wraps the model in a probe)."""
-        return host
-
-    # -- fixtures (class-scoped: one host, spec and server per test class) --------------------
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def rnnserve_host(cls) -> PluginHost:
-        return cls().make_host()
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def rnnserve_workdir(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
-        return tmp_path_factory.mktemp(cls.__name__)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def rnnserve_spec(cls, rnnserve_host: PluginHost, rnnserve_workdir: Path) -> ModelSpec:
-        if cls.spec is not None:
-            return cls.spec
-        if cls.model is not None:
-            shipped = {s.name: s for s in rnnserve_host.models}
-            if cls.model not in shipped:
-                raise LookupError(f"{cls.__name__}: no plugin registers a model {cls.model!r}; "
-                                  f"registered: {sorted(shipped) or 'none'}")
-            return shipped[cls.model]
-        return cls().make_spec(rnnserve_workdir)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def rnnserve_config(cls, rnnserve_spec: ModelSpec, rnnserve_workdir: Path) -> ServerConfig:
-        models = (*cls().supporting_models(rnnserve_workdir), rnnserve_spec)
-        return ServerConfig(default_models=False, models=models, limits=cls.limits)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def rnnserve_server(cls, rnnserve_config: ServerConfig, rnnserve_host: PluginHost,
-                        rnnserve_spec: ModelSpec) -> Iterator[ServerThread]:
-        with running_server(rnnserve_config, cls().serving_host(rnnserve_host, rnnserve_spec)) as server:
-            for entry in server.app.registry.entries():
-                if entry.state != "ready":
-                    pytest.fail(f"model {entry.name!r} (backend {entry.spec.backend!r}) did not load: "
-                                f"{entry.state} {entry.reason}", pytrace=False)
-            yield server
-
-    @pytest.fixture
-    def rnnserve_client(self, rnnserve_server: ServerThread) -> Iterator[Client]:
-        with Client(rnnserve_server.target, timeout=self.timeout) as client:
-            yield client
-
-
-# -- language models --------------------------------------------------------------------------
-
-
-class LanguageModelContract(_Contract):
+class LanguageModelContract(Contract):
     """What the host relies on from a :class:`rnnserve.backends.LanguageModel`.
 
     The step contract (``vocab``, ``state_batch_dims``, ``initial_state``, ``forward``,
@@ -427,144 +320,3 @@ class LanguageModelContract(_Contract):
         with pytest.raises(errors.NotFound) as info:
             rnnserve_client.generate(name + "-no-such-model", self.prompt)
         assert name in info.value.details, "NOT_FOUND lists the models that exist"
-
-
-# -- translators ------------------------------------------------------------------------------
-
-
-class TranslatorContract(_Contract):
-    """What the host relies on from a :class:`rnnserve.backends.Translator`, checked through a real server."""
-
-    #: Source texts (at least two, of different lengths).
-    texts: ClassVar[Sequence[str]] = ("Good morning.", "Where is the station?", "The weather is fine today.")
-    beam_size: ClassVar[int] = 4
-    n_best: ClassVar[int] = 3
-
-    def test_one_result_per_text_in_order(self, rnnserve_client: Client, rnnserve_spec: ModelSpec) -> None:
-        results = rnnserve_client.translate(rnnserve_spec.name, list(self.texts))
-        assert len(results) == len(self.texts)
-        for result in results:
-            assert len(result.hypotheses) == 1 and isinstance(result.text, str)
-            assert result.hypotheses[0].attention is None, "attention only when asked for"
-
-    def test_n_best_is_ordered_by_score(self, rnnserve_client: Client, rnnserve_spec: ModelSpec) -> None:
-        results = rnnserve_client.translate(rnnserve_spec.name, list(self.texts), beam_size=self.beam_size,
-                                            n_best=self.n_best)
-        for text, result in zip(self.texts, results, strict=True):
-            scores = [h.score for h in result.hypotheses]
-            assert 1 <= len(scores) <= self.n_best, (text, scores)
-            assert scores == sorted(scores, reverse=True), f"n-best of {text!r} not best first: {scores}"
-            assert all(math.isfinite(s) for s in scores)
-            assert all(h.log_probability <= 1e-6 for h in result.hypotheses)
-
-    def test_batched_equals_one_at_a_time(self, rnnserve_client: Client, rnnserve_spec: ModelSpec) -> None:
-        options = {"beam_size": self.beam_size, "n_best": 2}
-        batched = rnnserve_client.translate(rnnserve_spec.name, list(self.texts), **options)
-        for text, together in zip(self.texts, batched, strict=True):
-            alone = rnnserve_client.translate(rnnserve_spec.name, [text], **options)[0]
-            assert [h.text for h in together.hypotheses] == [h.text for h in alone.hypotheses], text
-            assert [h.score for h in together.hypotheses] == pytest.approx([h.score for h in alone.hypotheses],
-                                                                           abs=1e-4)
-
-    def test_attention_rows_sum_to_one_when_requested(self, rnnserve_client: Client,
-                                                      rnnserve_spec: ModelSpec) -> None:
-        results = rnnserve_client.translate(rnnserve_spec.name, list(self.texts), beam_size=self.beam_size,
-                                            n_best=2, return_attention=True)
-        for result in results:
-            for hyp in result.hypotheses:
-                assert hyp.attention is not None, "return_attention=True must return attention"
-                assert len(hyp.attention) == len(hyp.attention_target_tokens)
-                for row in hyp.attention:
-                    assert len(row) == len(hyp.attention_source_tokens)
-                    assert sum(row) == pytest.approx(1.0, abs=1e-3), f"attention row sums to {sum(row)}"
-                    assert all(w >= -1e-6 for w in row)
-
-    def test_bad_inputs_are_rejected_with_the_right_codes(self, rnnserve_client: Client,
-                                                          rnnserve_spec: ModelSpec) -> None:
-        name, limits = rnnserve_spec.name, self.limits
-        text = self.texts[0]
-        with pytest.raises(errors.InvalidArgument, match="n_best"):
-            rnnserve_client.translate(name, [text], beam_size=2, n_best=3)
-        with pytest.raises(errors.InvalidArgument, match="max_beam_size"):
-            rnnserve_client.translate(name, [text], beam_size=limits.max_beam_size + 1)
-        with pytest.raises(errors.InvalidArgument, match="max_texts_per_call"):
-            rnnserve_client.translate(name, [text] * (limits.max_texts_per_call + 1))
-        with pytest.raises(errors.InvalidArgument, match="max_text_chars"):
-            rnnserve_client.translate(name, ["x" * (limits.max_text_chars + 1)])
-        with pytest.raises(errors.InvalidArgument):
-            rnnserve_client.translate(name, [])
-        with pytest.raises(errors.NotFound):
-            rnnserve_client.translate(name + "-no-such-model", [text])
-
-
-# -- assistants -------------------------------------------------------------------------------
-
-
-class AssistantContract(_Contract):
-    """What the host relies on from a :class:`rnnserve.backends.Assistant`, checked through a real server."""
-
-    #: Text before the cursor, ending inside a word.
-    text: ClassVar[str] = "It is a truth universally ackn"
-    #: The suggestion kinds the assistant offers.
-    kinds: ClassVar[Sequence[str]] = SUGGESTION_KINDS
-    max_suggestions: ClassVar[int] = 3
-    #: Session edits, applied in order after opening with ``""``: ("append", text), ("delete", n), ("reset",).
-    edits: ClassVar[Sequence[tuple[Any, ...]]] = (
-        ("append", "It is a tr"), ("append", "uth unix"), ("delete", 1), ("append", "vers"),
-        ("reset",), ("append", "She was the youn"),
-    )
-
-    def test_suggestions_of_each_kind(self, rnnserve_client: Client, rnnserve_spec: ModelSpec) -> None:
-        for kind in self.kinds:
-            suggestions = rnnserve_client.suggest(rnnserve_spec.name, self.text, self.max_suggestions, kinds=[kind])
-            assert 1 <= len(suggestions) <= self.max_suggestions, f"{kind}: {len(suggestions)} suggestions"
-            for s in suggestions:
-                assert s.kind == kind and s.text and s.insert_text, s
-                assert 0 <= s.replace_chars <= len(self.text), s
-                assert 0.0 <= s.absolute_probability <= 1.0 + 1e-6, s  # (a long phrase may underflow to 0)
-
-    def test_probabilities_are_normalised(self, rnnserve_client: Client, rnnserve_spec: ModelSpec) -> None:
-        suggestions = rnnserve_client.suggest(rnnserve_spec.name, self.text, self.max_suggestions,
-                                              kinds=list(self.kinds))
-        assert [s.kind for s in suggestions] == sorted((s.kind for s in suggestions), key=list(self.kinds).index), \
-            "suggestions come grouped by kind, in the requested order"
-        for kind in self.kinds:
-            group = [s for s in suggestions if s.kind == kind]
-            assert sum(s.probability for s in group) == pytest.approx(1.0, abs=1e-4), kind
-            assert all(0.0 < s.probability <= 1.0 + 1e-6 for s in group), kind
-            assert [s.absolute_probability for s in group] == sorted((s.absolute_probability for s in group),
-                                                                     reverse=True), f"{kind}: most likely first"
-
-    def test_session_after_edits_equals_a_fresh_suggest(self, rnnserve_client: Client,
-                                                       rnnserve_spec: ModelSpec) -> None:
-        name, kinds = rnnserve_spec.name, list(self.kinds)
-        document = ""
-        with rnnserve_client.session(name, kinds, self.max_suggestions) as session:
-            for op, *args in self.edits:
-                if op == "append":
-                    got = session.append(args[0])
-                    document += args[0]
-                elif op == "delete":
-                    got = session.delete(args[0])
-                    document = document[: max(0, len(document) - args[0])]
-                elif op == "reset":
-                    got = session.reset()
-                    document = ""
-                else:
-                    raise ValueError(f"unknown edit {op!r}; use append, delete or reset")
-                assert session.document_chars == len(document)
-                fresh = rnnserve_client.suggest(name, document, self.max_suggestions, kinds=kinds)
-                assert [(s.kind, s.text, s.insert_text, s.replace_chars) for s in got] == \
-                    [(s.kind, s.text, s.insert_text, s.replace_chars) for s in fresh], f"after {op} {args}"
-                assert [s.absolute_probability for s in got] == \
-                    pytest.approx([s.absolute_probability for s in fresh], rel=1e-3, abs=1e-9)
-
-    def test_bad_inputs_are_rejected_with_the_right_codes(self, rnnserve_client: Client,
-                                                          rnnserve_spec: ModelSpec) -> None:
-        name, limits = rnnserve_spec.name, self.limits
-        with pytest.raises(errors.InvalidArgument, match="max_suggestions"):
-            rnnserve_client.suggest(name, self.text, limits.max_suggestions + 1)
-        with pytest.raises(errors.InvalidArgument, match="max_document_chars"):
-            rnnserve_client.suggest(name, "x" * (limits.max_document_chars + 1))
-        with pytest.raises(errors.NotFound):
-            rnnserve_client.suggest(name + "-no-such-model", self.text)
