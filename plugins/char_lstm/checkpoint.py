@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from rnnserve.training import fresh_tmp, replace_dir
+from rnnserve.training import read_checkpoint_config, write_whole
 
 from .model import CharRNN, CharRNNConfig
 from .vocab import CharVocab
@@ -52,27 +52,13 @@ def write_model_files(directory: Path, model: CharRNN, vocab: CharVocab, trainin
 def save_model(directory: Path, model: CharRNN, vocab: CharVocab, training: dict | None = None,
                dtype: torch.dtype = torch.float32) -> None:
     """Write a complete model directory, replacing ``directory`` if it exists."""
-    tmp = fresh_tmp(directory)
-    write_model_files(tmp, model, vocab, training, dtype)
-    replace_dir(tmp, directory)
-
-
-def read_config(directory: Path) -> dict:
-    path = directory / "config.json"
-    if not path.exists():
-        raise CheckpointError(f"{directory} is not a char-lstm model directory (no config.json)")
-    config = json.loads(path.read_text())
-    if config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: format {config.get('format')!r}, expected {FORMAT!r}")
-    return config
+    write_whole(directory, lambda tmp: write_model_files(tmp, model, vocab, training, dtype))
 
 
 def load_model(directory: Path) -> tuple[CharRNN, CharVocab, dict]:
     """Rebuild the model (float32, eval mode) and vocabulary; also returns config.json."""
-    config = read_config(directory)
-    for name in ("model.safetensors", "vocab.json"):
-        if not (directory / name).exists():
-            raise CheckpointError(f"{directory} lacks {name}")
+    config = read_checkpoint_config(directory, FORMAT, "char-lstm", ("model.safetensors", "vocab.json"),
+                                    error=CheckpointError)
     model = CharRNN(CharRNNConfig.from_dict(config["model"]))
     tensors = {k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()}
     model.load_state_dict(tensors, strict=True)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from rnnserve.plugin_api import PeepholeLSTM
+from rnnserve.training import StoredConfig
 
 from .cells import CELL_KINDS, FusedLayer, has_cell_state
 
@@ -32,7 +33,7 @@ State = tuple[torch.Tensor, ...]
 
 
 @dataclass
-class CharRNNConfig:
+class CharRNNConfig(StoredConfig):
     """Everything needed to rebuild a :class:`CharRNN` (stored as ``config.json`` ``"model"``)."""
 
     vocab_size: int
@@ -51,17 +52,6 @@ class CharRNNConfig:
             raise ValueError(f"sizes must be positive: {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1): {self.dropout}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> CharRNNConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown model config key(s) {unknown}; valid: {sorted(known)}")
-        return cls(**raw)
 
 
 def _recurrent(config: CharRNNConfig) -> nn.Module:

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rnnserve.plugin_api import TranslateOptions
-from rnnserve.training import fresh_tmp, replace_dir
+from rnnserve.training import read_checkpoint_config, write_whole
 
 from .model import Seq2Seq, Seq2SeqConfig
 from .subwords import MODEL_FILE, SubwordVocab
@@ -70,28 +70,14 @@ def write_model_files(directory: Path, model: Seq2Seq, vocab: SubwordVocab, trai
 def save_model(directory: Path, model: Seq2Seq, vocab: SubwordVocab, training: dict | None = None,
                dtype: torch.dtype = torch.float32) -> None:
     """Write a complete model directory, replacing ``directory`` if it exists."""
-    tmp = fresh_tmp(directory)
-    write_model_files(tmp, model, vocab, training, dtype)
-    replace_dir(tmp, directory)
-
-
-def read_config(directory: Path) -> dict:
-    path = directory / "config.json"
-    if not path.exists():
-        raise CheckpointError(f"{directory} is not a gru-seq2seq model directory (no config.json)")
-    config = json.loads(path.read_text())
-    if config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: format {config.get('format')!r}, expected {FORMAT!r}")
-    return config
+    write_whole(directory, lambda tmp: write_model_files(tmp, model, vocab, training, dtype))
 
 
 def load_model(directory: Path) -> tuple[Seq2Seq, SubwordVocab, dict]:
     """Rebuild the model (float32, eval mode) and its vocabulary; also returns config.json."""
     directory = Path(directory)
-    config = read_config(directory)
-    for name in ("model.safetensors", MODEL_FILE):
-        if not (directory / name).exists():
-            raise CheckpointError(f"{directory} lacks {name}")
+    config = read_checkpoint_config(directory, FORMAT, "gru-seq2seq", ("model.safetensors", MODEL_FILE),
+                                    error=CheckpointError)
     model = Seq2Seq(Seq2SeqConfig.from_dict(config["model"]))
     tensors = {k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()}
     missing, unexpected = model.load_state_dict(tensors, strict=False)

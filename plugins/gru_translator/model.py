@@ -18,18 +18,20 @@ V ``vocab_size``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnserve.training import StoredConfig
+
 from .subwords import BOS_ID, PAD_ID
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(StoredConfig):
     """Architecture hyper-parameters (``config.json`` ``"model"``)."""
 
     vocab_size: int
@@ -41,17 +43,6 @@ class Seq2SeqConfig:
     dropout: float = 0.2
     #: One [V, E] matrix for source embeddings, target embeddings and the output projection.
     tie_embeddings: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> Seq2SeqConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown model config key(s) {unknown}")
-        return cls(**raw)
 
 
 class Encoded(NamedTuple):

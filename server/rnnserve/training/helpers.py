@@ -18,10 +18,11 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import timedelta
 from pathlib import Path
+from typing import Self
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -169,6 +170,47 @@ def replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+class StoredConfig:
+    """Base of a model's config dataclass, stored as the ``"model"`` section of a checkpoint's
+    ``config.json``: :meth:`to_dict` writes it; :meth:`from_dict` reads it back and refuses keys
+    the class does not have (a checkpoint of another model or a newer version)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)  # type: ignore[call-overload]  (subclasses are dataclasses)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Self:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown model config key(s) {unknown}; valid: {sorted(known)}")
+        return cls(**raw)
+
+
+def write_whole(directory: Path, write: Callable[[Path], None]) -> None:
+    """Write ``directory`` whole: ``write(tmp)`` fills a fresh sibling (:func:`fresh_tmp`) that then
+    replaces it (:func:`replace_dir`), so a kill mid-write leaves the previous copy intact."""
+    tmp = fresh_tmp(directory)
+    write(tmp)
+    replace_dir(tmp, directory)
+
+
+def read_checkpoint_config(directory: Path, fmt: str, kind: str, files: Sequence[str] = (),
+                           error: Callable[[str], Exception] = ValueError) -> dict:
+    """A model directory's ``config.json``, checked: it is there, its ``format`` is ``fmt``, and
+    ``files`` stand beside it; a failure raises ``error(message)`` (``kind`` names the backend)."""
+    path = directory / "config.json"
+    if not path.exists():
+        raise error(f"{directory} is not a {kind} model directory (no config.json)")
+    config = json.loads(path.read_text())
+    if config.get("format") != fmt:
+        raise error(f"{path}: format {config.get('format')!r}, expected {fmt!r}")
+    for name in files:
+        if not (directory / name).exists():
+            raise error(f"{directory} lacks {name}")
+    return config
+
+
 #: The optimizer's tensors and the RNG states in a checkpoint directory (:func:`save_training_state`).
 OPTIMIZER_FILE = "optimizer.safetensors"
 #: The trainer's progress (``step``, ``history``, ...) in a checkpoint or snapshot directory.
@@ -236,10 +278,11 @@ def save_snapshot(snapshot: Path, write_weights: Callable[[Path], None], state: 
     """Replace ``snapshot`` with the model files ``write_weights(directory)`` writes (float16 keeps it
     small enough to commit) and ``state`` as ``trainer_state.json``: what a run on another machine
     resumes from (:func:`resume_source`) when only the repository survived."""
-    tmp = fresh_tmp(snapshot)
-    write_weights(tmp)
-    (tmp / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
-    replace_dir(tmp, snapshot)
+    def write(directory: Path) -> None:
+        write_weights(directory)
+        (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
+
+    write_whole(snapshot, write)
 
 
 def time_is_up(started: float, limit_min: float, place: Placement) -> bool:
