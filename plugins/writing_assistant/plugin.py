@@ -4,46 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnnserve.plugin_api import BackendFactory, LoadContext, ModelCard, ModelSpec, hookimpl
+from rnnserve.plugin_api import BackendFactory, LoadContext, ModelSpec, hookimpl
 from rnnserve_plugins.char_lstm.plugin import ENGLISH_DIR, ENGLISH_MODEL, SHIPPED_INT8_MODEL, is_shipped
+
+from .card import AUSTEN_LIMITS, MODERN_LIMITS, card
 
 PLUGIN_API_VERSION = "1.0"
 
 BACKEND = "writing-assistant"
 AUSTEN_ASSISTANT = "austen-writing-assistant"
-HOW = "beam search over characters, casing kept, per-session recurrent state"
-
-
-#: Keystroke savings measured on 2026-12-06 (AMD EPYC, torch 2.13.0) typing the first 10,000 characters of
-#: each held-out text, against PyPI wordfreq's context-free completer (same acceptance rule):
-#:   python -m benchmarks.assistant --data runs/english/data --model writing-assistant,austen-writing-assistant \
-#:       --ksr-only --chars 10000        # and --data runs/austen/data (Persuasion)
-KSR = {
-    "writing-assistant": {"modern_ksr1": 0.2368, "modern_ksr3": 0.3435, "modern_ksr3_vs_wordfreq": 1.490,
-                          "persuasion_ksr1": 0.1275, "persuasion_ksr3": 0.2046, "persuasion_ksr3_vs_wordfreq": 0.900},
-    "austen-writing-assistant": {"modern_ksr1": 0.1277, "modern_ksr3": 0.2062, "modern_ksr3_vs_wordfreq": 0.894,
-                                 "persuasion_ksr1": 0.2276, "persuasion_ksr3": 0.3312,
-                                 "persuasion_ksr3_vs_wordfreq": 1.457},
-}
-KSR_COMMAND = ("python -m benchmarks.assistant --data runs/english/data (or runs/austen/data) "
-               "--model writing-assistant,austen-writing-assistant --ksr-only --chars 10000")
-
-
-def card(name: str, language_model: str, text: str, limitations: str) -> ModelCard:
-    """The card of assistant ``name`` on ``language_model``: no weights of its own, its measured savings."""
-    base = language_model.removesuffix("-int8")
-    return ModelCard(
-        description=f"Word completion, next-word and phrase suggestions for {text} from the {language_model} "
-                    f"character language model: {HOW}. Metrics: keystroke savings (KSR@k: share of keystrokes "
-                    "saved by a typist who accepts a top-k word suggestion) on 10,000 held-out characters of the "
-                    "modern-English test split and of Persuasion, and the ratio to PyPI wordfreq's context-free "
-                    "completer.",
-        data=f"No weights of its own; see the {base} model card.",
-        training_command=KSR_COMMAND,
-        metrics=dict(KSR.get(name, {})),
-        license="MIT (code); the language model's card gives its weights' licence.",
-        limitations=limitations,
-    )
 
 
 def _create_backend(spec: ModelSpec, context: LoadContext) -> object:
@@ -59,13 +28,9 @@ def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
 
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
-    austen_limits = ("Suggestions reflect Jane Austen's vocabulary and style (early-19th-century English); "
-                     "little help on modern text.")
-    austen = card(AUSTEN_ASSISTANT, SHIPPED_INT8_MODEL, "Jane Austen-style prose", austen_limits)
+    austen = card(AUSTEN_ASSISTANT, SHIPPED_INT8_MODEL, "Jane Austen-style prose", AUSTEN_LIMITS)
     modern_lm = f"{ENGLISH_MODEL}-int8" if is_shipped(ENGLISH_DIR) else SHIPPED_INT8_MODEL
-    modern = card(BACKEND, modern_lm, "modern English", "Suggestions reflect the English of software "
-                  "documentation, manuals and interfaces; printable ASCII only; e-mail and fiction are further from "
-                  "its data.") if modern_lm != SHIPPED_INT8_MODEL else austen
+    modern = card(BACKEND, modern_lm, "modern English", MODERN_LIMITS) if modern_lm != SHIPPED_INT8_MODEL else austen
     register(ModelSpec(name=BACKEND, backend=BACKEND, options={"language_model": modern_lm}, card=modern))
     register(ModelSpec(name=AUSTEN_ASSISTANT, backend=BACKEND, options={"language_model": SHIPPED_INT8_MODEL},
                        card=austen))

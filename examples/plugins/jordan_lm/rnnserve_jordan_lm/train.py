@@ -4,15 +4,13 @@ The last ``--val-fraction`` of the paragraphs is held out for validation. Traini
 random windows of ``--seq-len`` tokens from the training paragraphs (each paragraph is
 ``<bos> tokens <eos>``), every window from the zero state, and minimises the cross-entropy
 of the next token with Adam. The output directory gets the checkpoint and a
-``model_card.json`` that rnnserve shows in ``Models.GetModel``.
+``model_card.json`` that rnnserve shows in ``Models.GetModel`` (written by ``card.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
-import json
 import math
 import time
 from functools import partial
@@ -24,6 +22,7 @@ from torch.nn import functional as F
 from rnnserve.plugin_api import Command, ModelCard
 from rnnserve.training import optimizer_step, warmup_cosine_lr
 
+from .card import write_card
 from .model import JordanConfig, JordanRNN, save_model
 from .vocab import WordVocab
 
@@ -85,24 +84,10 @@ def train(args: argparse.Namespace) -> ModelCard:
     training = {"text": Path(args.text).name, "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
                 **{name: getattr(args, name) for name in HYPERPARAMETERS}}
     save_model(out, model, vocab, training)
-    card = ModelCard(
-        description=f"Word-level Jordan network language model (h_t = tanh(W x_t + U y_t-1 + b), "
-                    f"E={args.embedding_dim}, H={args.hidden_size}, {vocab.size} tokens): the rnnserve "
-                    "plugin tutorial's example.",
-        data=f"{Path(args.text).name}: {len(paragraphs)} paragraphs, {len(stream) + sum(map(len, val))} tokens "
-             f"with <bos>/<eos> (sha256 {training['text_sha256'][:16]}...).",
-        split=f"validation: the last {held_out} paragraphs; training: the other {len(train_text)}; tokens seen "
-              f"fewer than {args.min_count} times in training are <unk>.",
-        training_command=f"rnnserve train jordan-lm --text {Path(args.text).name} --steps {args.steps} "
-                         f"--seed {args.seed} --out {out.name}",
-        metrics={"val_nats_per_token": round(val_loss, 4), "val_perplexity": round(math.exp(val_loss), 2),
-                 "val_unknown_token_rate": round(unknown, 4), "train_steps": args.steps,
-                 "parameters": sum(p.numel() for p in model.parameters()), "wall_time_s": round(seconds, 1)},
-        license="Code and weights: MIT. Text: public domain (Jane Austen, Pride and Prejudice).",
-        limitations="A toy trained on 5,000 words of one novel: Austen-flavoured word salad. Words outside its "
-                    "vocabulary are <unk> (reported by the server; generated as nothing).",
-    )
-    (out / "model_card.json").write_text(json.dumps(dataclasses.asdict(card), indent=2) + "\n")
+    card = write_card(out, args, vocab_size=vocab.size, paragraphs=len(paragraphs),
+                      tokens=len(stream) + sum(map(len, val)), text_sha256=training["text_sha256"],
+                      held_out=held_out, val_loss=val_loss, unknown_rate=unknown,
+                      parameters=sum(p.numel() for p in model.parameters()), seconds=seconds)
     (out / "manifest.json").unlink(missing_ok=True)  # stale now; `rnnserve manifest DIR` writes a new one
     print(f"wrote {out}: validation {val_loss:.3f} nats/token (perplexity {math.exp(val_loss):.1f}) in {seconds:.0f} s")
     return card
