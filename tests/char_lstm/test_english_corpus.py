@@ -19,13 +19,11 @@ from rnnserve_plugins.char_lstm.english import (
     CHARSET,
     EnglishSource,
     dedup_key,
-    html_paragraphs,
-    info_documents,
     is_prose,
-    man_paragraphs,
     normalise,
     split_of,
 )
+from rnnserve_plugins.char_lstm.english_readers import html_paragraphs, info_documents, man_paragraphs
 from rnnserve_plugins.char_lstm.vocab import CharVocab
 from rnnserve_plugins.debian_packages import RESERVED, ReservedSourceError, check_allowed
 
