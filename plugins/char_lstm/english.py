@@ -256,29 +256,7 @@ def prepare(out: Path, cache: Path | None = None, only: Iterable[str] | None = N
             stats = SourceStats()
             for doc_id, raw_paragraphs in read_documents(source, debs, groff):
                 stats.documents += 1
-                kept: dict[str, list[str]] = {s: [] for s in SPLITS}
-                for raw in raw_paragraphs:
-                    stats.paragraphs_read += 1
-                    text = normalise(raw)
-                    if not is_prose(text):
-                        stats.not_prose += 1
-                        continue
-                    coverage.add(re.sub(r"\s+", " ", raw).strip())
-                    if not set(text) <= CHARSET:
-                        stats.out_of_charset += 1
-                        continue
-                    key = dedup_key(text)
-                    if key in seen:
-                        stats.duplicates += 1
-                        continue
-                    seen.add(key)
-                    split = split_of(key)
-                    if split == "train" and source.cap is not None and stats.chars["train"] >= source.cap:
-                        stats.capped += 1
-                        continue
-                    kept[split].append(text)
-                    stats.chars[split] += len(text) + 1
-                    stats.paragraphs[split] += 1
+                kept = _kept_paragraphs(raw_paragraphs, source, stats, coverage, seen)
                 for split, paragraphs in kept.items():
                     if paragraphs:
                         splits[split].append((source.name, doc_id, paragraphs))
@@ -288,17 +266,64 @@ def prepare(out: Path, cache: Path | None = None, only: Iterable[str] | None = N
                 "seconds": round(time.monotonic() - t0, 1)}
             log(f"[english] {source.name}: {stats.documents:,} documents, "
                 + ", ".join(f"{s} {stats.chars[s]:,}" for s in SPLITS) + f" chars ({time.monotonic() - t0:.0f} s)")
+    files = _write_splits(out, splits, list(manifest_sources))
+    manifest = _manifest(manifest_sources, packages_used.get(GROFF_PACKAGE), coverage, files,
+                         round(time.monotonic() - started, 1))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _kept_paragraphs(raw_paragraphs: list[str], source: EnglishSource, stats: SourceStats, coverage: Coverage,
+                     seen: set[str]) -> dict[str, list[str]]:
+    """A document's paragraphs that pass, normalised, by split: prose, in :data:`CHARSET`, not seen
+    before (``seen`` grows), and within the source's cap on training characters; ``stats`` and
+    ``coverage`` count what happened to each."""
+    kept: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for raw in raw_paragraphs:
+        stats.paragraphs_read += 1
+        text = normalise(raw)
+        if not is_prose(text):
+            stats.not_prose += 1
+            continue
+        coverage.add(re.sub(r"\s+", " ", raw).strip())
+        if not set(text) <= CHARSET:
+            stats.out_of_charset += 1
+            continue
+        key = dedup_key(text)
+        if key in seen:
+            stats.duplicates += 1
+            continue
+        seen.add(key)
+        split = split_of(key)
+        if split == "train" and source.cap is not None and stats.chars["train"] >= source.cap:
+            stats.capped += 1
+            continue
+        kept[split].append(text)
+        stats.chars[split] += len(text) + 1
+        stats.paragraphs[split] += 1
+    return kept
+
+
+def _write_splits(out: Path, splits: dict[str, list[tuple[str, str, list[str]]]], names: list[str]) -> dict:
+    """Write each split's documents (``(source, doc id, paragraphs)``) in a fixed pseudo-random order,
+    and each source's test documents alone; returns the files' manifest entries."""
     files = {}
     for split, documents in splits.items():
         documents.sort(key=lambda d: hashlib.sha256(f"{d[0]}:{d[1]}".encode()).digest())
         files.update(_write(out / f"{split}.txt", [d[2] for d in documents]))
         if split == "test":
-            for name in manifest_sources:
+            for name in names:
                 files.update(_write(out / f"test.{name}.txt", [d[2] for d in documents if d[0] == name]))
+    return files
+
+
+def _manifest(manifest_sources: dict[str, dict], renderer: dict | None, coverage: Coverage, files: dict,
+              wall_time_s: float) -> dict:
+    """``manifest.json``: the sources, the renderer, the mix, the character coverage and the files."""
     total = {s: sum(v["chars"][s] for v in manifest_sources.values()) for s in SPLITS}
-    manifest = {
+    return {
         "sources": manifest_sources,
-        "renderer": packages_used.get(GROFF_PACKAGE),
+        "renderer": renderer,
         "reserved_packages_refused": list(RESERVED),
         "chars": total,
         "mix": {name: round(v["chars"]["train"] / max(1, total["train"]), 4) for name, v in manifest_sources.items()},
@@ -311,10 +336,8 @@ def prepare(out: Path, cache: Path | None = None, only: Iterable[str] | None = N
                  "the rest train; duplicates (lower-case letters and digits) dropped across all sources",
         "layout": "one paragraph per line; documents separated by an empty line (training starts each with <bos>)",
         "files": files,
-        "wall_time_s": round(time.monotonic() - started, 1),
+        "wall_time_s": wall_time_s,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
 
 
 def _write(path: Path, documents: list[list[str]]) -> dict:

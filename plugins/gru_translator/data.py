@@ -223,6 +223,54 @@ def mix(counts: dict[str, int], names: Iterable[str]) -> dict[str, dict[str, int
                    "train_share_percent": round(100 * counts[f"{name}_train"] / total, 1)} for name in names}
 
 
+def _ding(ding_file: Path | None, cache: Path) -> tuple[str, dict]:
+    """The Ding dictionary's text (from ``ding_file``, else from its Debian package fetched into
+    ``cache``) and its manifest entry."""
+    if ding_file is None:
+        deb = fetch(ding.PACKAGE, cache / "debs")
+        ding_text = next(content for _, content in deb.members(lambda p: p == ding.FILE)).decode("utf-8")
+        return ding_text, {"domain": DING, **deb.describe(),
+                           "dictionary_sha256": hashlib.sha256(ding_text.encode()).hexdigest()}
+    return ding_file.read_text(encoding="utf-8"), {"domain": DING, "package": ding.PACKAGE, "file": str(ding_file),
+                                                   "dictionary_sha256": sha256_file(ding_file)}
+
+
+def _bible(bible_db: Path | None, cache: Path) -> tuple[Path, dict]:
+    """The Bible database (``bible_db``, else downloaded into ``cache``) and its manifest entry."""
+    if bible_db is None:
+        wheel, bible_db = bible.download_bible(cache)
+        entry = {"domain": BIBLE, "package": bible.PACKAGE, "file": wheel.name, "sha256": sha256_file(wheel),
+                 "licence": "public domain (World English Bible 2000, Elberfelder 1932)"}
+    else:
+        entry = {"domain": BIBLE, "package": bible.PACKAGE, "file": str(bible_db)}
+    entry["database_sha256"] = sha256_file(bible_db)
+    return bible_db, entry
+
+
+def _method(cap: int | None) -> dict[str, str]:
+    """The manifest's account of the cleaning, the filters and the split."""
+    return {
+        "cleaning": "Ding: {}/[]/() annotations removed, a/b alternatives keep the first word, example "
+                    "sentences (3+ words, final . ! ?, capitalised English), multi-word phrases without "
+                    "placeholders apart (train.phrases, train buckets only); Bible: [supplied] words "
+                    "unbracketed, backtick apostrophes to '; catalogues: fuzzy, obsolete, untranslated and "
+                    "translator-credit entries skipped, plural forms paired (msgid/msgstr[0], "
+                    "msgid_plural/msgstr[1]), contexts dropped, accelerators (_ & ~) and markup removed, "
+                    "placeholders kept; documentation: <p>/<h*>/<td>/<li>/... blocks aligned page by page, "
+                    "code and hidden elements left out; paragraphs split into sentences where both sides "
+                    "have as many; all: typographic quotes to ASCII, whitespace collapsed",
+        "filter": f"untranslated pairs, exact and normalised duplicates dropped; at most {MAX_WORDS} words a side; "
+                  f"(characters + {RATIO_SLACK}) ratio en/de within [1/{MAX_RATIO:g}, {MAX_RATIO:g}]; the same format "
+                  f"placeholders on both sides; py3langid (between {'/'.join(LANGUAGE_SET)}) finds en and de on "
+                  f"sides of {LANGUAGE_MIN_WORDS}+ words; at most {cap or 'any number of'} training pairs per "
+                  "source",
+        "split": f"sha1(folded English side) % 100: {TEST_BUCKETS.start}-{TEST_BUCKETS.stop - 1} test, "
+                 f"{DEV_BUCKETS.start}-{DEV_BUCKETS.stop - 1} dev, the rest train; per domain one pair per English "
+                 f"sentence and at most {MAX_HELD_OUT} pairs in dev and in test; test.<domain> and dev.<domain> "
+                 "partition test and dev",
+    }
+
+
 def prepare(out: Path, ding_file: Path | None = None, bible_db: Path | None = None, *,
             sources: Sequence[Source] = (), cache: Path | None = None, cap: int | None = None) -> dict:
     """Fetch (unless given local copies) and read the sources, build and write the corpus into ``out``.
@@ -235,22 +283,8 @@ def prepare(out: Path, ding_file: Path | None = None, bible_db: Path | None = No
     out.mkdir(parents=True, exist_ok=True)
     cache = cache or out / "cache"
     source: dict[str, dict] = {}
-    if ding_file is None:
-        deb = fetch(ding.PACKAGE, cache / "debs")
-        ding_text = next(content for _, content in deb.members(lambda p: p == ding.FILE)).decode("utf-8")
-        source[DING] = {"domain": DING, **deb.describe(),
-                        "dictionary_sha256": hashlib.sha256(ding_text.encode()).hexdigest()}
-    else:
-        ding_text = ding_file.read_text(encoding="utf-8")
-        source[DING] = {"domain": DING, "package": ding.PACKAGE, "file": str(ding_file),
-                        "dictionary_sha256": sha256_file(ding_file)}
-    if bible_db is None:
-        wheel, bible_db = bible.download_bible(cache)
-        source[BIBLE] = {"domain": BIBLE, "package": bible.PACKAGE, "file": wheel.name, "sha256": sha256_file(wheel),
-                         "licence": "public domain (World English Bible 2000, Elberfelder 1932)"}
-    else:
-        source[BIBLE] = {"domain": BIBLE, "package": bible.PACKAGE, "file": str(bible_db)}
-    source[BIBLE]["database_sha256"] = sha256_file(bible_db)
+    ding_text, source[DING] = _ding(ding_file, cache)
+    bible_db, source[BIBLE] = _bible(bible_db, cache)
     debian: list[tuple[str, str, Iterable[Pair]]] = []
     for item in sources:
         source[item.name], pairs = _debian_source(item, cache / "debs")
@@ -270,24 +304,7 @@ def prepare(out: Path, ding_file: Path | None = None, bible_db: Path | None = No
         "domains": {domain: [name for name in source if source[name]["domain"] == domain]
                     for domain in DOMAINS},
         "mix": mix(counts, source),
-        "cleaning": "Ding: {}/[]/() annotations removed, a/b alternatives keep the first word, example "
-                    "sentences (3+ words, final . ! ?, capitalised English), multi-word phrases without "
-                    "placeholders apart (train.phrases, train buckets only); Bible: [supplied] words "
-                    "unbracketed, backtick apostrophes to '; catalogues: fuzzy, obsolete, untranslated and "
-                    "translator-credit entries skipped, plural forms paired (msgid/msgstr[0], "
-                    "msgid_plural/msgstr[1]), contexts dropped, accelerators (_ & ~) and markup removed, "
-                    "placeholders kept; documentation: <p>/<h*>/<td>/<li>/... blocks aligned page by page, "
-                    "code and hidden elements left out; paragraphs split into sentences where both sides "
-                    "have as many; all: typographic quotes to ASCII, whitespace collapsed",
-        "filter": f"untranslated pairs, exact and normalised duplicates dropped; at most {MAX_WORDS} words a side; "
-                  f"(characters + {RATIO_SLACK}) ratio en/de within [1/{MAX_RATIO:g}, {MAX_RATIO:g}]; the same format "
-                  f"placeholders on both sides; py3langid (between {'/'.join(LANGUAGE_SET)}) finds en and de on "
-                  f"sides of {LANGUAGE_MIN_WORDS}+ words; at most {cap or 'any number of'} training pairs per "
-                  "source",
-        "split": f"sha1(folded English side) % 100: {TEST_BUCKETS.start}-{TEST_BUCKETS.stop - 1} test, "
-                 f"{DEV_BUCKETS.start}-{DEV_BUCKETS.stop - 1} dev, the rest train; per domain one pair per English "
-                 f"sentence and at most {MAX_HELD_OUT} pairs in dev and in test; test.<domain> and dev.<domain> "
-                 "partition test and dev",
+        **_method(cap),
         "counts": counts,
         "files": files,
         "elapsed_s": round(time.monotonic() - started, 1),
