@@ -16,6 +16,10 @@ searches share batched model steps) and with the assistant's calls run one at a 
 (``concurrent_calls = 1``), without a session's search ahead for the keystroke it expects
 (``expect_next = false``) and without that and the states a session keeps from its searches
 (``word_nodes = 0``), people typing every 150 ms and in a closed loop.
+``--variants`` picks among these. Paced latency moves a lot from run to run (whether a
+session's search ahead finishes before its next keystroke is a race), so ``--repeats N``
+runs each cell N times and shows the range of the runs' medians beside the pooled figures,
+with the share of keystrokes the search ahead answered.
 
     python -m benchmarks.assistant --data runs/austen/data --model austen-writing-assistant \
         --language-model austen-char-lstm-int8 [--chars 20000] [--doc-chars 20000]
@@ -46,6 +50,7 @@ import heapq
 import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import QUICK_DATA, parse_args, percentile, print_machine, shipped_config, shipped_specs, table
@@ -210,9 +215,48 @@ async def concurrent_sessions(target: str, model: str, sessions: int, text: str,
     return times
 
 
+@dataclass
+class Cell:
+    """One concurrent-session cell over its runs: per-keystroke seconds (pooled), each run's
+    median, the share of keystrokes the search ahead answered, and mean rows per lent step."""
+
+    times: list[float]
+    run_p50s: list[float]
+    answered_ahead: float
+    rows_per_step: float
+
+
+def _concurrent_cell(client: Client, target: str, model: str, args: argparse.Namespace, text: str, sessions: int,
+                     pace: float) -> Cell:
+    """``args.repeats`` runs of ``sessions`` sessions of assistant ``model`` typing ``text`` at ``pace``."""
+    times: list[float] = []
+    run_p50s: list[float] = []
+    before, hits_before = client.get_model(args.language_model).stats, _hits(client, model)
+    for _ in range(args.repeats):
+        run = asyncio.run(concurrent_sessions(target, model, sessions, text, args.session_keystrokes, pace,
+                                              args.skip))
+        times += run
+        run_p50s.append(percentile(run, 50))
+    after = client.get_model(args.language_model).stats
+    steps = after.lent_steps_total - before.lent_steps_total
+    rows = _lent_rows(after) - _lent_rows(before)
+    return Cell(times, run_p50s, (_hits(client, model) - hits_before) / len(times),
+                rows / steps if steps else float("nan"))
+
+
+def _hits(client: Client, model: str) -> float:
+    """Keystrokes an assistant answered from its sessions' search ahead, so far."""
+    return client.get_model(model).stats.backend_counters.get("expected_hits", 0.0)
+
+
 def _lent_rows(stats: ModelStats) -> float:
     """Rows of all the steps a language model has run for lent searches."""
     return stats.mean_lent_rows * stats.lent_steps_total
+
+
+#: The concurrent-session variants: the timed assistant as shipped, and configured beside it
+#: (``--variants``) without the search ahead, without it and the word nodes, and one call at a time.
+VARIANTS = ("shipped", "no-ahead", "previous", "serial")
 
 
 def language_model_of(assistant: str) -> str:
@@ -244,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session-keystrokes", type=int, default=KEYSTROKES,
                         help="keystrokes each concurrent session types")
     parser.add_argument("--skip", type=int, default=SKIP, help="characters of the text the concurrent sessions skip")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"concurrent-session variants to time, comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each concurrent-session cell (paced latency moves a lot from run to run: the "
+                             "table pools the runs and shows the range of their medians)")
     args = parse_args(parser, argv, quick={"data": QUICK_DATA, "model": "austen-writing-assistant", "chars": 60,
                                            "doc_chars": 300, "keystrokes": 4,
                                            "sessions": "2", "pace_ms": 0.0, "session_keystrokes": 4, "skip": 0})
@@ -301,19 +350,18 @@ def main(argv: list[str] | None = None) -> int:
         cold = latency(client, "assistant-no-cache", document, max(2, args.keystrokes // 10))
         times["suggest, no prefix cache"] = cold["suggest"]
         paces = [0.0] + ([args.pace_ms / 1000] if args.pace_ms > 0 else [])
+        models = {"shipped": timed, "no-ahead": "assistant-no-ahead", "previous": "assistant-previous",
+                  "serial": "assistant-serial"}
+        labels = {"shipped": "shipped", "no-ahead": "no search ahead", "previous": "neither (previous)",
+                  "serial": "one at a time"}
         concurrent = {}
-        variants = {timed: "shipped", "assistant-no-ahead": "no search ahead",
-                    "assistant-previous": "neither (previous)", "assistant-serial": "one at a time"}
-        for model in variants:
+        for name in args.variants.split(","):
+            if name not in models:
+                parser.error(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
             for pace in paces:
                 for n in (int(x) for x in args.sessions.split(",")):
-                    before = client.get_model(args.language_model).stats
-                    times_n = asyncio.run(concurrent_sessions(srv.target, model, n, test, args.session_keystrokes,
-                                                              pace, args.skip))
-                    after = client.get_model(args.language_model).stats
-                    steps = after.lent_steps_total - before.lent_steps_total
-                    rows = _lent_rows(after) - _lent_rows(before)
-                    concurrent[model, n, pace] = (times_n, rows / steps if steps else float("nan"))
+                    concurrent[labels[name], n, pace] = _concurrent_cell(client, srv.target, models[name],
+                                                                         args, test, n, pace)
     base_p50 = percentile(times["session"], 50)
     print(f"\nPer-keystroke latency on a {len(document):,}-character document ({args.keystrokes} keystrokes)")
     print(table(["path", "p50 ms", "p99 ms", "p50 vs session"],
@@ -322,10 +370,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nPer-keystroke latency with concurrent sessions ({args.session_keystrokes} keystrokes each): as shipped "
           "(searches batched into shared model steps, word nodes, search ahead), without the search ahead, without "
           "it and the word nodes (the previous release), and the assistant's calls one at a time")
-    print(table(["assistant", "sessions", "typing", "p50 ms", "p99 ms", "rows/step"],
-                [(variants[model], n,
-                  f"every {pace * 1e3:.0f} ms" if pace else "closed loop", percentile(v, 50) * 1e3,
-                  percentile(v, 99) * 1e3, rows) for (model, n, pace), (v, rows) in concurrent.items()]))
+    if args.repeats > 1:
+        print(f"{args.repeats} runs per row, pooled; 'run p50s' is the range of the runs' medians")
+    print(table(["assistant", "sessions", "typing", "p50 ms", "p99 ms", "run p50s ms", "answered ahead",
+                 "rows/step"],
+                [(label, n, f"every {pace * 1e3:.0f} ms" if pace else "closed loop",
+                  percentile(cell.times, 50) * 1e3, percentile(cell.times, 99) * 1e3,
+                  f"{min(cell.run_p50s) * 1e3:.1f}-{max(cell.run_p50s) * 1e3:.1f}",
+                  f"{cell.answered_ahead:.0%}", cell.rows_per_step)
+                 for (label, n, pace), cell in concurrent.items()]))
     return 0
 
 

@@ -24,7 +24,8 @@ The report opens with the machine (CPU model, cores, ISA flags, torch's kernels)
 the server starts, it measures this machine's matrix-product peaks: float32, bfloat16
 (``torch.mm``) and int8 (a large ``nn.Linear`` converted by the char-lstm backend's
 ``quantize``, the kernels the int8 model runs) on the server's torch threads (``--torch-threads``,
-else torch's default here: what a server started with no ``torch_threads`` uses), and
+else what a server of these models picks with no ``torch_threads``: ``(cores - 1) // models``,
+at least one, ``rnnserve.host.torch_runtime.default_threads``), and
 float32 on all the machine's cores. A **roofline** is a peak divided by the model's FLOPs per
 character: ``% roofline`` against float32 on the server's threads, ``% machine roofline``
 against float32 on every core, ``% own roofline`` (bfloat16 and int8 rows) against the
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ from torch import nn
 
 from benchmarks.common import parse_args, percentile, print_machine, shipped_specs, table, toml_value, usable_cores
 from benchmarks.server_process import ServerProcess, serve
+from rnnserve.host.torch_runtime import default_threads
 from rnnserve.ops.config import Limits
 from rnnserve.plugin_api import LanguageModel
 from rnnserve_client import AsyncClient, Client
@@ -240,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="char-lstm checkpoint (default: shipped)")
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2, help="streams per worker at each level")
+    parser.add_argument("--min-streams", type=int, default=32,
+                        help="streams per level at least (workers run more rounds at low concurrency: a level of "
+                             "two streams measures their start-up, not the steady state)")
     parser.add_argument("--baseline-concurrency", default="1,64")
     parser.add_argument("--variants", default="",
                         help=f"also measure these, comma-separated: default, {', '.join(VARIANTS)}")
@@ -249,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peak-size", type=int, default=1024, help="matrix size of the peak measurements")
     parser.add_argument("--peak-seconds", type=float, default=0.5, help="length of each peak measurement's rounds")
     parser.add_argument("--bare-seconds", type=float, default=1.0, help="time each bare step at least this long")
-    args = parse_args(parser, argv, quick={"concurrency": "1,4", "new_tokens": 16, "rounds": 1,
+    args = parse_args(parser, argv, quick={"concurrency": "1,4", "new_tokens": 16, "rounds": 1, "min_streams": 1,
                                            "baseline_concurrency": "1", "peak_size": 256, "peak_seconds": 0.02,
                                            "bare_seconds": 0.05})
     print_machine()
@@ -264,10 +270,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("the default variant is the server with no options: drop --torch-threads")
         models[f"rnnserve {variant}"] = shipped_default() if variant == "default" else VARIANTS[variant]
 
-    # The server's torch threads: --torch-threads, else torch's default, the same here as in a
-    # server started from this environment. Peaks and bare steps run on as many.
-    threads = args.torch_threads or torch.get_num_threads()
+    # The server's torch threads: --torch-threads, else what a server of these models picks
+    # (rnnserve.host.torch_runtime.default_threads). Peaks and bare steps run on as many.
     cores = usable_cores()
+    threads = args.torch_threads or default_threads(cores, len(models))
     torch.set_num_threads(threads)
     peaks = {precision: gemm_peak(precision, args.peak_size, args.peak_seconds) for precision in PRECISIONS}
     if cores != threads:
@@ -299,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" ({choice})" if choice else ""), flush=True)
         for name in models:
             for c in base_levels if name == "naive" else levels:
+                rounds = max(args.rounds if name != "naive" else 1, math.ceil(args.min_streams / c))
                 results.setdefault(name, []).append(asyncio.run(
-                    load(server, name, c, args.new_tokens, args.rounds if name != "naive" else 1, threads)))
+                    load(server, name, c, args.new_tokens, rounds, threads)))
                 r = results[name][-1]
                 print(f"  {name:<18} c={c:<4} {r.chars_per_s:10,.0f} chars/s", flush=True)
 

@@ -75,6 +75,8 @@ def test_two_replicas_balance_survive_a_kill_and_drain(tiny_config: Path) -> Non
 
             # 2. A session is pinned to the replica carrying its stream; open one on replica 2 only.
             pinned = Client(f"127.0.0.1:{ports[1]}", timeout=20)
+            # The replica may still be loading the assistant (it loads after its language model).
+            wait_until(lambda: pinned.get_model("tiny-assist").state == "ready", 30, "tiny-assist READY on replica 2")
             session = pinned.session("tiny-assist", text="It is a tr").open()
             assert session.session_id
 
@@ -331,11 +333,12 @@ def test_a_replica_that_served_a_while_starts_its_count_of_restarts_again(
 def test_replicas_share_the_cores_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from rnnserve.cli import build_parser
-    from rnnserve.cli.server_commands import _cores, _replica_args
+    from rnnserve.cli.server_commands import _replica_args
     from rnnserve.host.plugins import load_plugins
+    from rnnserve.host.torch_runtime import usable_cores
 
     parser = build_parser(load_plugins(discover=False))
-    cores = _cores()
+    cores = usable_cores()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     args = parser.parse_args(["serve", "--workers", "2"])
     assert _replica_args(args)[-2:] == ["--torch-threads", str(max(1, cores // 2))]

@@ -137,13 +137,6 @@ def _ray_serve(args: argparse.Namespace) -> int:
     return ray_serve.run(config, options, address=args.address, num_cpus=args.num_cpus)
 
 
-def _cores() -> int:
-    """The cores this process may run on (all of them where the OS cannot say, e.g. macOS)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def _replica_args(args: argparse.Namespace, torch_threads: int | None = None) -> list[str]:
     """The ``serve`` arguments of one replica of ``serve --workers N`` (the supervisor adds --port).
 
@@ -170,5 +163,7 @@ def _replica_args(args: argparse.Namespace, torch_threads: int | None = None) ->
     if args.torch_threads is not None:
         child += ["--torch-threads", str(args.torch_threads)]
     elif torch_threads is None and "OMP_NUM_THREADS" not in os.environ:
-        child += ["--torch-threads", str(max(1, _cores() // args.workers))]
+        from rnnserve.host import torch_runtime
+
+        child += ["--torch-threads", str(max(1, torch_runtime.usable_cores() // args.workers))]
     return child

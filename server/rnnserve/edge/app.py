@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,8 +211,12 @@ def _bind(server: aio.Server, address: str, credentials: grpc.ServerCredentials 
 async def serve(config: ServerConfig, host: PluginHost | None = None,
                 on_ready: Callable[[App], None] | None = None) -> None:
     """Run a server until SIGTERM or SIGINT, then drain and exit."""
-    torch_runtime.configure(config.torch_threads)
     app = create_server(f"{config.host}:{config.port}", config, host, http_port=config.http_port or None)
+    models = len(app.registry.entries())
+    threads = torch_runtime.configure(config.torch_threads, models=models)
+    log.info("%d torch thread(s) per model thread (%d models, %d cores%s)", threads, models,
+             torch_runtime.usable_cores(), "" if config.torch_threads is None and "OMP_NUM_THREADS" not in os.environ
+             else "; set by torch_threads, --torch-threads or OMP_NUM_THREADS")
     await app.start()
     log.info("serving on %s:%d: %s, %s, reflection %s, max_in_flight=%d, step_timeout_s=%g", config.host, app.port,
              ("mutual TLS" if config.tls_client_ca else "TLS") if app.tls else "plaintext",

@@ -198,30 +198,32 @@ class ModelRegistry:
         timeout = self.step_timeout(entry.spec)
         entry.hung = True
         entry.hangs += 1
+        worker = entry.worker  # the stuck one (a reload replaces it)
         self._set_failed(entry, f"step exceeded step_timeout_s={timeout:g} (a model call ran for {seconds:.1f} s)")
+        # The state a caller sees once its call has failed is the whole of it: dependents
+        # failed and the reload announced before the waiting calls are failed.
+        self._fail_dependents(entry)
+        self._schedule_reload(entry)
         failed = entry.guard.trip(ModelHung(
             f"model {entry.name!r} stopped responding: a step exceeded step_timeout_s={timeout:g}; "
             "the model is marked FAILED (other models still serve)"))
         log.error("model %s hung: a model call has run for %.1f s (step_timeout_s=%g); marked FAILED, "
                   "%d waiting calls failed", entry.name, seconds, timeout, failed)
-        worker = entry.worker
         if worker is not None:
             # Work queued behind the stuck call fails now: callers on other threads too (an
             # assistant waiting on its language model), which the guard does not reach.
             worker.abandon_hung(ModelHung(f"model {entry.name!r} stopped responding (step_timeout_s={timeout:g})"))
             # returns when the stuck call does, if ever; never blocks the watchdog
             threading.Thread(target=worker.stop, name=f"stop:{entry.name}", daemon=True).start()
-        self._fail_dependents(entry)
-        self._schedule_reload(entry)
         if self._on_change is not None:
             self._on_change(entry)
 
     def _on_crash(self, entry: ModelEntry, exc: BaseException) -> None:
         """A model's thread stopped on an error its work did not catch: FAILED, waiting calls failed."""
         self._set_failed(entry, f"its thread stopped on an error: {type(exc).__name__}: {exc}")
-        entry.guard.trip(ModelFailed(f"model {entry.name!r} failed: {type(exc).__name__}: {exc}"))
         self._fail_dependents(entry)
         self._schedule_reload(entry)
+        entry.guard.trip(ModelFailed(f"model {entry.name!r} failed: {type(exc).__name__}: {exc}"))
         if self._on_change is not None:
             self._on_change(entry)
 

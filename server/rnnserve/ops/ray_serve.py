@@ -152,13 +152,13 @@ class _LocalServer:
         from rnnserve.edge.app import create_server
         from rnnserve.host import torch_runtime
 
-        torch_runtime.configure(config.torch_threads)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="rnnserve-replica-server", daemon=True)
         self.thread.start()
 
         async def start() -> Any:
             app = create_server("127.0.0.1:0", config)
+            torch_runtime.configure(config.torch_threads, models=len(app.registry.entries()))
             await app.start()
             return app
 
