@@ -81,14 +81,14 @@ def test_duplicate_backend_names_fail_the_second_plugin() -> None:
 def test_rnnserve_plugins_lists_the_built_in_plugins_with_versions() -> None:
     out = subprocess.run([sys.executable, "-m", "rnnserve.cli", "plugins"], capture_output=True, text=True,
                          check=True, timeout=120).stdout
-    assert out.startswith("rnnserve 0.1.0, plugin API 1.1\n")
-    assert "char-lstm (rnnserve 0.1.0, needs plugin API 1.1): loaded" in out
+    assert out.startswith("rnnserve 0.1.0, plugin API 1.2\n")
+    assert "char-lstm (rnnserve 0.1.0, needs plugin API 1.2): loaded" in out
     assert "backends: char-lstm" in out
 
 
 @pytest.mark.parametrize(("required", "why"), [
-    ("2.0", "needs plugin API 2.0; this rnnserve provides plugin API 1.1"),
-    ("1.9", "needs plugin API 1.9; this rnnserve provides plugin API 1.1"),
+    ("2.0", "needs plugin API 2.0; this rnnserve provides plugin API 1.2"),
+    ("1.9", "needs plugin API 1.9; this rnnserve provides plugin API 1.2"),
     ("one", "PLUGIN_API_VERSION = 'one' is not a version"),
 ])
 def test_a_plugin_needing_another_plugin_api_is_refused_with_the_reason(required: str, why: str) -> None:
@@ -135,3 +135,19 @@ def test_the_plugin_api_lists_what_it_exports_and_its_hook_modules_do_not_import
     reached = {m for path in sources
                for m in re.findall(r"^\s*(?:from|import) (rnnserve(?:\.\w+)?)\b", path.read_text(), re.M)}
     assert reached <= {"rnnserve.plugin_api", "rnnserve.testing", "rnnserve.training"}, reached
+
+
+def test_lazy_backend_imports_its_module_only_when_a_model_loads(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnserve.plugin_api import lazy_backend
+
+    (tmp_path / "lazy_probe_backend.py").write_text("def create(spec, context):\n    return ('made', spec, context)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazy_probe_backend", raising=False)
+    factory = lazy_backend("lazy_probe_backend:create")
+    assert "lazy_probe_backend" not in sys.modules  # registering the factory imports nothing
+    assert factory("spec", "context") == ("made", "spec", "context")
+    assert "lazy_probe_backend" in sys.modules
+    for bad in ("lazy_probe_backend", ":create", "lazy_probe_backend:"):
+        with pytest.raises(ValueError, match=r"package\.module:function"):
+            lazy_backend(bad)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rnnserve.plugin_api import BackendFactory, Command, ModelSpec, hookimpl
+from rnnserve.plugin_api import BackendFactory, Command, ModelSpec, hookimpl, lazy_backend
 
-PLUGIN_API_VERSION = "1.1"
+PLUGIN_API_VERSION = "1.2"  # lazy_backend
 
 BACKEND = "char-lstm"
 SHIPPED_MODEL = "austen-char-lstm"
@@ -26,15 +26,9 @@ def is_shipped(directory: Path) -> bool:
     return (directory / "config.json").exists() and (directory / "model.safetensors").exists()
 
 
-def _create_backend(spec: ModelSpec, context) -> object:
-    from .backend import create_backend  # torch-heavy imports only when a model is loaded
-
-    return create_backend(spec, context)
-
-
 @hookimpl
 def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
-    register(BACKEND, _create_backend)
+    register(BACKEND, lazy_backend(f"{__package__}.backend:create_backend"))
 
 
 @hookimpl

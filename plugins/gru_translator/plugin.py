@@ -5,24 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rnnserve.plugin_api import BackendFactory, Command, ModelSpec, hookimpl
+from rnnserve.plugin_api import BackendFactory, Command, ModelSpec, hookimpl, lazy_backend
 
-PLUGIN_API_VERSION = "1.1"  # int8_copy
+PLUGIN_API_VERSION = "1.2"  # lazy_backend
 
 BACKEND = "gru-seq2seq"
 SHIPPED_MODEL = "en-de-gru"
 SHIPPED_DIR = Path(__file__).resolve().parent / "models" / SHIPPED_MODEL
 
 
-def _create_backend(spec: ModelSpec, context) -> object:
-    from .backend import create_backend  # torch-heavy imports only when a model is loaded
-
-    return create_backend(spec, context)
-
-
 @hookimpl
 def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
-    register(BACKEND, _create_backend)
+    register(BACKEND, lazy_backend(f"{__package__}.backend:create_backend"))
 
 
 @hookimpl

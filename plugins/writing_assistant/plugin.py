@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnnserve.plugin_api import BackendFactory, LoadContext, ModelSpec, hookimpl
+from rnnserve.plugin_api import BackendFactory, ModelSpec, hookimpl, lazy_backend
 from rnnserve_plugins.char_lstm.plugin import ENGLISH_DIR, ENGLISH_MODEL, SHIPPED_INT8_MODEL, is_shipped
 
 from .card import AUSTEN_LIMITS, MODERN_LIMITS, card
 
-PLUGIN_API_VERSION = "1.0"
+PLUGIN_API_VERSION = "1.2"  # lazy_backend
 
 BACKEND = "writing-assistant"
 AUSTEN_ASSISTANT = "austen-writing-assistant"
 
 
-def _create_backend(spec: ModelSpec, context: LoadContext) -> object:
-    from .backend import create_backend  # torch-heavy imports only when a model is loaded
-
-    return create_backend(spec, context)
-
-
 @hookimpl
 def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
-    register(BACKEND, _create_backend)
+    register(BACKEND, lazy_backend(f"{__package__}.backend:create_backend"))
 
 
 @hookimpl

@@ -11,6 +11,7 @@ What is here, by role:
   ``register_commands`` (see ``rnnserve.host.hookspecs``);
 * backend contracts: :class:`LanguageModel`, :class:`Translator`, :class:`Assistant` and the
   types their methods take and return; :data:`BackendFactory` and :class:`LoadContext`;
+  :func:`lazy_backend` (new in 1.2), a factory that imports its backend when a model loads;
 * models: :class:`ModelSpec` (what a plugin registers) and :class:`ModelCard`;
 * commands: :class:`Command` (``rnnserve <group> <name>``);
 * step programs, for backends that borrow another model's batched steps (the writing
@@ -103,7 +104,7 @@ if TYPE_CHECKING:
     from rnnserve.runtime.step_programs import StepProgram, run_alone, while_true
 
 #: The plugin API this host provides ("MAJOR.MINOR").
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 #: The module attribute through which a plugin states the API version it needs.
 REQUIRED_VERSION_ATTRIBUTE = "PLUGIN_API_VERSION"
 
@@ -129,6 +130,25 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'rnnserve.plugin_api' has no attribute {name!r}")
+
+
+def lazy_backend(target: str) -> BackendFactory:
+    """A backend factory that imports ``"package.module:function"`` when a model of the backend
+    first loads, and returns that function's backend for (spec, context) (new in 1.2).
+
+    A hook module registers ``lazy_backend(f"{__package__}.backend:create_backend")`` rather
+    than importing its backend module, so that importing the hooks (``rnnserve plugins``,
+    ``--help``) does not import torch.
+    """
+    module, colon, name = target.partition(":")
+    if not (colon and module and name):
+        raise ValueError(f"lazy_backend takes 'package.module:function', got {target!r}")
+
+    def create(spec: ModelSpec, context: LoadContext) -> Any:
+        return getattr(importlib.import_module(module), name)(spec, context)
+
+    create.__qualname__ = create.__name__ = f"lazy_backend({target!r})"
+    return create
 
 
 def api_mismatch(required: object) -> str | None:
@@ -199,6 +219,7 @@ __all__ = [
     "int8_copy",
     "language_model_reader",
     "language_model_stepper",
+    "lazy_backend",
     "lstm_update",
     "max_cost_option",
     "precision_of",

@@ -67,9 +67,9 @@ def test_trace_env_var_logs_every_hook_call(monkeypatch: pytest.MonkeyPatch, cap
 def test_plugins_lists_name_version_hooks_models_state_and_reason(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert ("char-lstm (rnnserve 0.1.0, needs plugin API 1.1): loaded\n"
+    assert ("char-lstm (rnnserve 0.1.0, needs plugin API 1.2): loaded\n"
             "    hooks: register_backends, register_commands, register_models") in out
-    assert "jordan-lm (rnnserve-jordan-lm 0.1.0, needs plugin API 1.0): loaded" in out
+    assert "jordan-lm (rnnserve-jordan-lm 0.1.0, needs plugin API 1.2): loaded" in out
     assert "    models: austen-jordan-lm\n    commands: train jordan-lm" in out
 
 

@@ -86,23 +86,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnnserve.plugin_api import BackendFactory, LoadContext, ModelCard, ModelSpec, hookimpl
+from rnnserve.plugin_api import BackendFactory, ModelCard, ModelSpec, hookimpl, lazy_backend
 
 #: The rnnserve plugin API this plugin was written against (`rnnserve plugins` shows both).
 PLUGIN_API_VERSION = "{api_version}"
 BACKEND = "{name}"
 
 
-def _create_backend(spec: ModelSpec, context: LoadContext) -> object:
-    from .backend import create_backend  # torch loads only when a model does
-
-    return create_backend(spec, context)
-
-
 @hookimpl
 def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
-    """Backend name -> factory(spec, context) returning a LanguageModel."""
-    register(BACKEND, _create_backend)
+    """Backend name -> factory(spec, context) returning a LanguageModel (its module, and torch,
+    load when a model does)."""
+    register(BACKEND, lazy_backend(f"{{__package__}}.backend:create_backend"))
 
 
 @hookimpl

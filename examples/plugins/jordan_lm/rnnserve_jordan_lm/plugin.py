@@ -5,25 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rnnserve.plugin_api import BackendFactory, Command, LoadContext, ModelSpec, hookimpl
+from rnnserve.plugin_api import BackendFactory, Command, ModelSpec, hookimpl, lazy_backend
 
 #: The plugin API this plugin was written against (rnnserve refuses to load it on a host
 #: whose API it does not match).
-PLUGIN_API_VERSION = "1.0"
+PLUGIN_API_VERSION = "1.2"  # lazy_backend
 BACKEND = "jordan-lm"
 MODEL = "austen-jordan-lm"
 MODEL_DIR = Path(__file__).resolve().parent / "models" / MODEL
 
 
-def _create_backend(spec: ModelSpec, context: LoadContext) -> object:
-    from .backend import create_backend  # torch loads when a model does, not when the CLI starts
-
-    return create_backend(spec, context)
-
-
 @hookimpl
 def register_backends(register: Callable[[str, BackendFactory], None]) -> None:
-    register(BACKEND, _create_backend)
+    register(BACKEND, lazy_backend(f"{__package__}.backend:create_backend"))
 
 
 @hookimpl
