@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"also measure these, comma-separated: default, {', '.join(VARIANTS)}")
     parser.add_argument("--plot", type=Path, help="write throughput/latency vs concurrency here (PNG)")
     parser.add_argument("--torch-threads", type=int, default=None,
-                        help="server torch threads (default: torch's, one per core)")
+                        help="server torch threads (default: what the server picks, (cores - 1) // models, at least 1)")
     parser.add_argument("--peak-size", type=int, default=1024, help="matrix size of the peak measurements")
     parser.add_argument("--peak-seconds", type=float, default=0.5, help="length of each peak measurement's rounds")
     parser.add_argument("--bare-seconds", type=float, default=1.0, help="time each bare step at least this long")

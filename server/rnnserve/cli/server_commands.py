@@ -30,7 +30,8 @@ def add_server_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics over HTTP on this port")
     serve.add_argument("--http-port", type=int, help="serve the HTTP API (playground /, OpenAI-compatible /v1, "
                        "JSON /api/v1, /docs) on this port, same host (default 8000; 0 turns it off)")
-    serve.add_argument("--torch-threads", type=int, help="torch intra-op threads (default: one per core)")
+    serve.add_argument("--torch-threads", type=int,
+                       help="torch threads per model thread (default: (cores - 1) // models, at least 1)")
     serve.add_argument("--require-manifest", action="store_true",
                        help="refuse model directories without a manifest.json")
     serve.add_argument("--log-format", choices=LOG_FORMATS, default=None,
@@ -141,8 +142,8 @@ def _replica_args(args: argparse.Namespace, torch_threads: int | None = None) ->
     """The ``serve`` arguments of one replica of ``serve --workers N`` (the supervisor adds --port).
 
     ``torch_threads`` is the config's value; when neither it, ``--torch-threads`` nor
-    ``OMP_NUM_THREADS`` says, the replicas share the cores: cores // N threads each (torch's
-    default, a thread per core in every replica, would put N threads on each core).
+    ``OMP_NUM_THREADS`` says, the replicas share the cores: cores // N threads each (a replica's
+    own rule, ``(cores - 1) // models``, does not know that N replicas share the machine).
     """
     child = ["-v"] if args.verbose else []
     child.append("serve")

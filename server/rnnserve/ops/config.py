@@ -118,7 +118,8 @@ class ServerConfig:
     #: The HTTP API (OpenAI-compatible ``/v1``, JSON ``/api/v1``, ``/docs``) on this port, same
     #: host, TLS and token as gRPC (``rnnserve serve``; ``create_server`` takes the port itself); 0: off.
     http_port: int = 8000
-    #: torch intra-op threads for the whole process; None: torch's default (one per core).
+    #: torch intra-op threads of each model thread; None: (cores - 1) // models, at least one
+    #: (``rnnserve.host.torch_runtime.default_threads``).
     #: 1 avoids OpenMP oversubscription when other processes share the cores.
     torch_threads: int | None = None
 
