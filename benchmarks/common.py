@@ -129,7 +129,8 @@ def usable_cores() -> int:
 def machine() -> str:
     """This machine in one line, as the test suite's header says it: CPU model, the cores this process
     may use, the :data:`ISA_FLAGS`, torch's kernels and ``dtype = "auto"``'s unmeasured guess (a loaded
-    model's measured choice is ``GetModel``'s ``precision``), memory, and the load average (a
+    model's measured choice is ``GetModel``'s ``precision``), any instruction-set limits on the
+    kernels (``scripts/as-avx2``), memory, and the load average (a
     benchmark's figures mean little without it; idle is near 0)."""
     import torch
 
@@ -142,12 +143,14 @@ def machine() -> str:
         lines = meminfo.read_text().splitlines()
         kib = next((int(line.split()[1]) for line in lines if line.startswith("MemTotal")), 0)
         memory = f"; {kib / 2**20:.0f} GiB"
+    limits = precision.kernel_limits()
+    held = ("; kernels held by " + " ".join(f"{k}={v}" for k, v in limits.items())) if limits else ""
     load = "; load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else ""
     return (f"cpu: {precision.cpu_model()}, {usable_cores()} cores; "
             + " ".join(f"{flag}={'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS)
             + f"; torch {torch.__version__}: kernels {torch.backends.cpu.get_cpu_capability()}, dtype auto: "
             f"measured per model (unmeasured guess {precision.precision_of({'dtype': 'auto'}, 'auto')})"
-            f"{memory}{load}")
+            f"{held}{memory}{load}")
 
 
 def print_machine() -> None:

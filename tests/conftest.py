@@ -29,7 +29,7 @@ atexit.register(shutil.rmtree, os.environ["RNNSERVE_CACHE_DIR"], ignore_errors=T
 #: The CPU features that decide kernels and ``dtype = "auto"`` (printed in the pytest header).
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
 #: Environment variables that force those choices.
-FORCING_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", precision.NATIVE_BF16_ENV, "RNNSERVE_PRECISION")
+FORCING_ENV = (*precision.KERNEL_LIMITS, precision.NATIVE_BF16_ENV, "RNNSERVE_PRECISION")
 
 
 def pytest_report_header() -> list[str]:

@@ -47,12 +47,35 @@ def test_auto_is_bfloat16_exactly_where_the_cpu_multiplies_it_natively() -> None
 def test_native_bfloat16_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str,
                                              native: bool) -> None:
     monkeypatch.delenv(precision.NATIVE_BF16_ENV, raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
     real = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(cpuinfo if str(self) == "/proc/cpuinfo"
                                                                       else self, *a, **k))
     assert precision.native_bfloat16.__wrapped__() is native
+
+
+@pytest.mark.parametrize(("held", "native"), [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True),
+                                               ("AVX512_CORE_AMX", True), ("", True)])
+def test_onednn_held_below_bfloat16_is_not_native(monkeypatch: pytest.MonkeyPatch, held: str, native: bool) -> None:
+    """``ONEDNN_MAX_CPU_ISA`` (e.g. ``scripts/as-avx2``) takes the bfloat16 instructions away from
+    oneDNN, so the unmeasured guess must not count on them."""
+    monkeypatch.delenv(precision.NATIVE_BF16_ENV, raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", held)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    assert precision.native_bfloat16.__wrapped__() is native
+
+
+def test_cpu_model_names_family_and_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Virtual machines name a Zen 4 and a Zen 5 alike ("AMD EPYC"): the numbers tell them apart."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                       "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 99\n")
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(cpuinfo if str(self) == "/proc/cpuinfo"
+                                                                      else self, *a, **k))
+    assert precision.cpu_model() == "AMD EPYC (family 26, model 2)"
 
 
 @pytest.mark.parametrize(("forced", "expected"), [("1", torch.bfloat16), ("0", torch.float32)])

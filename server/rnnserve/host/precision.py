@@ -21,8 +21,11 @@ The CPU-feature guess can be forced, so every path runs on every CPU: set
 ``RNNSERVE_NATIVE_BFLOAT16=1`` (or ``0``) to make an unmeasured ``"auto"`` act as on a CPU
 with (or without) native bfloat16; a measured one is forced by ``RNNSERVE_PRECISION``
 (``rnnserve.host.precision_choice``). torch's own kernel choice is forced the same way by
-``ATEN_CPU_CAPABILITY`` (``default``/``avx2``/``avx512``) and oneDNN's by
-``ONEDNN_MAX_CPU_ISA`` (e.g. ``AVX2``), read when the process starts.
+``ATEN_CPU_CAPABILITY`` (``default``/``avx2``/``avx512``), oneDNN's by
+``ONEDNN_MAX_CPU_ISA`` (e.g. ``AVX2``) and fbgemm's (the int8 kernels) by
+``FBGEMM_ENABLE_INSTRUCTIONS`` (e.g. ``AVX2``), read when the process starts: with all three
+at AVX2 (``scripts/as-avx2``) a machine with AVX-512 runs the kernels of an AVX2-only CPU
+(:data:`KERNEL_LIMITS`, named by benchmarks and in the precision choice's cache key).
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ PRECISIONS = ("float32", "bfloat16", "int8")
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 #: Forces :func:`native_bfloat16` ("1" or "0") whatever the CPU.
 NATIVE_BF16_ENV = "RNNSERVE_NATIVE_BFLOAT16"
+#: ``ONEDNN_MAX_CPU_ISA`` values under which oneDNN may still multiply bfloat16 natively.
+ONEDNN_BF16_ISAS = frozenset({"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
+                              "AVX512_CORE_AMX_FP16", "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16",
+                              "AVX10_2_512", "AVX10_2_512_AMX_2"})
+#: The environment variables that hold torch's, oneDNN's and fbgemm's kernels to an instruction set.
+KERNEL_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "FBGEMM_ENABLE_INSTRUCTIONS")
 
 
 def cpu_flags() -> frozenset[str]:
@@ -57,24 +66,43 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("unknown" where there is none)."""
+    """The CPU's model name from /proc/cpuinfo with its family and model numbers, which tell apart
+    CPUs that a virtual machine names alike (``AMD EPYC (family 25, model 17)`` is a Zen 4,
+    family 26 a Zen 5); "unknown" where there is no /proc/cpuinfo."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "unknown"
-    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                "unknown")
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first CPU's entry is enough
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "unknown")
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
+
+
+def kernel_limits() -> dict[str, str]:
+    """The :data:`KERNEL_LIMITS` set in this process's environment (name -> value)."""
+    return {name: os.environ[name] for name in KERNEL_LIMITS if os.environ.get(name)}
 
 
 @cache
 def native_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX512-BF16), unless
+    """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX512-BF16) and oneDNN may
+    use those instructions (``ONEDNN_MAX_CPU_ISA`` unset or at least ``AVX512_CORE_BF16``), unless
     ``RNNSERVE_NATIVE_BFLOAT16`` says otherwise."""
     forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
     if forced in ("0", "1"):
         return forced == "1"
     if forced:
         raise ConfigurationError(f"{NATIVE_BF16_ENV} must be 0 or 1, got {forced!r}")
+    held = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if held and held not in ONEDNN_BF16_ISAS:
+        return False
     return not BF16_FLAGS.isdisjoint(cpu_flags())
 
 

@@ -65,7 +65,7 @@ import torch
 
 from rnnserve.backends import LanguageModel
 from rnnserve.edge.errors import ConfigurationError
-from rnnserve.host.precision import PRECISIONS, cpu_flags, cpu_model
+from rnnserve.host.precision import PRECISIONS, cpu_flags, cpu_model, kernel_limits
 
 log = logging.getLogger("rnnserve.precision")
 
@@ -188,14 +188,15 @@ def cache_dir() -> Path:
 
 
 def machine() -> dict[str, object]:
-    """What decides the timings besides the checkpoint: CPU, its flags, torch, its thread count and
-    the int8 kernels (``rnnserve.host.int8``)."""
+    """What decides the timings besides the checkpoint: CPU, its flags, torch, its thread count,
+    the int8 kernels (``rnnserve.host.int8``) and any instruction-set limits on the kernels
+    (``rnnserve.host.precision.KERNEL_LIMITS``)."""
     from rnnserve.host.int8 import int8_kernels
 
     return {"cpu": cpu_model(), "int8_kernels": int8_kernels(),
             "flags": hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:16],
             "torch": torch.__version__, "kernels": torch.backends.cpu.get_cpu_capability(),
-            "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""), "threads": torch.get_num_threads()}
+            "kernel_limits": kernel_limits(), "threads": torch.get_num_threads()}
 
 
 def cache_key(checkpoint: str, large_batch: int = LARGE_BATCH) -> str:
