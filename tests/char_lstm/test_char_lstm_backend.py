@@ -152,7 +152,8 @@ def test_two_shipped_assistants_one_per_language_model():
     modern = "english-char-lstm-int8" if (plugin.ENGLISH_DIR / "model.safetensors").exists() \
         else "austen-char-lstm-int8"
     assert by_name["writing-assistant"].options == {"language_model": modern}
-    assert by_name["austen-writing-assistant"].options == {"language_model": "austen-char-lstm-int8"}
+    assert by_name["austen-writing-assistant"].options == {"language_model": "austen-char-lstm-int8",
+                                                           "lexicon_words": 200_000}
     assert modern in by_name["writing-assistant"].card.description
     assert "Austen" in by_name["austen-writing-assistant"].card.limitations
 

@@ -76,15 +76,14 @@ class Floor:
 SLACK = 0.05
 
 FLOORS: dict[str, Floor] = {
-    # bfloat16 here (dtype = "auto"); float32 (RNNSERVE_NATIVE_BFLOAT16=0) measured 1.6937.
-    "austen-char-lstm": Floor("bits/char", "persuasion-score.txt", measured=1.6934, bound=1.71,
+    # The continued model (step 4,000), on an AMD EPYC family 26 where dtype = "auto" picks int8 (the
+    # previous weights measured 1.6934 in bfloat16 and 1.6952 in int8).
+    "austen-char-lstm": Floor("bits/char", "persuasion-score.txt", measured=1.6581, bound=1.675,
                               higher_is_better=False),
-    "austen-char-lstm-int8": Floor("bits/char", "persuasion-score.txt", measured=1.6952, bound=1.71,
+    "austen-char-lstm-int8": Floor("bits/char", "persuasion-score.txt", measured=1.6581, bound=1.675,
                                    higher_is_better=False),
     # Greedy decoding measured 45.25 on this slice (length_penalty 0: 46.26), so the bound catches it.
     "en-de-gru": Floor("chrF", "en-de-test.en, en-de-test.de", measured=46.67, bound=46.0),
-    # The unigram baseline measured 0.2539 on this passage. int8 rounding depends on the batch, so
-    # what ran on the server before can move a suggestion: 0.3469 when measured on a fresh server.
     # bfloat16 here (dtype = "auto").
     "english-char-lstm": Floor("bits/char", "modern-score.txt", measured=1.6538, bound=1.67,
                                higher_is_better=False),
@@ -92,8 +91,11 @@ FLOORS: dict[str, Floor] = {
                                     higher_is_better=False),
     # The wordfreq baseline measured 0.2259 on this passage (x1.70).
     "writing-assistant": Floor("KSR@3", "modern-assist.txt", measured=0.3839, bound=0.373),
-    "austen-writing-assistant": Floor("KSR@3", "persuasion-assist.txt, austen-train-words.tsv", measured=0.3459,
-                                      bound=0.335),
+    # The unigram baseline measured 0.2539 on this passage. int8 rounding depends on the batch, so
+    # what ran on the server before can move a suggestion (the previous weights: 0.3459, and 0.3469
+    # on a fresh server).
+    "austen-writing-assistant": Floor("KSR@3", "persuasion-assist.txt, austen-train-words.tsv", measured=0.3490,
+                                      bound=0.339),
 }
 
 

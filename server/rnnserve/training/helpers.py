@@ -28,6 +28,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import distributed as dist
 
+from rnnserve.host.precision import cpu_model
+
 #: Values of a trainer's ``device`` option.
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -136,15 +138,11 @@ def command_line(module: str) -> str:
 
 
 def hardware() -> str:
-    """CPU model, cores, torch threads, processes and torch version, for a model card."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """CPU model (with its family and model numbers), cores, torch threads, processes and torch
+    version, for a model card."""
+    cpu = cpu_model()
+    if cpu == "unknown":
+        cpu = platform.processor() or platform.machine()
     gpus = ""
     if torch.cuda.is_available():
         gpus = f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
