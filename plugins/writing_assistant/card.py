@@ -9,15 +9,15 @@ HOW = "beam search over characters, casing kept, per-session recurrent state"
 
 #: Keystroke savings measured on 2026-12-06 (AMD EPYC family 26, torch 2.13.0) typing the first 10,000
 #: characters of each held-out text, against PyPI wordfreq's context-free completer (same acceptance rule),
-#: the Austen assistant on the continued austen-char-lstm (step 4,000) with its 200,000-word lexicon:
+#: the Austen assistant on the continued austen-char-lstm (step 5,800) with its 200,000-word lexicon:
 #:   python -m benchmarks.assistant --data runs/english/data --model writing-assistant,austen-writing-assistant \
 #:       --ksr-only --chars 10000        # and --data runs/austen/data (Persuasion)
 KSR = {
     "writing-assistant": {"modern_ksr1": 0.2377, "modern_ksr3": 0.3432, "modern_ksr3_vs_wordfreq": 1.488,
                           "persuasion_ksr1": 0.1276, "persuasion_ksr3": 0.2043, "persuasion_ksr3_vs_wordfreq": 0.899},
-    "austen-writing-assistant": {"modern_ksr1": 0.1299, "modern_ksr3": 0.2046, "modern_ksr3_vs_wordfreq": 0.887,
-                                 "persuasion_ksr1": 0.2385, "persuasion_ksr3": 0.3396,
-                                 "persuasion_ksr3_vs_wordfreq": 1.494},
+    "austen-writing-assistant": {"modern_ksr1": 0.1282, "modern_ksr3": 0.2077, "modern_ksr3_vs_wordfreq": 0.901,
+                                 "persuasion_ksr1": 0.2396, "persuasion_ksr3": 0.3438,
+                                 "persuasion_ksr3_vs_wordfreq": 1.513},
 }
 KSR_COMMAND = ("python -m benchmarks.assistant --data runs/english/data (or runs/austen/data) "
                "--model writing-assistant,austen-writing-assistant --ksr-only --chars 10000")

@@ -76,11 +76,11 @@ class Floor:
 SLACK = 0.05
 
 FLOORS: dict[str, Floor] = {
-    # The continued model (step 4,000), on an AMD EPYC family 26 where dtype = "auto" picks int8 (the
-    # previous weights measured 1.6934 in bfloat16 and 1.6952 in int8).
-    "austen-char-lstm": Floor("bits/char", "persuasion-score.txt", measured=1.6581, bound=1.675,
+    # The continued model (step 5,800), on an AMD EPYC family 26 where dtype = "auto" picks int8 (the
+    # 2,000-step weights measured 1.6934 in bfloat16 and 1.6952 in int8; step 4,000 1.6581).
+    "austen-char-lstm": Floor("bits/char", "persuasion-score.txt", measured=1.6622, bound=1.68,
                               higher_is_better=False),
-    "austen-char-lstm-int8": Floor("bits/char", "persuasion-score.txt", measured=1.6581, bound=1.675,
+    "austen-char-lstm-int8": Floor("bits/char", "persuasion-score.txt", measured=1.6622, bound=1.68,
                                    higher_is_better=False),
     # Greedy decoding measured 45.25 on this slice (length_penalty 0: 46.26), so the bound catches it.
     "en-de-gru": Floor("chrF", "en-de-test.en, en-de-test.de", measured=46.67, bound=46.0),
@@ -92,10 +92,10 @@ FLOORS: dict[str, Floor] = {
     # The wordfreq baseline measured 0.2259 on this passage (x1.70).
     "writing-assistant": Floor("KSR@3", "modern-assist.txt", measured=0.3839, bound=0.373),
     # The unigram baseline measured 0.2539 on this passage. int8 rounding depends on the batch, so
-    # what ran on the server before can move a suggestion (the previous weights: 0.3459, and 0.3469
-    # on a fresh server).
-    "austen-writing-assistant": Floor("KSR@3", "persuasion-assist.txt, austen-train-words.tsv", measured=0.3490,
-                                      bound=0.339),
+    # what ran on the server before can move a suggestion (the 2,000-step weights: 0.3459, and 0.3469
+    # on a fresh server; step 4,000: 0.3490).
+    "austen-writing-assistant": Floor("KSR@3", "persuasion-assist.txt, austen-train-words.tsv", measured=0.3521,
+                                      bound=0.342),
 }
 
 
