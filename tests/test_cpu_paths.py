@@ -40,8 +40,9 @@ def test_the_numerical_contracts_hold_on_the_forced_path(path: str) -> None:
     flag, aten, onednn, fbgemm, native_bf16, forced = PATHS[path]
     if flag not in precision.cpu_flags():
         pytest.skip(f"this CPU ({precision.cpu_model()}) has no {flag}: the {path} kernels cannot run here")
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": aten, "ONEDNN_MAX_CPU_ISA": onednn,
-           "FBGEMM_ENABLE_INSTRUCTIONS": fbgemm, precision.NATIVE_BF16_ENV: native_bf16, PRECISION_ENV: forced}
+    limits = dict(zip(precision.KERNEL_LIMITS, (aten, onednn, fbgemm), strict=True))
+    env = {**{k: v for k, v in os.environ.items() if k not in limits},
+           **{k: v for k, v in limits.items() if v}, precision.NATIVE_BF16_ENV: native_bf16, PRECISION_ENV: forced}
     capability = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
                                 env=env, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     assert capability.lower() == ("default" if aten == "default" else aten), \
@@ -50,6 +51,6 @@ def test_the_numerical_contracts_hold_on_the_forced_path(path: str) -> None:
                            "tests/test_precision.py"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
-    print(f"{path} (ATEN_CPU_CAPABILITY={aten} ONEDNN_MAX_CPU_ISA={onednn} FBGEMM_ENABLE_INSTRUCTIONS={fbgemm} "
-          f"{precision.NATIVE_BF16_ENV}={native_bf16} {PRECISION_ENV}={forced}): {summary}")
+    held = " ".join(f"{k}={v}" for k, v in limits.items() if v)
+    print(f"{path} ({held} {precision.NATIVE_BF16_ENV}={native_bf16} {PRECISION_ENV}={forced}): {summary}")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

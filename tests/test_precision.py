@@ -39,6 +39,15 @@ def test_auto_is_bfloat16_exactly_where_the_cpu_multiplies_it_natively() -> None
     assert precision.dtype_option({"dtype": "auto"}, "m") == expected
 
 
+def fake_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str) -> None:
+    """Make ``/proc/cpuinfo`` read as ``text`` for this test."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(text)
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(cpuinfo if str(self) == "/proc/cpuinfo"
+                                                                      else self, *a, **k))
+
+
 @pytest.mark.parametrize(("flags", "native"), [
     ("fpu sse2 avx2 fma avx512f", False),
     ("fpu avx512f avx512_bf16", True),
@@ -48,11 +57,7 @@ def test_native_bfloat16_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, tm
                                              native: bool) -> None:
     monkeypatch.delenv(precision.NATIVE_BF16_ENV, raising=False)
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
-    real = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(cpuinfo if str(self) == "/proc/cpuinfo"
-                                                                      else self, *a, **k))
+    fake_cpuinfo(monkeypatch, tmp_path, f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
     assert precision.native_bfloat16.__wrapped__() is native
 
 
@@ -69,12 +74,8 @@ def test_onednn_held_below_bfloat16_is_not_native(monkeypatch: pytest.MonkeyPatc
 
 def test_cpu_model_names_family_and_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Virtual machines name a Zen 4 and a Zen 5 alike ("AMD EPYC"): the numbers tell them apart."""
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
-                       "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 99\n")
-    real = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(cpuinfo if str(self) == "/proc/cpuinfo"
-                                                                      else self, *a, **k))
+    fake_cpuinfo(monkeypatch, tmp_path, "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                 "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 99\n")
     assert precision.cpu_model() == "AMD EPYC (family 26, model 2)"
 
 
